@@ -1,0 +1,26 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   -> creates .venv, installs metaser with pinned versions, runs `metaser demo`
+#   make test   -> creates .venv, installs metaser + test deps, runs the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: an unpinned torch would pull gigabytes of CUDA wheels
+	$(BIN)/pip install -q torch==2.13.0 -c constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+.PHONY: install demo test test-all
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/metaser demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not gpu"

@@ -1,0 +1,90 @@
+"""Typed configs of the model components (one dataclass per component).
+
+``ModelConfig`` is what a user writes in YAML under ``model:``. The label-dependent parts
+(emotion classes, enabled auxiliary tasks with their class names / CTC vocabulary) come
+from the data and are passed separately as :class:`TaskSpec` lists; ``save_pretrained``
+stores both, so a model directory is self-contained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class EncoderConfig:
+    """The pretrained SSL speech encoder.
+
+    name_or_path: a hub id (``microsoft/wavlm-base``), a local directory saved with
+        ``save_pretrained``, or a tiny random preset (``tiny-wav2vec2``, ``tiny-hubert``,
+        ``tiny-wavlm``) for tests and the offline demo.
+    normalize_waveform: zero-mean / unit-variance per utterance before the CNN. ``None``
+        takes ``do_normalize`` from the checkpoint's ``preprocessor_config.json`` when present,
+        else False.
+    attn_implementation: ``"eager"`` | ``"sdpa"`` | None (the library's default).
+    gradient_checkpointing: trade compute for memory in the trainable transformer layers.
+    """
+
+    name_or_path: str = "tiny-wavlm"
+    normalize_waveform: bool | None = None
+    attn_implementation: str | None = None
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class FusionConfig:
+    """How encoder layers are fused, and how aux-task hidden layers feed the emotion head.
+
+    layers: ``ari`` (Eq. 3: [F_L ; sum_{i<L} w_i F_i], 2D per frame), ``weighted_sum``
+        (sum_i w_i F_i over all L layers, D per frame) or ``last`` (F_L).
+    tasks: ``coattention`` (the paper's co-attention), ``concat`` ("w/o Co": pooled
+        frames concatenated with the aux hidden layers) or ``none`` (emotion from pooled
+        frames only).
+    """
+
+    layers: Literal["ari", "weighted_sum", "last"] = "ari"
+    tasks: Literal["coattention", "concat", "none"] = "coattention"
+
+
+@dataclass
+class HeadConfig:
+    """A two-layer head: Linear(hidden_dim) -> ReLU -> Dropout -> Linear(outputs)."""
+
+    hidden_dim: int = 256
+    dropout: float = 0.1
+
+
+@dataclass
+class ModelConfig:
+    """The composed model.
+
+    architecture: ``metaser`` (fusion + aux heads + co-attention + emotion head) or
+        ``baseline`` (last layer -> masked mean -> one Linear: the paper's baseline).
+    coattention_dim: H, the width of the co-attention projections (and of the aux hidden
+        layers a_k, which equals ``aux_head.hidden_dim``).
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    aux_head: HeadConfig = field(default_factory=HeadConfig)
+    emotion_head: HeadConfig = field(default_factory=lambda: HeadConfig(hidden_dim=256, dropout=0.2))
+    architecture: Literal["metaser", "baseline"] = "metaser"
+
+
+@dataclass
+class TaskSpec:
+    """One task the data provides.
+
+    kind: ``classification`` (utterance level) or ``ctc`` (frame level ASR).
+    labels: class names, or for ``ctc`` the character tokens without the blank
+        (CTC output index 0 is the blank, ``labels[i]`` is output ``i + 1``).
+    """
+
+    name: str
+    kind: Literal["classification", "ctc"]
+    labels: list[str]
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels) + (1 if self.kind == "ctc" else 0)
