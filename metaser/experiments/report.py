@@ -1,0 +1,187 @@
+"""Reports built from saved per-fold results: results.json, report.md and plots.
+
+Everything here reads files only (``metaser report RUN_DIR`` retrains nothing); the emotion
+scores are recomputed from the saved per-utterance predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from metaser.errors import MetaserError
+from metaser.training.metrics import UA_WA_DEFINITION, classification_scores
+
+#: test metrics reported per fold, with their display names (Table II/III style)
+TEST_COLUMNS = [
+    ("ua", "UA"), ("wa", "WA"), ("macro_f1", "F1"), ("cer", "CER"), ("wer", "WER"),
+    ("gender_acc", "GR"), ("style_acc", "StyR"),
+]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def fold_dirs(run_dir: Path) -> list[Path]:
+    dirs = sorted((p for p in run_dir.glob("fold*") if p.is_dir()), key=lambda p: int(p.name[4:] or 0))
+    return [d for d in dirs if (d / "metrics.json").is_file()]
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return {}
+    return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+            "n": len(vals)}
+
+
+def recompute_fold(fold_dir: Path) -> dict[str, Any]:
+    """UA / WA / F1 / confusion of one fold, from its predictions.jsonl."""
+    rows = _read_jsonl(fold_dir / "predictions.jsonl")
+    labels = json.loads((fold_dir / "labels.json").read_text())["classes"]["emotion"]
+    idx = {c: i for i, c in enumerate(labels)}
+    rows = [r for r in rows if r.get("emotion") is not None]
+    s = classification_scores([idx[r["emotion"]] for r in rows], [idx[r["pred"]] for r in rows], len(labels))
+    s["classes"] = labels
+    return s
+
+
+def aggregate(run_dir: str | Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    folds = fold_dirs(run_dir)
+    if not folds:
+        raise MetaserError(f"{run_dir}: no finished fold (fold*/metrics.json) found")
+    per_fold = []
+    pooled: dict[tuple[str, str], int] = {}
+    classes: list[str] = []
+    for d in folds:
+        m = json.loads((d / "metrics.json").read_text())
+        emo = recompute_fold(d)
+        test = {**m["test"], **{k: emo[k] for k in ("ua", "wa", "macro_f1", "num_utterances")}}
+        per_fold.append({"fold": m["fold"], "test_group": m.get("test_group"), "test": test,
+                         "valid": m.get("valid", {}), "layer_weights": m.get("layer_weights")})
+        for i, ref in enumerate(emo["classes"]):
+            if ref not in classes:
+                classes.append(ref)
+            for j, hyp in enumerate(emo["classes"]):
+                pooled[(ref, hyp)] = pooled.get((ref, hyp), 0) + emo["confusion"][i][j]
+    keys = sorted({k for f in per_fold for k, v in f["test"].items() if isinstance(v, (int, float))})
+    summary = {k: _mean_std([f["test"].get(k) for f in per_fold]) for k in keys}
+    vkeys = sorted({k for f in per_fold for k, v in f["valid"].items() if isinstance(v, (int, float))})
+    vsummary = {k: _mean_std([f["valid"].get(k) for f in per_fold]) for k in vkeys}
+    confusion = [[pooled.get((r, h), 0) for h in classes] for r in classes]
+    weights = [f["layer_weights"] for f in per_fold if f["layer_weights"]]
+    mean_w = [statistics.fmean(col) for col in zip(*weights)] if weights else None
+    return {
+        "run": run_dir.name,
+        "definitions": UA_WA_DEFINITION + " Speaker accuracy is reported on validation only: on a "
+                       "speaker-independent test fold the test speakers are unseen, so it is meaningless.",
+        "folds": per_fold,
+        "test": summary,
+        "valid": vsummary,
+        "classes": classes,
+        "pooled_confusion": confusion,
+        "mean_layer_weights": mean_w,
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
+    cols = [(k, n) for k, n in TEST_COLUMNS if k in res["test"]]
+    lines = [f"# Results: {res['run']}", ""]
+    if synthetic:
+        lines += ["> **Synthetic**: these figures come from the synthetic demo corpus with an untrained "
+                  "tiny encoder. They show the pipeline works; they say nothing about IEMOCAP.", ""]
+    lines += [f"Definitions: {res['definitions']}", "", "## Test, per fold (%)", "",
+              "| fold | test group | " + " | ".join(n for _, n in cols) + " |",
+              "|---|---|" + "---|" * len(cols)]
+    for f in res["folds"]:
+        lines.append(f"| {f['fold']} | {f['test_group']} | " + " | ".join(_pct(f["test"].get(k)) for k, _ in cols) + " |")
+    lines.append("| **mean ± std** | | " + " | ".join(
+        f"**{_pct(res['test'][k]['mean'])}** ± {_pct(res['test'][k]['std'])}" for k, _ in cols) + " |")
+    if res["valid"]:
+        lines += ["", "## Validation (selected checkpoints), mean over folds (%)", ""]
+        lines += ["| metric | mean | std |", "|---|---|---|"]
+        for k, v in res["valid"].items():
+            if k == "loss":
+                lines.append(f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |")
+            else:
+                lines.append(f"| {k} | {_pct(v['mean'])} | {_pct(v['std'])} |")
+    lines += ["", "## Pooled confusion matrix (rows = reference)", "",
+              "| | " + " | ".join(res["classes"]) + " |", "|---|" + "---|" * len(res["classes"])]
+    for c, row in zip(res["classes"], res["pooled_confusion"]):
+        lines.append(f"| **{c}** | " + " | ".join(str(x) for x in row) + " |")
+    if res.get("mean_layer_weights"):
+        w = res["mean_layer_weights"]
+        lines += ["", "## Learned layer weights (mean over folds)", "",
+                  " ".join(f"L{i + 1}:{x:.3f}" for i, x in enumerate(w))]
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = res["pooled_confusion"]
+    n = len(cm)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 1.2 * n + 1.5))
+    norm = [[v / max(sum(r), 1) for v in r] for r in cm]
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{cm[i][j]}\n{100 * norm[i][j]:.0f}%", ha="center", va="center",
+                    color="white" if norm[i][j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(n), res["classes"])
+    ax.set_yticks(range(n), res["classes"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    ua = res["test"].get("ua", {}).get("mean")
+    ax.set_title(f"{res['run']}: pooled over {len(res['folds'])} folds (UA {_pct(ua)}%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_layer_weights(res: dict[str, Any], path: Path) -> bool:
+    w = res.get("mean_layer_weights")
+    if not w:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar(range(1, len(w) + 1), w, color="tab:blue")
+    ax.set_xlabel("transformer layer")
+    ax.set_ylabel("softmax weight")
+    ax.set_title(f"{res['run']}: learned layer weights (mean over folds)")
+    ax.set_xticks(range(1, len(w) + 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(run_dir: str | Path, *, synthetic: bool | None = None) -> dict[str, Any]:
+    """(Re)build results.json, report.md, confusion.png and layer_weights.png in ``run_dir``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise MetaserError(f"run directory not found: {run_dir}")
+    res = aggregate(run_dir)
+    if synthetic is None:
+        synthetic = (run_dir / "SYNTHETIC").exists()
+    (run_dir / "results.json").write_text(json.dumps(res, indent=2))
+    (run_dir / "report.md").write_text(render_markdown(res, synthetic=synthetic))
+    plot_confusion(res, run_dir / "confusion.png")
+    plot_layer_weights(res, run_dir / "layer_weights.png")
+    return res

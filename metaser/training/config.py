@@ -1,0 +1,108 @@
+"""Typed configs of a training run: optimisation, stages, Lightning trainer, and the run.
+
+A YAML preset (``configs/...``) is a :class:`RunConfig`; every key can be overridden on the
+command line with ``key.sub=value`` (see :mod:`metaser.config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from metaser.data.config import DataConfig
+from metaser.models.config import ModelConfig
+
+#: Auxiliary tasks of the paper; any other categorical manifest field may be used too.
+PAPER_AUX_TASKS = ("gender", "speaker", "style", "asr")
+
+
+@dataclass
+class OptimConfig:
+    """Two parameter groups: the SSL encoder and everything else (the paper: 1e-5 / 1e-4)."""
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    encoder_lr: float = 1e-5
+    head_lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 0
+    scheduler: Literal["none", "plateau", "cosine"] = "none"
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
+    grad_clip: float | None = 5.0
+    fused: bool = False  # fused Adam kernels (CUDA only)
+
+
+@dataclass
+class StageConfig:
+    """One fine-tuning stage.
+
+    freeze_layers: the first n transformer layers are frozen (stage 1: 0, stage 2: 4).
+    train_aux_heads: stage 2 only: whether the auxiliary heads keep training (default: frozen,
+        their hidden layers still feed the co-attention).
+    early_stopping_patience: epochs without improvement of the selection metric (None = off).
+    """
+
+    epochs: int = 100
+    freeze_layers: int = 0
+    train_aux_heads: bool = True
+    early_stopping_patience: int | None = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class TrainerConfig:
+    """Passed through to ``lightning.Trainer`` (multi-GPU / multi-node need no code change)."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 10
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    matmul_precision: Literal["highest", "high", "medium"] = "high"  # TF32 on Ampere+
+    compile: bool = False  # torch.compile the encoder
+
+
+@dataclass
+class RunConfig:
+    """A complete experiment: data, model, tasks and the two stages.
+
+    mode: ``two_stage`` (the paper's method) or ``baseline`` (one stage, emotion only, the
+        baseline model). With ``aux_tasks`` empty, ``two_stage`` skips stage 1.
+    aux_tasks: task name -> loss weight w_k in stage 1 (loss = sum_k w_k L_k).
+    folds: which folds to run (1-based); empty = all.
+    """
+
+    name: str = "run"
+    output_dir: str = "runs"
+    seed: int = 0
+    mode: Literal["two_stage", "baseline"] = "two_stage"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    aux_tasks: dict[str, float] = field(
+        default_factory=lambda: {"gender": 1.0, "speaker": 1.0, "style": 1.0, "asr": 1.0}
+    )
+    stage1: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=0))
+    stage2: StageConfig = field(
+        default_factory=lambda: StageConfig(freeze_layers=4, train_aux_heads=False)
+    )
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    folds: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for task, w in self.aux_tasks.items():
+            if task == "emotion":
+                raise ValueError("aux_tasks: 'emotion' is the main task, not an auxiliary one")
+            if w < 0:
+                raise ValueError(f"aux_tasks.{task}: the loss weight must be >= 0, got {w}")
+        for name, st in (("stage1", self.stage1), ("stage2", self.stage2)):
+            if st.epochs < 1:
+                raise ValueError(f"{name}.epochs must be >= 1, got {st.epochs}")
+            if st.freeze_layers < 0:
+                raise ValueError(f"{name}.freeze_layers must be >= 0")

@@ -1,0 +1,196 @@
+"""The Lightning module: one class for both stages (and the baseline).
+
+stage ``aux``:     stage 1, loss = sum_k w_k L_k over the auxiliary tasks; selection on val/loss.
+stage ``emotion``: stage 2 (and the baseline), loss = CE(emotion); selection on val/ua.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from metaser.data.batch import Batch
+from metaser.data.labels import IGNORE_INDEX, LabelSpace
+from metaser.training.config import StageConfig
+from metaser.training.losses import MultiTaskLoss
+from metaser.training.metrics import ASRMetric, ClassificationMetric
+
+Stage = Literal["aux", "emotion"]
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class SERModule(pl.LightningModule):
+    def __init__(self, model: torch.nn.Module, *, stage: Stage, labels: LabelSpace,
+                 aux_weights: dict[str, float], stage_cfg: StageConfig, seed: int = 0):
+        super().__init__()
+        self.model = model
+        self.stage: Stage = stage
+        self.labels = labels
+        self.stage_cfg = stage_cfg
+        self.seed = seed
+        self.loss_fn = MultiTaskLoss(aux_weights)
+        self.aux_tasks = list(aux_weights)
+        self.cls_tasks = [t for t in self.aux_tasks if t != "asr"]
+        self.val_metrics = torch.nn.ModuleDict(self._make_metrics())
+        self.val_asr = ASRMetric()
+        self.test_rows: list[dict] = []
+        self._val_loss_sum = 0.0
+        self._val_loss_n = 0
+
+    # ----------------------------------------------------------------- helpers
+    def _make_metrics(self) -> dict[str, ClassificationMetric]:
+        tasks = ["emotion"] if self.stage == "emotion" else []
+        tasks += self.cls_tasks
+        return {t: ClassificationMetric(self.labels.num_classes(t)) for t in tasks}
+
+    def forward(self, batch: Batch, compute_emotion: bool | None = None):
+        if compute_emotion is None:
+            compute_emotion = self.stage == "emotion"
+        return self.model(batch.waveforms, batch.lengths, compute_emotion=compute_emotion)
+
+    def _loss(self, out, batch: Batch):
+        return self.loss_fn.aux(out, batch) if self.stage == "aux" else self.loss_fn.emotion(out, batch)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch.to(device, non_blocking=True) if isinstance(batch, Batch) else super(
+        ).transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        ids = log_probs.argmax(-1).cpu()  # (B, T)
+        return [self.labels.vocab.greedy_decode(ids[i, : int(lengths[i])].tolist()) for i in range(len(ids))]
+
+    def _refs(self, batch: Batch) -> list[str]:
+        if batch.ctc_targets is None:
+            return [""] * len(batch)
+        t, n = batch.ctc_targets.cpu(), batch.ctc_target_lengths.cpu()
+        return [self.labels.vocab.decode(t[i, : int(n[i])].tolist()) for i in range(len(t))]
+
+    # ---------------------------------------------------------------- training
+    def on_train_epoch_start(self) -> None:
+        # Re-seed at every epoch so that a run resumed from an epoch checkpoint continues
+        # with exactly the random stream (dropout, augmentation) of an uninterrupted run.
+        seed_all(self.seed * 1000 + self.current_epoch + (0 if self.stage == "aux" else 500))
+        self.model.train()
+        # Frozen modules stay in eval mode (no dropout in frozen layers).
+        enc = getattr(self.model, "encoder", None)
+        if enc is not None and hasattr(enc, "set_frozen_eval"):
+            enc.set_frozen_eval()
+
+    def training_step(self, batch: Batch, batch_idx: int):
+        out = self(batch)
+        lo = self._loss(out, batch)
+        bs = len(batch)
+        self.log("train/loss", lo.total.detach(), batch_size=bs, prog_bar=True, on_step=True, on_epoch=True,
+                 sync_dist=False)
+        for k, v in lo.parts.items():
+            self.log(f"train/loss_{k}", v, batch_size=bs, on_step=False, on_epoch=True)
+        self.log("train/audio_seconds", float(batch.num_samples) / 16000.0, reduce_fx="sum",
+                 on_step=False, on_epoch=True, batch_size=bs)
+        return lo.total
+
+    # -------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        for m in self.val_metrics.values():
+            m.reset()
+        self.val_asr.reset()
+        self._val_loss_sum, self._val_loss_n = 0.0, 0
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self(batch)
+        lo = self._loss(out, batch)
+        self._val_loss_sum += float(lo.total) * len(batch)
+        self._val_loss_n += len(batch)
+        if "emotion" in self.val_metrics:
+            self.val_metrics["emotion"].update(out.emotion_logits, batch.targets["emotion"])
+        for t in self.cls_tasks:
+            self.val_metrics[t].update(out.task_logits[t], batch.targets[t])
+        if "asr" in self.aux_tasks and out.ctc_log_probs is not None:
+            self.val_asr.update(self._decode(out.ctc_log_probs, out.ctc_lengths), self._refs(batch))
+
+    def on_validation_epoch_end(self) -> None:
+        n = max(self._val_loss_n, 1)
+        loss = torch.tensor(self._val_loss_sum / n, device=self.device)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        for t, m in self.val_metrics.items():
+            s = m.compute()
+            if t == "emotion":
+                self.log("val/ua", s["ua"], prog_bar=True)
+                self.log("val/wa", s["wa"], prog_bar=True)
+                self.log("val/macro_f1", s["macro_f1"])
+            else:
+                self.log(f"val/{t}_acc", s["wa"])
+        for k, v in self.val_asr.compute().items():
+            self.log(f"val/{k}", v)
+
+    # -------------------------------------------------------------------- test
+    def on_test_epoch_start(self) -> None:
+        self.test_rows = []
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self(batch)  # stage 1 evaluates the auxiliary tasks only
+        emo = self.labels.classes["emotion"]
+        probs = out.emotion_logits.float().softmax(-1).cpu() if out.emotion_logits is not None else None
+        hyps = self._decode(out.ctc_log_probs, out.ctc_lengths) if out.ctc_log_probs is not None else None
+        refs = self._refs(batch) if hyps is not None else None
+        for i, uid in enumerate(batch.ids):
+            t = int(batch.targets["emotion"][i])
+            row = {"id": uid, "emotion": emo[t] if t != IGNORE_INDEX else None}
+            if probs is not None:
+                row["pred"] = emo[int(probs[i].argmax())]
+                row["probs"] = {c: round(float(p), 6) for c, p in zip(emo, probs[i])}
+            for task in self.cls_tasks:
+                if task not in out.task_logits:
+                    continue
+                names = self.labels.classes[task]
+                tt = int(batch.targets[task][i])
+                row[f"{task}"] = names[tt] if tt != IGNORE_INDEX else None
+                row[f"{task}_pred"] = names[int(out.task_logits[task][i].argmax())]
+            if hyps is not None:
+                row["text"] = refs[i]
+                row["asr_pred"] = hyps[i]
+            self.test_rows.append(row)
+
+    # ------------------------------------------------------------- optimisers
+    def configure_optimizers(self):
+        o = self.stage_cfg.optim
+        enc = [p for p in self.model.encoder_parameters() if p.requires_grad]
+        head = [p for p in self.model.head_parameters() if p.requires_grad]
+        groups = [g for g in ({"params": enc, "lr": o.encoder_lr, "name": "encoder"},
+                              {"params": head, "lr": o.head_lr, "name": "heads"}) if g["params"]]
+        kw = {"betas": tuple(o.betas), "weight_decay": o.weight_decay}
+        if o.fused and torch.cuda.is_available():
+            kw["fused"] = True
+        cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+        opt = cls(groups, **kw)
+        scheds = []
+        if o.warmup_steps > 0 or o.scheduler == "cosine":
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            warm = o.warmup_steps
+
+            def lr_lambda(step: int) -> float:
+                if warm and step < warm:
+                    return (step + 1) / warm
+                if o.scheduler == "cosine":
+                    prog = (step - warm) / max(total - warm, 1)
+                    return 0.5 * (1 + math.cos(math.pi * min(prog, 1.0)))
+                return 1.0
+
+            scheds.append({"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda), "interval": "step"})
+        if o.scheduler == "plateau":
+            mode, monitor = ("min", "val/loss") if self.stage == "aux" else ("max", "val/ua")
+            scheds.append({"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode=mode, factor=o.plateau_factor, patience=o.plateau_patience),
+                "monitor": monitor, "interval": "epoch"})
+        if not scheds:
+            return opt
+        return [opt], scheds
