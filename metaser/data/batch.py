@@ -1,0 +1,62 @@
+"""The batch every data loader yields and the training loop consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+
+@dataclass
+class Batch:
+    """A padded batch of utterances.
+
+    waveforms: (B, S) float32, zero-padded 16 kHz mono audio
+    lengths:   (B,) int64, true number of samples per utterance
+    targets:   task name -> (B,) int64 class indices (``IGNORE_INDEX`` where unknown);
+               always contains "emotion"; also each enabled classification aux task
+    ctc_targets:        (B, U) int64 character ids (0-padded), or None when ASR is off
+    ctc_target_lengths: (B,) int64, or None
+    ids:       utterance (cut) ids, in batch order
+    """
+
+    waveforms: torch.Tensor
+    lengths: torch.Tensor
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
+    ctc_targets: torch.Tensor | None = None
+    ctc_target_lengths: torch.Tensor | None = None
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.waveforms.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        mv = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return replace(
+            self,
+            waveforms=mv(self.waveforms),
+            lengths=mv(self.lengths),
+            targets={k: mv(v) for k, v in self.targets.items()},
+            ctc_targets=mv(self.ctc_targets),
+            ctc_target_lengths=mv(self.ctc_target_lengths),
+        )
+
+    def pin_memory(self) -> "Batch":
+        pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731
+        return replace(
+            self,
+            waveforms=pin(self.waveforms),
+            lengths=pin(self.lengths),
+            targets={k: pin(v) for k, v in self.targets.items()},
+            ctc_targets=pin(self.ctc_targets),
+            ctc_target_lengths=pin(self.ctc_target_lengths),
+        )
+
+    @property
+    def num_samples(self) -> int:
+        """Real (unpadded) audio samples in the batch."""
+        return int(self.lengths.sum())
+
+    @property
+    def padded_samples(self) -> int:
+        return int(self.waveforms.numel())
