@@ -87,8 +87,9 @@ class FoldData(pl.LightningDataModule):
         self.cuts = {"train": train, "valid": valid, "test": test}
 
     def _loader(self, split: str):
+        # Lightning calls set_epoch on the lhotse sampler at every epoch (resume included).
         return make_dataloader(self.cuts[split], self.labels, self.tasks, self.cfg.data,
-                               train=split == "train", epoch_seed=self.cfg.seed)
+                               train=split == "train")
 
     def train_dataloader(self):
         return self._loader("train")

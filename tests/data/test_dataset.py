@@ -1,0 +1,220 @@
+"""Label spaces, collation into Batch, augmentation in the dataset, the DataLoader factory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import CutSet
+
+from metaser.config import from_dict
+from metaser.data.batch import Batch
+from metaser.data.config import AugmentConfig, DataConfig, SamplerConfig
+from metaser.data.dataset import SERDataset, build_label_space, make_dataloader
+from metaser.data.labels import IGNORE_INDEX
+from metaser.data.sampling import set_epoch
+from metaser.errors import ConfigError, DataError
+from tests.data.helpers import make_cut, tiny_corpus
+
+TASKS = ["gender", "speaker", "style", "asr"]
+
+
+@pytest.fixture()
+def three(tmp_path) -> CutSet:
+    return CutSet.from_cuts([
+        make_cut(tmp_path, "a", 0.25, emotion="ang", speaker="s1", gender="female",
+                 text="The cat, sat!", style="impro", seed=1),
+        make_cut(tmp_path, "b", 0.5, emotion="sad", speaker="s2", gender="male",
+                 text="hello world", style="script", seed=2),
+        make_cut(tmp_path, "c", 0.3, emotion="ang", speaker="s1", gender="female",
+                 text=None, seed=3),  # no style, no transcript
+    ])
+
+
+def _audio(tmp_path, cut_id: str) -> np.ndarray:
+    data, _ = sf.read(tmp_path / f"{cut_id}.wav", dtype="float32")
+    return data
+
+
+def test_build_label_space(three):
+    labels = build_label_space(three, TASKS)
+    assert labels.classes == {"emotion": ["ang", "sad"], "gender": ["female", "male"],
+                              "speaker": ["s1", "s2"], "style": ["impro", "script"]}
+    assert labels.vocab.tokens == sorted(set("the cat sathello world"))
+    ordered = build_label_space(three, [], emotion_classes=["sad", "neu", "ang"])
+    assert ordered.classes == {"emotion": ["sad", "neu", "ang"]} and ordered.vocab is None
+    with pytest.raises(DataError, match=r"\['sad'\] are not in the given emotion classes"):
+        build_label_space(three, [], emotion_classes=["ang"])
+
+
+def test_missing_task_field_names_available_fields(three):
+    with pytest.raises(DataError) as e:
+        build_label_space(three, ["accent"])
+    assert "task 'accent'" in str(e.value)
+    assert "available fields: emotion, emotion_raw, gender, speaker, style, text" in str(e.value)
+    no_text = CutSet.from_cuts([c for c in three if c.id == "c"])
+    with pytest.raises(DataError, match="task 'asr'"):
+        build_label_space(no_text, ["asr"])
+
+
+def test_collate_shapes_padding_targets_and_ctc(three, tmp_path):
+    labels = build_label_space(three, TASKS)
+    batch = SERDataset(labels, TASKS)[three]
+    assert isinstance(batch, Batch) and batch.ids == ["a", "b", "c"]
+    assert batch.waveforms.shape == (3, 8000) and batch.waveforms.dtype == torch.float32
+    assert batch.lengths.tolist() == [4000, 8000, 4800] and batch.lengths.dtype == torch.int64
+    for i, cid in enumerate(batch.ids):
+        n = int(batch.lengths[i])
+        assert np.array_equal(batch.waveforms[i, :n].numpy(), _audio(tmp_path, cid))
+        assert torch.count_nonzero(batch.waveforms[i, n:]) == 0
+    assert list(batch.targets) == ["emotion", "gender", "speaker", "style"]
+    assert batch.targets["emotion"].tolist() == [0, 1, 0]
+    assert batch.targets["gender"].tolist() == [0, 1, 0]
+    assert batch.targets["speaker"].tolist() == [0, 1, 0]
+    assert batch.targets["style"].tolist() == [0, 1, IGNORE_INDEX]
+    assert all(t.dtype == torch.int64 for t in batch.targets.values())
+    assert batch.ctc_target_lengths.tolist() == [11, 11, 0]
+    assert batch.ctc_targets.shape == (3, 11) and batch.ctc_targets.dtype == torch.int64
+    decoded = [labels.vocab.decode(batch.ctc_targets[i, : int(n)].tolist())
+               for i, n in enumerate(batch.ctc_target_lengths)]
+    assert decoded == ["the cat sat", "hello world", ""]
+    assert torch.count_nonzero(batch.ctc_targets[2]) == 0
+    no_asr = SERDataset(labels, ["gender"])[three]
+    assert no_asr.ctc_targets is None and list(no_asr.targets) == ["emotion", "gender"]
+
+
+def test_unknown_values_are_ignored_and_counted(three, tmp_path):
+    labels = build_label_space(three, ["speaker"])
+    unseen = CutSet.from_cuts([make_cut(tmp_path, "x", 0.1, emotion="hap", speaker="s9")])
+    ds = SERDataset(labels, ["speaker"])
+    batch = ds[unseen]
+    assert batch.targets["emotion"].tolist() == [IGNORE_INDEX]
+    assert batch.targets["speaker"].tolist() == [IGNORE_INDEX]
+    assert ds.unknown_labels == {"emotion": 1, "speaker": 1}
+    with pytest.raises(DataError, match="no classes in the label space"):
+        SERDataset(labels, ["style"])
+
+
+@pytest.mark.parametrize("factor, expected", [(0.8, [5000, 10000, 6000]), (1.2, [3333, 6667, 4000])])
+def test_speed_perturbation_in_training_keeps_ids(three, factor, expected):
+    labels = build_label_space(three, [])
+    ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[factor]))
+    batch = ds[three]
+    assert batch.lengths.tolist() == expected
+    assert batch.ids == ["a", "b", "c"]
+    assert SERDataset(labels, [], train=False, augment=AugmentConfig(speeds=[factor]))[three] \
+        .lengths.tolist() == [4000, 8000, 4800]  # never in eval
+
+
+def test_resample_and_mixdown_8k_stereo(tmp_path):
+    cuts = CutSet.from_cuts([make_cut(tmp_path, "st", 0.25, sample_rate=8000, channels=2)])
+    labels = build_label_space(cuts, [])
+    plain = SERDataset(labels, [])[cuts]
+    assert plain.waveforms.shape == (1, 4000)  # 0.25 s at 16 kHz, one channel
+    fast = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[0.8]))[cuts]
+    assert fast.lengths.tolist() == [5000]
+
+
+def test_training_crop_is_a_counted_random_slice(three, tmp_path):
+    labels = build_label_space(three, [])
+    ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[1.0]),
+                    max_utterance_seconds=0.2)
+    batch = ds[three]
+    assert batch.lengths.tolist() == [3200, 3200, 3200] and ds.num_cropped == 3
+    full = _audio(tmp_path, "b")
+    row = batch.waveforms[1].numpy()
+    starts = [s for s in range(len(full) - 3200 + 1) if np.array_equal(full[s:s + 3200], row)]
+    assert len(starts) == 1
+    assert SERDataset(labels, [], max_utterance_seconds=0.2)[three].lengths.tolist() == \
+        [4000, 8000, 4800]  # eval never crops
+
+
+def test_augmentation_is_reproducible_per_epoch(tmp_path):
+    cuts = tiny_corpus(tmp_path, sessions=1, per_speaker=6)
+    labels = build_label_space(cuts, [])
+    aug = AugmentConfig(chunk_drop_prob=1.0)
+
+    def run(epoch: int) -> Batch:
+        ds = SERDataset(labels, [], train=True, augment=aug, max_utterance_seconds=0.3, seed=5)
+        ds.set_epoch(epoch)
+        return ds[cuts]
+
+    a, b, c = run(0), run(0), run(1)
+    assert torch.equal(a.waveforms, b.waveforms) and torch.equal(a.lengths, b.lengths)
+    assert not torch.equal(a.waveforms, c.waveforms)
+    # order inside the batch does not matter: the rng is per utterance
+    rev = SERDataset(labels, [], train=True, augment=aug, max_utterance_seconds=0.3, seed=5)
+    back = rev[CutSet.from_cuts(list(cuts)[::-1])]
+    i = back.ids.index(a.ids[0])
+    n = int(a.lengths[0])
+    assert torch.equal(back.waveforms[i, :n], a.waveforms[0, :n])
+
+
+def _lengths_by_id(loader) -> dict[str, int]:
+    out = {}
+    for batch in loader:
+        assert isinstance(batch, Batch) and len(batch) <= 2
+        out.update(zip(batch.ids, batch.lengths.tolist()))
+    return out
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_make_dataloader_train_and_eval(tmp_path, num_workers):
+    cuts = tiny_corpus(tmp_path, sessions=1, per_speaker=5)  # 10 cuts
+    labels = build_label_space(cuts, ["gender"])
+    cfg = DataConfig(sampler=SamplerConfig(mode="fixed", batch_size=2, num_workers=num_workers))
+    loader = make_dataloader(cuts, labels, ["gender"], cfg, train=True)
+    e0 = _lengths_by_id(loader)
+    assert sorted(e0) == sorted(c.id for c in cuts)
+    original = {c.id: c.num_samples for c in cuts}
+    for cid, n in e0.items():  # every length is one of the TDSA factors' results
+        assert min(abs(n - original[cid] / f) for f in (0.8, 1.0, 1.2)) <= 1
+    assert e0 == _lengths_by_id(loader)  # same epoch -> same augmentation
+    set_epoch(loader, 1)
+    e1 = _lengths_by_id(loader)
+    assert e1 != e0  # new epoch -> new speed factors (the epoch reaches the workers)
+    resumed = make_dataloader(cuts, labels, ["gender"], cfg, train=True, epoch_seed=1)
+    assert _lengths_by_id(resumed) == e1
+    ev = make_dataloader(cuts, labels, ["gender"], cfg, train=False)
+    batches = list(ev)
+    assert [i for b in batches for i in b.ids] == [c.id for c in cuts]
+    assert _lengths_by_id(ev) == original
+    assert batches[0].targets["gender"].tolist() == [0, 0]
+
+
+def test_dataloader_bucketing_eval_duration_and_ddp(tmp_path):
+    cuts = tiny_corpus(tmp_path, sessions=2, per_speaker=4)  # 16 cuts of 0.2-0.6 s
+    labels = build_label_space(cuts, [])
+    cfg = DataConfig(sampler=SamplerConfig(max_duration=1.0, num_buckets=2, num_workers=0),
+                     eval_max_duration=2.0)
+    ev = list(make_dataloader(cuts, labels, [], cfg, train=False))
+    assert all(int(b.lengths.sum()) <= 2.0 * 16000 for b in ev)
+    assert any(int(b.lengths.sum()) > 1.0 * 16000 for b in ev)  # the eval limit is used
+    ranks = [[i for b in make_dataloader(cuts, labels, [], cfg, train=True, world_size=2, rank=r)
+              for i in b.ids] for r in (0, 1)]
+    assert not set(ranks[0]) & set(ranks[1])
+    assert sorted(ranks[0] + ranks[1]) == sorted(c.id for c in cuts)
+
+
+def test_data_config_from_yaml_dict():
+    cfg = from_dict(DataConfig, {"manifest": "m.jsonl.gz", "sampler": {"mode": "fixed"},
+                                 "augment": {"speeds": [0.9, 1.1]}, "split": {"group_by": "speaker"}})
+    assert cfg.sampler.mode == "fixed" and cfg.sampler.batch_size == 4
+    assert cfg.augment.speeds == [0.9, 1.1] and cfg.split.group_by == "speaker"
+    with pytest.raises(ConfigError, match="eval_max_duration"):
+        from_dict(DataConfig, {"eval_max_duration": -1})
+
+
+def test_dataloader_reports_cropped_utterances(tmp_path, caplog):
+    cuts = tiny_corpus(tmp_path, sessions=1, per_speaker=5)
+    longer = sum(c.duration > 0.3 for c in cuts)
+    assert 0 < longer < len(cuts)
+    labels = build_label_space(cuts, [])
+    cfg = DataConfig(sampler=SamplerConfig(mode="fixed", num_workers=0, max_utterance_seconds=0.3),
+                     augment=AugmentConfig(speeds=[1.0]))
+    with caplog.at_level("INFO", logger="metaser.data.dataset"):
+        loader = make_dataloader(cuts, labels, [], cfg, train=True)
+    assert f"{longer} of 10 training utterances are longer than max_utterance_seconds=0.3" in caplog.text
+    assert max(max(b.lengths.tolist()) for b in loader) == 4800
+    assert loader.dataset.num_cropped == longer
