@@ -161,7 +161,9 @@ class SERDataset(torch.utils.data.Dataset):
         index = self.labels.index(task, value)
         if value is not None and index == IGNORE_INDEX:
             self.unknown_labels[task] = self.unknown_labels.get(task, 0) + 1
-            if self.unknown_labels[task] == 1:
+            # Unseen values are expected outside training (a speaker-independent test fold
+            # has no training speaker), so only training data warns.
+            if self.unknown_labels[task] == 1 and self.train:
                 logger.warning("task %s: value %r of cut %s is not in the training label space; "
                                "it is ignored (IGNORE_INDEX), further ones are counted only",
                                task, value, cut.id)

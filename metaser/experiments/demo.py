@@ -7,6 +7,7 @@ with a tiny random encoder and all four auxiliary tasks -> report -> export the 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -47,10 +48,10 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
     corpus = out / "corpus"
     console.rule("1/4 synthesize the demo corpus")
     marker = corpus / "README.txt"
-    if marker.is_file() and f"seed: {seed}" in marker.read_text():
-        console.print(f"reusing {corpus}")
-    else:
-        synthesize_demo_corpus(corpus, seed=seed, console=console)
+    if marker.is_file() and re.search(rf"^seed: {seed}$", marker.read_text(), re.M):
+        console.print(f"reusing {corpus} (seed {seed})")
+    else:  # overwrite only ever replaces a corpus that synth-demo itself wrote
+        synthesize_demo_corpus(corpus, seed=seed, overwrite=True, console=console)
 
     console.rule("2/4 prepare it with the IEMOCAP recipe")
     manifest = out / "manifest"

@@ -48,10 +48,17 @@ from metaser.training.module import SERModule, seed_all
 
 log = logging.getLogger(__name__)
 
+# Lightning's banners and tips ("GPU available", "try installing ...") and warnings about
+# choices made here on purpose (frozen modules in eval mode, lhotse samplers, our own batch
+# transfer) would bury the progress output.
 for _pat in (".*does not have many workers.*", ".*`training_step` returned.*", ".*LeafSpec.*",
              ".*isinstance.*treespec.*", ".*Checkpoint directory.*exists and is not empty.*",
-             ".*The number of training batches.*", ".*you defined a `validation_step`.*"):
+             ".*The number of training batches.*", ".*you defined a `validation_step`.*",
+             ".*module\\(s\\) in eval mode.*", ".*overridden `transfer_batch_to_device`.*",
+             ".*is an invalid version and will not be supported.*"):
     warnings.filterwarnings("ignore", _pat)
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
