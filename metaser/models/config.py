@@ -41,10 +41,15 @@ class FusionConfig:
     tasks: ``coattention`` (the paper's co-attention), ``concat`` ("w/o Co": pooled
         frames concatenated with the aux hidden layers) or ``none`` (emotion from pooled
         frames only).
+    normalize: ``none`` (the paper) or ``batch``: standardise each fused feature dimension
+        over the valid frames of the batch (BatchNorm without affine, running statistics at
+        inference). Not in the paper: it helps encoders whose features share a large common
+        offset across utterances, such as the untrained tiny encoders of the offline demo.
     """
 
     layers: Literal["ari", "weighted_sum", "last"] = "ari"
     tasks: Literal["coattention", "concat", "none"] = "coattention"
+    normalize: Literal["none", "batch"] = "none"
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""Layer fusion: how the L transformer-layer outputs become one frame sequence.
+
+``fusion.layers`` picks one of :class:`AugmentedResidualIntegration` (``ari``, the paper's
+module), :class:`WeightedLayerSum` (``weighted_sum``, the Table III baseline) and
+:class:`LastLayer` (``last``). All take the tuple of L hidden states, each (B, T, D), and
+return (B, T, D_f) with ``D_f = output_dim(D)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from metaser.errors import ConfigError
+
+__all__ = [
+    "AugmentedResidualIntegration",
+    "WeightedLayerSum",
+    "LastLayer",
+    "LayerFusion",
+    "build_layer_fusion",
+]
+
+
+class LayerFusion(nn.Module):
+    """Base class: ``forward(hidden_states) -> (B, T, D_f)``; ``weights()`` for reports."""
+
+    def output_dim(self, hidden_size: int) -> int:
+        raise NotImplementedError
+
+    def weights(self) -> torch.Tensor | None:
+        """Softmax layer weights (detached), or None for fusions without weights."""
+        return None
+
+
+def _check(hidden_states: Sequence[torch.Tensor], num_layers: int) -> None:
+    if len(hidden_states) != num_layers:
+        raise ValueError(f"expected {num_layers} hidden states, got {len(hidden_states)}")
+
+
+class AugmentedResidualIntegration(LayerFusion):
+    """Implements Eq. (3): F_ARI = [F_L ; sum_{i=1}^{L-1} w_i F_i], w = softmax(a).
+
+    ``a`` are L-1 learned logits over the first L-1 layer outputs, initialised to zero (so the
+    weights start uniform, w_i = 1 / (L-1)). The last layer F_L is kept as is and the weighted
+    sum of the lower layers is concatenated beside it, giving 2D features per frame.
+    """
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        if num_layers < 2:
+            raise ConfigError(f"fusion.layers=ari needs an encoder with >= 2 layers, got {num_layers}")
+        self.num_layers = num_layers
+        self.logits = nn.Parameter(torch.zeros(num_layers - 1))  # (L-1,)
+
+    def output_dim(self, hidden_size: int) -> int:
+        return 2 * hidden_size
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.logits.detach().float(), dim=0)  # (L-1,)
+
+    def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+        _check(hidden_states, self.num_layers)
+        lower = torch.stack(tuple(hidden_states[:-1]), dim=0)  # (L-1, B, T, D)
+        w = torch.softmax(self.logits, dim=0).to(lower.dtype)  # (L-1,)
+        residual = torch.einsum("l,lbtd->btd", w, lower)  # (B, T, D)
+        return torch.cat([hidden_states[-1], residual], dim=-1)  # (B, T, 2D)
+
+
+class WeightedLayerSum(LayerFusion):
+    """Implements the weighted-sum baseline of Table III: F = sum_{i=1}^{L} w_i F_i, w = softmax(a).
+
+    ``a``: L learned logits, initialised to zero (uniform weights); D features per frame.
+    """
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.num_layers = num_layers
+        self.logits = nn.Parameter(torch.zeros(num_layers))  # (L,)
+
+    def output_dim(self, hidden_size: int) -> int:
+        return hidden_size
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.logits.detach().float(), dim=0)  # (L,)
+
+    def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+        _check(hidden_states, self.num_layers)
+        stacked = torch.stack(tuple(hidden_states), dim=0)  # (L, B, T, D)
+        w = torch.softmax(self.logits, dim=0).to(stacked.dtype)  # (L,)
+        return torch.einsum("l,lbtd->btd", w, stacked)  # (B, T, D)
+
+
+class LastLayer(LayerFusion):
+    """F = F_L, the last transformer layer (no parameters)."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.num_layers = num_layers
+
+    def output_dim(self, hidden_size: int) -> int:
+        return hidden_size
+
+    def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+        _check(hidden_states, self.num_layers)
+        return hidden_states[-1]  # (B, T, D)
+
+
+_KINDS = {"ari": AugmentedResidualIntegration, "weighted_sum": WeightedLayerSum, "last": LastLayer}
+
+
+class MaskedBatchNorm(nn.Module):
+    """Standardise each feature over the valid frames of the batch: BatchNorm1d without affine.
+
+    Not part of the paper (``fusion.normalize = batch``). Padded frames are neither counted in
+    the statistics nor changed (they stay zero); at inference the running statistics are used,
+    so an utterance gets the same output alone or padded in a batch.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.1):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim, affine=False, momentum=momentum)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, D), (B, T)
+        out = torch.zeros_like(x)
+        out[mask] = self.bn(x[mask])  # (N_valid, D)
+        return out
+
+
+def build_layer_fusion(kind: str, num_layers: int) -> LayerFusion:
+    """``kind``: ``ari`` | ``weighted_sum`` | ``last`` (``fusion.layers``)."""
+    if kind not in _KINDS:
+        raise ConfigError(f"fusion.layers: {kind!r} is not one of {', '.join(_KINDS)}")
+    return _KINDS[kind](num_layers)
