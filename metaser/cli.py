@@ -29,9 +29,13 @@ class MetaserGroup(click.Group):
         except MetaserError as e:
             if os.environ.get("METASER_DEBUG"):
                 raise
-            err_console.print(f"[bold red]error:[/] {e.message}")
+            from rich.markup import escape
+
+            # Messages hold paths and user values: no markup ("[old]" would vanish) and no hard
+            # line breaks inside them (rich wraps at 80 columns off a tty).
+            err_console.print(f"[bold red]error:[/] {escape(e.message)}", soft_wrap=True)
             if e.hint:
-                err_console.print(f"[dim]hint:[/] {e.hint}")
+                err_console.print(f"[dim]hint:[/] {escape(e.hint)}", soft_wrap=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/] (an interrupted training run continues with --resume)")
@@ -178,6 +182,8 @@ def cv(config: Path, overrides: tuple[str, ...], resume: bool) -> None:
             console.print(f"fold {k}: test UA {100 * m['test']['ua']:.2f}  WA {100 * m['test']['wa']:.2f}")
 
     res = run_cv(cfg, resume=resume, on_fold=on_fold)
+    if not res:  # an extra DDP process: rank 0 reports
+        return
     _print_results(res)
     console.print(f"report: {run_dir(cfg) / 'report.md'}")
 
@@ -195,6 +201,8 @@ def ablate(config: Path, overrides: tuple[str, ...], study: str, resume: bool) -
     cfg = _load_run_config(config, overrides)
     summary = run_ablation(cfg, study, resume=resume,
                            on_variant=lambda v, i, n: console.rule(f"variant {i}/{n}: {v.label}"))
+    if not summary:  # an extra DDP process: rank 0 reports
+        return
     root = Path(cfg.output_dir) / cfg.name / f"ablate-{study}"
     console.print((root / "summary.md").read_text())
     console.print(f"summary: {root / 'summary.md'}  ({len(summary['variants'])} variants)")

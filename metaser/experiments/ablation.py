@@ -18,6 +18,7 @@ from metaser.errors import MetaserError
 from metaser.experiments.cv import run_cv
 from metaser.experiments.report import TEST_COLUMNS, _pct
 from metaser.training.config import PAPER_AUX_TASKS, RunConfig
+from metaser.training.fold import is_global_zero
 
 STUDIES = ("modules", "fusion", "tasks")
 
@@ -68,8 +69,12 @@ def run_ablation(base: RunConfig, study: str, *, resume: bool = False,
         if on_variant:
             on_variant(v, i, len(vs))
         res = run_cv(cfg, resume=resume)
+        if not res:  # an extra DDP process: rank 0 writes the results
+            continue
         results.append({"slug": v.slug, "label": v.label, "overrides": v.overrides,
                         "test": res["test"], "valid": res["valid"]})
+    if not is_global_zero():
+        return {}
     summary = {"study": study, "base": base.name, "variants": results}
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     (root / "summary.md").write_text(render_ablation(summary))

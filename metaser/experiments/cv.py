@@ -10,7 +10,7 @@ from metaser.data.manifest import load_manifest
 from metaser.errors import MetaserError
 from metaser.experiments.report import write_report
 from metaser.training.config import RunConfig
-from metaser.training.fold import fold_dir, is_fold_done, manifest_file, train_fold
+from metaser.training.fold import fold_dir, is_fold_done, is_global_zero, manifest_file, train_fold
 
 
 def run_dir(cfg: RunConfig) -> Path:
@@ -22,7 +22,8 @@ def run_cv(cfg: RunConfig, *, resume: bool = False,
     """Train every selected fold and write results.json / report.md / plots in the run dir.
 
     ``on_fold(k, n, metrics_or_None)`` is called before (None) and after each fold, for
-    progress display. A fold whose metrics.json exists is skipped.
+    progress display. A fold whose metrics.json exists is skipped. In the extra processes of
+    a multi-process (DDP) run, which train but write nothing, it returns ``{}``.
     """
     cuts = load_manifest(manifest_file(cfg.data.manifest))
     folds = make_folds(cuts, cfg.data.split)
@@ -39,4 +40,6 @@ def run_cv(cfg: RunConfig, *, resume: bool = False,
             metrics = train_fold(cfg, k, resume=resume, cuts=cuts, split=folds[k - 1])
         if on_fold:
             on_fold(k, len(selected), metrics or {"skipped": True, "dir": str(fold_dir(cfg, k))})
+    if not is_global_zero():
+        return {}
     return write_report(run_dir(cfg))

@@ -41,6 +41,10 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 def recompute_fold(fold_dir: Path) -> dict[str, Any]:
     """UA / WA / F1 / confusion of one fold, from its predictions.jsonl."""
+    for name in ("predictions.jsonl", "labels.json"):
+        if not (fold_dir / name).is_file():
+            raise MetaserError(f"{fold_dir / name} is missing: the fold's outputs are incomplete",
+                               hint=f"re-run the fold (delete {fold_dir / 'metrics.json'} first)")
     rows = _read_jsonl(fold_dir / "predictions.jsonl")
     labels = json.loads((fold_dir / "labels.json").read_text())["classes"]["emotion"]
     idx = {c: i for i, c in enumerate(labels)}

@@ -32,6 +32,7 @@ import torch
 from lhotse import CutSet
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 import metaser
 from metaser.config import save_config, to_dict
@@ -59,6 +60,11 @@ for _pat in (".*does not have many workers.*", ".*`training_step` returned.*", "
     warnings.filterwarnings("ignore", _pat)
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def is_global_zero() -> bool:
+    """False in the extra processes of a multi-process (DDP) run: they train, but write nothing."""
+    return rank_zero_only.rank == 0
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -93,13 +99,22 @@ class FoldData(pl.LightningDataModule):
         self.cfg, self.labels, self.tasks = cfg, labels, tasks
         self.cuts = {"train": train, "valid": valid, "test": test}
 
-    def _loader(self, split: str):
+    def _loader(self, split: str, epoch: int = 0):
         # Lightning calls set_epoch on the lhotse sampler at every epoch (resume included).
+        # Shard by the trainer asking for the loader, not by whether a process group exists:
+        # the single-device trainers that evaluate after a DDP fit must see every utterance.
+        trainer = getattr(self, "trainer", None)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         return make_dataloader(self.cuts[split], self.labels, self.tasks, self.cfg.data,
-                               train=split == "train")
+                               train=split == "train", epoch_seed=epoch, world_size=world, rank=rank)
 
     def train_dataloader(self):
-        return self._loader("train")
+        # Lightning creates the first iterator (and prefetches a batch) before it calls
+        # set_epoch; on resume that would replay epoch 0's shuffle. Start the sampler at the
+        # epoch the fit loop is about to run (0 on a fresh fit).
+        trainer = getattr(self, "trainer", None)
+        epoch = int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
+        return self._loader("train", epoch)
 
     def val_dataloader(self):
         return self._loader("valid")
@@ -119,8 +134,13 @@ def _make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monit
                   extra_callbacks: list | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
     t = cfg.trainer
     ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best", monitor=monitor, mode=mode,
-                           save_last=True, save_top_k=1, every_n_epochs=1, enable_version_counter=False)
-    callbacks: list = [ckpt, *(extra_callbacks or [])]
+                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    # last.ckpt after every epoch, for --resume. Not ``save_last=True``: Lightning writes that
+    # one only in epochs where the best checkpoint changed, so a resume would replay epochs.
+    # Listed after ``ckpt`` so that the state it saves includes this epoch's best.
+    last = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
+                           every_n_epochs=1, enable_version_counter=False)
+    callbacks: list = [ckpt, last, *(extra_callbacks or [])]
     if stage_cfg.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stage_cfg.early_stopping_patience))
     kwargs: dict[str, Any] = dict(
@@ -169,7 +189,14 @@ def run_stage(module: SERModule, data: FoldData, cfg: RunConfig, stage_cfg: Stag
                            "or choose another run name")
     stage_dir.mkdir(parents=True, exist_ok=True)
     trainer, ckpt = _make_trainer(cfg, stage_cfg, stage_dir, monitor, mode, extra_callbacks)
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    except SystemExit:
+        # Lightning turns Ctrl+C into sys.exit(1); re-raise it as an interrupt so the CLI
+        # reports it (exit 130, "continue with --resume") instead of a bare exit code 1.
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     if trainer.interrupted:
         raise KeyboardInterrupt
     best = ckpt.best_model_path or str(last)
@@ -308,7 +335,8 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
                            monitor="val/loss", mode="min", extra_callbacks=cbs("stage1"))
         load_module_weights(model, stage1.best_path)
         aux_rows = _test_rows(m1, data, cfg, out_dir / "stage1")
-        write_jsonl(aux_rows, out_dir / "aux_predictions.jsonl")
+        if is_global_zero():
+            write_jsonl(aux_rows, out_dir / "aux_predictions.jsonl")
 
     st2 = cfg.stage2
     model.freeze_encoder_layers(st2.freeze_layers)
@@ -320,12 +348,12 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
     load_module_weights(model, stage2.best_path)
     valid_scores = _validate(m2, data, cfg, out_dir / "stage2")
     rows = _test_rows(m2, data, cfg, out_dir / "stage2")
-    write_jsonl(rows, out_dir / "predictions.jsonl")
-
-    model_dir = out_dir / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    model.save_pretrained(model_dir)
+    if is_global_zero():
+        write_jsonl(rows, out_dir / "predictions.jsonl")
+        model_dir = out_dir / "model"
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        model.save_pretrained(model_dir)
 
     metrics = {
         "fold": fold,
@@ -338,7 +366,8 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
         "layer_weights": _layer_weights(model),
         "seconds": round(time.time() - t0, 1),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if is_global_zero():
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

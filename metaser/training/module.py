@@ -86,6 +86,14 @@ class SERModule(pl.LightningModule):
         if enc is not None and hasattr(enc, "set_frozen_eval"):
             enc.set_frozen_eval()
 
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # Re-seed per step too: Lightning creates the epoch's data iterator (which draws from
+        # the global torch RNG) after on_train_epoch_start on a fresh epoch but before it on a
+        # resumed one, so only a per-step seed gives a resumed run the same dropout masks.
+        stage = 0 if self.stage == "aux" else 1
+        seq = np.random.SeedSequence([self.seed, stage, self.current_epoch, batch_idx])
+        seed_all(int(seq.generate_state(1)[0]))
+
     def training_step(self, batch: Batch, batch_idx: int):
         out = self(batch)
         lo = self._loss(out, batch)

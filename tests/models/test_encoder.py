@@ -346,3 +346,16 @@ def test_deep_copies_keep_independent_freezing():
     a, b = src(waves, lengths).hidden_states, dup(waves, lengths).hidden_states
     assert [h.requires_grad for h in a] == [True] * 12
     assert [h.requires_grad for h in b] == [False] * 6 + [True] * 6
+
+
+def test_dropout_override_reaches_the_built_model():
+    from metaser.models.config import EncoderConfig
+    from metaser.models.encoder import SSLEncoder
+
+    enc = SSLEncoder.from_pretrained(EncoderConfig(name_or_path="tiny-wavlm", dropout=0.0))
+    hf = enc.model.config
+    assert (hf.hidden_dropout, hf.attention_dropout, hf.activation_dropout) == (0.0, 0.0, 0.0)
+    drops = [m.p for m in enc.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(p == 0.0 for p in drops)
+    default = SSLEncoder.from_pretrained(EncoderConfig(name_or_path="tiny-wavlm"))
+    assert default.model.config.hidden_dropout == 0.1

@@ -1,0 +1,155 @@
+"""SERModule: optimiser parameter groups and what each stage trains, after one real step.
+
+The model, label space and loaders are built like ``train_fold`` builds them (fold 1 of the
+synthetic corpus, the tiny demo preset); one optimiser step runs through a Lightning Trainer.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+ENCODER_LR, HEAD_LR = 2e-3, 5e-3
+FREEZE = 4
+
+
+@pytest.fixture(scope="module")
+def parts(make_run_config, tmp_path_factory):
+    """(cfg, labels, aux task names, FoldData) of fold 1."""
+    from metaser.data.dataset import build_label_space
+    from metaser.data.manifest import load_manifest
+    from metaser.training.fold import FoldData, manifest_file, resolve_fold
+
+    cfg = make_run_config(tmp_path_factory.mktemp("module"), f"stage1.optim.encoder_lr={ENCODER_LR}",
+                          f"stage1.optim.head_lr={HEAD_LR}", f"stage2.optim.encoder_lr={ENCODER_LR}",
+                          f"stage2.optim.head_lr={HEAD_LR}")
+    cuts = load_manifest(manifest_file(cfg.data.manifest))
+    train, valid, test = resolve_fold(cfg, cuts, 1).subsets(cuts)
+    aux = list(cfg.aux_tasks)
+    labels = build_label_space(train, aux)
+    return cfg, labels, aux, FoldData(cfg, labels, aux, train, valid, test)
+
+
+def build_model(cfg, labels, aux):
+    from metaser.models.metaser import MetaSERModel
+    from metaser.training.fold import task_specs
+    from metaser.training.module import seed_all
+
+    seed_all(cfg.seed)
+    return MetaSERModel.build(cfg.model, labels.classes["emotion"], task_specs(labels, aux))
+
+
+def one_step(module, data) -> dict[str, torch.Tensor]:
+    """Parameters before a single optimiser step (the module is updated in place)."""
+    before = {k: v.detach().clone() for k, v in module.model.named_parameters()}
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=1, limit_val_batches=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, use_distributed_sampler=False)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 1
+    return before
+
+
+def changed(module, before) -> set[str]:
+    return {k for k, v in module.model.named_parameters() if not torch.equal(v, before[k])}
+
+
+def layer(name: str) -> int | None:
+    m = re.match(r"encoder\.model\.encoder\.layers\.(\d+)\.", name)
+    return int(m.group(1)) if m else None
+
+
+def assert_groups(module) -> None:
+    """Two groups (encoder / heads) with the configured lrs, holding exactly the trainable params."""
+    opt = module.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam)
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert list(groups) == ["encoder", "heads"]
+    assert (groups["encoder"]["lr"], groups["heads"]["lr"]) == (ENCODER_LR, HEAD_LR)
+    enc_ids = {id(p) for p in module.model.encoder.parameters()}
+    in_opt = [p for g in opt.param_groups for p in g["params"]]
+    assert len(in_opt) == len({id(p) for p in in_opt})  # no parameter twice
+    assert {id(p) for p in in_opt} == {id(p) for p in module.model.parameters() if p.requires_grad}
+    assert all(id(p) in enc_ids for p in groups["encoder"]["params"])
+    assert not any(id(p) in enc_ids for p in groups["heads"]["params"])
+
+
+def test_stage1_trains_aux_heads_and_encoder_not_emotion_head(parts):
+    from metaser.training.module import SERModule
+
+    cfg, labels, aux, data = parts
+    model = build_model(cfg, labels, aux)
+    model.freeze_encoder_layers(cfg.stage1.freeze_layers)
+    model.set_trainable(aux_heads=True, emotion_head=False)
+    module = SERModule(model, stage="aux", labels=labels, aux_weights=cfg.aux_tasks, stage_cfg=cfg.stage1,
+                       seed=cfg.seed)
+    assert_groups(module)
+    names = dict(model.named_parameters())
+    emotion = [k for k in names if k.startswith(("emotion_head.", "task_fusion."))]
+    assert emotion and not any(names[k].requires_grad for k in emotion)
+
+    before = one_step(module, data)
+    moved = changed(module, before)
+    assert not moved & set(emotion)
+    for task in ("gender", "speaker", "style", "asr"):
+        assert any(k.startswith(f"task_heads.{task}.") for k in moved), task
+    assert {layer(k) for k in moved if layer(k) is not None} == set(range(12))  # freeze_layers=0
+    assert not any(k.startswith("encoder.model.feature_extractor.") for k in moved)  # the CNN never trains
+
+
+def test_stage2_freezes_aux_heads_and_first_layers(parts):
+    from metaser.training.module import SERModule
+
+    cfg, labels, aux, data = parts
+    assert cfg.stage2.freeze_layers == FREEZE and cfg.stage2.train_aux_heads is False
+    model = build_model(cfg, labels, aux)
+    model.freeze_encoder_layers(cfg.stage2.freeze_layers)
+    model.set_trainable(aux_heads=cfg.stage2.train_aux_heads, emotion_head=True)
+    module = SERModule(model, stage="emotion", labels=labels, aux_weights={t: cfg.aux_tasks[t] for t in aux},
+                       stage_cfg=cfg.stage2, seed=cfg.seed)
+    assert_groups(module)
+
+    before = one_step(module, data)
+    moved = changed(module, before)
+    frozen = [k for k in before if k.startswith("task_heads.") or (layer(k) is not None and layer(k) < FREEZE)
+              or k.startswith(("encoder.model.feature_projection.", "encoder.model.encoder.pos_conv_embed."))]
+    assert frozen and not moved & set(frozen)
+    assert {layer(k) for k in moved if layer(k) is not None} == set(range(FREEZE, 12))
+    assert any(k.startswith("emotion_head.") for k in moved)
+    assert any(k.startswith("task_fusion.") for k in moved)
+    assert any(k.startswith("layer_fusion.") for k in moved)
+
+
+def test_stage2_can_keep_training_aux_heads(parts):
+    from metaser.training.module import SERModule
+
+    cfg, labels, aux, _ = parts
+    model = build_model(cfg, labels, aux)
+    model.freeze_encoder_layers(FREEZE)
+    model.set_trainable(aux_heads=True, emotion_head=True)
+    module = SERModule(model, stage="emotion", labels=labels, aux_weights={t: 1.0 for t in aux},
+                       stage_cfg=cfg.stage2, seed=cfg.seed)
+    assert_groups(module)
+    opt = module.configure_optimizers()
+    heads = {id(p) for p in opt.param_groups[1]["params"]}
+    assert all(id(p) in heads for p in model.task_heads.parameters())
+
+
+def test_per_step_reseed_makes_dropout_independent_of_prior_rng_use(parts):
+    """The random stream of a training step depends on (seed, stage, epoch, batch) only."""
+    from metaser.training.module import SERModule
+
+    cfg, labels, aux, _ = parts
+    module = SERModule(build_model(cfg, labels, aux), stage="aux", labels=labels, aux_weights=cfg.aux_tasks,
+                       stage_cfg=cfg.stage1, seed=cfg.seed)
+    draws = []
+    for noise in (0, 5):
+        torch.rand(noise)  # unrelated use of the global RNG before the step
+        module.on_train_batch_start(None, 3)
+        draws.append(torch.rand(4))
+    assert torch.equal(draws[0], draws[1])
+    module.on_train_batch_start(None, 4)
+    assert not torch.equal(torch.rand(4), draws[0])
