@@ -101,6 +101,9 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
         # Frozen only by exclusion from the optimizer: autograd still tracks everything.
         model.encoder.requires_grad_(True)
         model.encoder.keep_frozen_graph = True
+        fe = model.encoder.model.feature_extractor
+        if hasattr(fe, "_requires_grad"):
+            fe._requires_grad = True  # HF then builds the CNN's graph too
     module.to(device)
     module.train()
     model.encoder.set_frozen_eval()

@@ -24,12 +24,21 @@ class EncoderConfig:
         else False.
     attn_implementation: ``"eager"`` | ``"sdpa"`` | None (the library's default).
     gradient_checkpointing: trade compute for memory in the trainable transformer layers.
+    dropout: if set, overrides the checkpoint's hidden, attention, activation and
+        feature-projection dropout (None keeps the checkpoint's values).
     """
 
     name_or_path: str = "tiny-wavlm"
     normalize_waveform: bool | None = None
     attn_implementation: str | None = None
     gradient_checkpointing: bool = False
+    dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            from metaser.errors import ConfigError
+
+            raise ConfigError(f"encoder.dropout: must be in [0, 1), got {self.dropout!r}")
 
 
 @dataclass

@@ -92,6 +92,16 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 _PRESET_SEED = 1234
 
+_DROPOUT_KEYS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout")
+
+
+def _config_overrides(cfg: EncoderConfig) -> dict[str, Any]:
+    """Forced settings plus the user's dropout override, applied before the model is built."""
+    out = dict(_FORCED)
+    if cfg.dropout is not None:
+        out.update({k: float(cfg.dropout) for k in _DROPOUT_KEYS})
+    return out
+
 
 def preset_config(name: str):
     """The transformers config of preset ``name`` (with layerdrop / masking forced off)."""
@@ -216,6 +226,9 @@ class SSLEncoder(nn.Module):
         if cfg.gradient_checkpointing:
             self._enable_checkpointing()
         self._frozen = 0
+        # Benchmark reference only (``metaser bench``'s naive mode): run the frozen parts with
+        # autograd like a straightforward implementation would. Never set in training.
+        self.keep_frozen_graph = False
         self._resume_armed = False
         self._grad_to_restore = True
         # One pre-hook per candidate "first trainable module" (0 = feature projection,
@@ -236,7 +249,10 @@ class SSLEncoder(nn.Module):
         """
         name = cfg.name_or_path
         if name in PRESETS:
-            model = cls._build(preset_config(name), cfg, seed=_PRESET_SEED)
+            hf = preset_config(name)
+            for key, value in _config_overrides(cfg).items():
+                setattr(hf, key, value)
+            model = cls._build(hf, cfg, seed=_PRESET_SEED)
             norm = False if cfg.normalize_waveform is None else cfg.normalize_waveform
             return cls(model, cfg, norm)
         p = Path(name).expanduser()
@@ -254,7 +270,7 @@ class SSLEncoder(nn.Module):
             )
         from transformers import AutoModel
 
-        kwargs: dict[str, Any] = dict(_FORCED, dtype=torch.float32)
+        kwargs: dict[str, Any] = dict(_config_overrides(cfg), dtype=torch.float32)
         if cfg.attn_implementation is not None:
             kwargs["attn_implementation"] = cfg.attn_implementation
         try:
@@ -456,6 +472,11 @@ class SSLEncoder(nn.Module):
         attention_mask = None
         if self.uses_attention_mask:
             attention_mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).long()
+        if self.keep_frozen_graph:  # naive benchmark reference: autograd through everything
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_MASK_WARNING)
+                out = self.model(x, attention_mask=attention_mask, output_hidden_states=True)
+            return self._output(out, lengths, x)
         self._grad_to_restore = torch.is_grad_enabled()
         self._resume_armed = True
         try:
@@ -468,6 +489,9 @@ class SSLEncoder(nn.Module):
                 raise RuntimeError("the trainable encoder layers ran without grad mode (resume hook did not fire)")
         finally:
             self._resume_armed = False
+        return self._output(out, lengths, x)
+
+    def _output(self, out: Any, lengths: torch.Tensor, x: torch.Tensor) -> EncoderOutput:
         hidden = tuple(out.hidden_states[1:])  # L x (B, T, D)
         if len(hidden) != self.num_layers:
             raise RuntimeError(f"expected {self.num_layers} layer outputs, got {len(hidden)}")
