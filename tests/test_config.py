@@ -88,3 +88,9 @@ def test_yaml_errors_name_the_file(tmp_path):
 def test_to_dict_from_dict_round_trip():
     cfg = apply_overrides(RunConfig(), ["name=x", "stage2.early_stopping_patience=5"])
     assert from_dict(RunConfig, to_dict(cfg)) == cfg
+
+
+def test_spawn_strategies_are_rejected_with_the_reason():
+    with pytest.raises(ConfigError, match="spawn-based strategies cannot pickle"):
+        apply_overrides(RunConfig(), ["trainer.strategy=ddp_spawn"])
+    assert apply_overrides(RunConfig(), ["trainer.strategy=ddp"]).trainer.strategy == "ddp"

@@ -214,8 +214,7 @@ def bench_train(cfg: RunConfig, *, steps: int = 20, warmup: int = 3, json_out: P
             console.print(f"[dim]bench {stage} {mode}: {warmup} warm-up + {steps} timed steps ...[/]")
             results.append(_run_worker(cfg, stage, mode, steps, warmup, count_flops))
     table = Table(title=f"training throughput ({results[0].device}, {cfg.model.encoder.name_or_path})")
-    for col in ("stage", "mode", "audio-s / wall-s", "padding ratio", "utts/batch", "median step s",
-                "peak MB", "TFLOP/s", "MFU"):
+    for col in ("stage", "mode", "audio s/s", "pad", "utt/b", "step s", "peak MB", "TFLOP/s", "MFU"):
         table.add_column(col, justify="right")
     ratios = {}
     for stage in stages:
@@ -227,6 +226,8 @@ def bench_train(cfg: RunConfig, *, steps: int = 20, warmup: int = 3, json_out: P
                           "–" if r.achieved_tflops is None else f"{r.achieved_tflops:.3f}",
                           "–" if r.mfu is None else f"{100 * r.mfu:.1f}%")
     console.print(table)
+    console.print("[dim]audio s/s = audio seconds trained per wall second; pad = padded / real samples; "
+                  "utt/b = utterances per batch; step s = median step time[/]")
     for stage, ratio in ratios.items():
         console.print(f"{stage}: tuned / naive throughput = [bold]{ratio:.2f}x[/]")
     out = {"kind": "train", "encoder": cfg.model.encoder.name_or_path, "steps": steps, "warmup": warmup,

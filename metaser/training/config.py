@@ -67,6 +67,16 @@ class TrainerConfig:
     limit_val_batches: float | int | None = None
     matmul_precision: Literal["highest", "high", "medium"] = "high"  # TF32 on Ampere+
     compile: bool = False  # torch.compile the encoder
+    num_threads: int | None = None  # torch intra-op threads (None = torch's default, one per core)
+
+    def __post_init__(self) -> None:
+        if "spawn" in self.strategy:
+            raise ValueError(
+                f"trainer.strategy={self.strategy!r}: spawn-based strategies cannot pickle the "
+                "transformers encoders (weight-norm parametrizations); use 'ddp', which Lightning "
+                "launches as subprocesses (or run under torchrun / srun)")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"trainer.num_threads must be >= 1, got {self.num_threads}")
 
 
 @dataclass

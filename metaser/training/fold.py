@@ -30,7 +30,7 @@ from typing import Any, Callable
 import pytorch_lightning as pl
 import torch
 from lhotse import CutSet
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -123,6 +123,15 @@ class FoldData(pl.LightningDataModule):
         return self._loader("test")
 
 
+class _ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar without the logger's version number ("v_num")."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
 @dataclass
 class StageResult:
     best_path: str
@@ -141,6 +150,8 @@ def _make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monit
     last = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
                            every_n_epochs=1, enable_version_counter=False)
     callbacks: list = [ckpt, last, *(extra_callbacks or [])]
+    if t.enable_progress_bar:
+        callbacks.append(_ProgressBar())
     if stage_cfg.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stage_cfg.early_stopping_patience))
     kwargs: dict[str, Any] = dict(
@@ -288,6 +299,8 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
     train, valid, test = split.subsets(cuts)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_float32_matmul_precision(cfg.trainer.matmul_precision)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
 
     baseline = cfg.mode == "baseline" or cfg.model.architecture == "baseline"
     aux = [] if baseline else list(cfg.aux_tasks)
