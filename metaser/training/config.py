@@ -66,7 +66,7 @@ class TrainerConfig:
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None
     matmul_precision: Literal["highest", "high", "medium"] = "high"  # TF32 on Ampere+
-    compile: bool = False  # torch.compile the encoder
+    compile: bool = False  # torch.compile each encoder transformer layer (in place; checkpoints unchanged)
     num_threads: int | None = None  # torch intra-op threads (None = torch's default, one per core)
 
     def __post_init__(self) -> None:

@@ -180,6 +180,17 @@ def _make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monit
     return pl.Trainer(**kwargs), ckpt
 
 
+def compile_encoder_layers(model: MetaSERModel) -> None:
+    """``torch.compile`` each transformer layer in place (``nn.Module.compile``).
+
+    Per layer rather than the whole model: the frozen prefix runs under ``no_grad`` and the
+    layer fusion needs every layer's output, so layers are the natural compiled units. State
+    dict keys do not change, so checkpoints and exported models are the same as without it.
+    """
+    for layer in model.encoder.model.encoder.layers:
+        layer.compile()
+
+
 def load_module_weights(model: torch.nn.Module, ckpt_path: str | Path) -> None:
     """Load the ``model.*`` weights of a Lightning checkpoint into ``model``."""
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
@@ -334,6 +345,8 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
 
         model_cfg = replace(model_cfg, architecture="baseline")
     model = MetaSERModel.build(model_cfg, labels.classes["emotion"], task_specs(labels, aux))
+    if cfg.trainer.compile:
+        compile_encoder_layers(model)
     data = FoldData(cfg, labels, aux, train, valid, test)
     cbs = stage_callbacks or (lambda _stage: [])
 
