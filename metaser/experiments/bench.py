@@ -20,6 +20,7 @@ the same batches in a separate untimed pass) with MFU on GPUs whose peak is know
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -111,7 +112,7 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (cuda and mode == "tuned") else None
 
     def step(batch):
-        with autocast if autocast is not None else _null():
+        with autocast if autocast is not None else contextlib.nullcontext():
             out = module(batch)
             loss = module._loss(out, batch).total
         loss.backward()
@@ -163,14 +164,6 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
             if peak_flops:
                 res.mfu = round(total / wall / peak_flops, 4)
     return res
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def _forever(loader):

@@ -44,7 +44,7 @@ from metaser.errors import MetaserError
 from metaser.models.config import TaskSpec
 from metaser.models.metaser import MetaSERModel
 from metaser.training.config import RunConfig, StageConfig
-from metaser.training.metrics import classification_scores
+from metaser.training.metrics import ASRMetric, classification_scores
 from metaser.training.module import SERModule, seed_all
 
 log = logging.getLogger(__name__)
@@ -268,8 +268,6 @@ def test_metrics(rows: list[dict], labels: LabelSpace, aux_tasks: list[str], aux
     src = aux_rows if aux_rows is not None else rows
     for task in aux_tasks:
         if task == "asr":
-            from metaser.training.metrics import ASRMetric
-
             m = ASRMetric()
             m.update([r.get("asr_pred", "") for r in src], [r.get("text", "") for r in src])
             out.update(m.compute())
