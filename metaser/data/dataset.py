@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from lhotse import CutSet
+from lhotse.lazy import LazyMapper
 from lhotse.utils import fastcopy
 
 from metaser.data.augment import SpeedPerturb, WaveformAugment
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ASR_TASK = "asr"
 _EPOCH_KEY = "metaser_epoch"
+_SPEED_KEY = "metaser_speed"  # TDSA factor already applied before bucketing
 
 
 def classification_tasks(tasks: list[str]) -> list[str]:
@@ -138,12 +140,16 @@ class SERDataset(torch.utils.data.Dataset):
 
     def _rng(self, cut: Any) -> np.random.Generator:
         epoch = (getattr(cut, "custom", None) or {}).get(_EPOCH_KEY, self.epoch)
-        return np.random.default_rng([self.seed, int(epoch), zlib.crc32(cut.id.encode())])
+        return _utterance_rng(self.seed, epoch, cut.id)
 
     def _load(self, cut: Any, rng: np.random.Generator) -> torch.Tensor:
         """(S,) float32 audio of one utterance, augmented and cropped when training."""
         if self.speed is not None:
-            cut = self.speed(cut, rng)
+            factor = self.speed.draw(rng)  # always drawn: keeps the rng stream identical
+            # Already resampled before bucketing (the same draw, except for lhotse's "_dup"
+            # padding copies under DDP, whose ids differ): keep what the sampler applied.
+            if (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
+                cut = self.speed.apply(cut, factor)
         audio = load_cut_audio(cut, self.sample_rate)  # (S,); raises AudioError (a DataError)
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)  # (S,)
         if wave.numel() == 0:
@@ -194,6 +200,27 @@ class SERDataset(torch.utils.data.Dataset):
                      ids=[c.id for c in cuts])
 
 
+def _utterance_rng(seed: int, epoch: int, cut_id: str) -> np.random.Generator:
+    return np.random.default_rng([seed, int(epoch), zlib.crc32(cut_id.encode())])
+
+
+class _SpeedBeforeBucketing:
+    """Lazy CutSet transform in front of a bucketing sampler: each cut gets its TDSA factor for
+    the sampler's current epoch (the same draw the dataset makes), so length buckets see the
+    perturbed durations instead of the original ones. The dataset then skips resampling twice.
+    Re-evaluated at every epoch, because lhotse iterates the CutSet anew each epoch."""
+
+    def __init__(self, speed: SpeedPerturb, seed: int):
+        self.speed, self.seed = speed, seed
+        self.sampler: Any = None  # set once the sampler exists; epoch 0 before that
+
+    def __call__(self, cut: Any) -> Any:
+        epoch = int(getattr(self.sampler, "epoch", 0))
+        factor = self.speed.draw(_utterance_rng(self.seed, epoch, cut.id))
+        out = cut if factor == 1.0 else cut.perturb_speed(factor, affix_id=False)
+        return fastcopy(out, custom={**(out.custom or {}), _SPEED_KEY: factor})
+
+
 class _TagEpoch:
     """Sampler transform: copy each sampled cut with the sampler's current epoch attached."""
 
@@ -220,8 +247,15 @@ def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg
     world_size / rank: DDP sharding (default: from torch.distributed when initialised).
     """
     scfg = data_cfg.sampler
-    sampler = make_sampler(cuts, scfg, train=train, world_size=world_size, rank=rank,
+    sampler_cuts, pre = cuts, None
+    if train and scfg.mode == "bucketing" and data_cfg.augment.speed_prob > 0 \
+            and any(f != 1.0 for f in data_cfg.augment.speeds):
+        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment), scfg.seed)
+        sampler_cuts = CutSet(LazyMapper(cuts, pre))
+    sampler = make_sampler(sampler_cuts, scfg, train=train, world_size=world_size, rank=rank,
                            max_duration=None if train else data_cfg.eval_max_duration)
+    if pre is not None:
+        pre.sampler = sampler
     sampler.set_epoch(epoch_seed)
     sampler.map(_TagEpoch(sampler))
     dataset = SERDataset(labels, tasks, train=train, augment=data_cfg.augment if train else None,
