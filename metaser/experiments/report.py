@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from metaser.errors import MetaserError
+from metaser.training.fold import read_jsonl
 from metaser.training.metrics import UA_WA_DEFINITION, classification_scores
 
 #: test metrics reported per fold, with their display names (Table II/III style)
@@ -20,10 +21,6 @@ TEST_COLUMNS = [
     ("ua", "UA"), ("wa", "WA"), ("macro_f1", "F1"), ("cer", "CER"), ("wer", "WER"),
     ("gender_acc", "GR"), ("style_acc", "StyR"),
 ]
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def fold_dirs(run_dir: Path) -> list[Path]:
@@ -45,7 +42,7 @@ def recompute_fold(fold_dir: Path) -> dict[str, Any]:
         if not (fold_dir / name).is_file():
             raise MetaserError(f"{fold_dir / name} is missing: the fold's outputs are incomplete",
                                hint=f"re-run the fold (delete {fold_dir / 'metrics.json'} first)")
-    rows = _read_jsonl(fold_dir / "predictions.jsonl")
+    rows = read_jsonl(fold_dir / "predictions.jsonl")
     labels = json.loads((fold_dir / "labels.json").read_text())["classes"]["emotion"]
     idx = {c: i for i, c in enumerate(labels)}
     rows = [r for r in rows if r.get("emotion") is not None]

@@ -229,21 +229,21 @@ def run_stage(module: SERModule, data: FoldData, cfg: RunConfig, stage_cfg: Stag
     return res
 
 
-def _test_rows(module: SERModule, data: FoldData, cfg: RunConfig, stage_dir: Path) -> list[dict]:
+def _eval_trainer(cfg: RunConfig, stage_dir: Path) -> pl.Trainer:
+    """A single-device trainer for the evaluation after selection (never sharded)."""
     t = cfg.trainer
-    trainer = pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         use_distributed_sampler=False, default_root_dir=stage_dir)
-    trainer.test(module, datamodule=data, verbose=False)
+    return pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      use_distributed_sampler=False, default_root_dir=stage_dir)
+
+
+def _test_rows(module: SERModule, data: FoldData, cfg: RunConfig, stage_dir: Path) -> list[dict]:
+    _eval_trainer(cfg, stage_dir).test(module, datamodule=data, verbose=False)
     return module.test_rows
 
 
 def _validate(module: SERModule, data: FoldData, cfg: RunConfig, stage_dir: Path) -> dict[str, float]:
-    t = cfg.trainer
-    trainer = pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         use_distributed_sampler=False, default_root_dir=stage_dir)
-    out = trainer.validate(module, datamodule=data, verbose=False)
+    out = _eval_trainer(cfg, stage_dir).validate(module, datamodule=data, verbose=False)
     return {k.removeprefix("val/"): float(v) for k, v in (out[0] if out else {}).items()}
 
 

@@ -80,11 +80,7 @@ class SERModule(pl.LightningModule):
         # Re-seed at every epoch so that a run resumed from an epoch checkpoint continues
         # with exactly the random stream (dropout, augmentation) of an uninterrupted run.
         seed_all(self.seed * 1000 + self.current_epoch + (0 if self.stage == "aux" else 500))
-        self.model.train()
-        # Frozen modules stay in eval mode (no dropout in frozen layers).
-        enc = getattr(self.model, "encoder", None)
-        if enc is not None and hasattr(enc, "set_frozen_eval"):
-            enc.set_frozen_eval()
+        self.model.train()  # MetaSERModel.train keeps frozen modules in eval (no dropout there)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # Re-seed per step too: Lightning creates the epoch's data iterator (which draws from
