@@ -3,8 +3,10 @@
 ``fusion.tasks`` picks how the K auxiliary hidden layers a_1..a_K (each (B, H)) reach the
 emotion classifier:
 
-* ``coattention`` -- :class:`CoAttentionFusion`, the default (our formulation of Sec. II.A.3);
-* ``concat``      -- :class:`ConcatTaskFusion`, "w/o Co": z = [mean_t U_t ; a_1 .. a_K];
+* ``coattention`` -- :class:`CoAttentionFusion`, the default (metaser's reading of Sec. II-A-5);
+* ``guided``      -- :class:`GuidedPoolingFusion`, the minimal literal reading of Sec. II-A-5:
+  z = [mean_t (U_t * sigmoid(c_t)) ; a_1 .. a_K];
+* ``concat``      -- :class:`ConcatTaskFusion`, "w/o Co" as metaser reads it: z = [mean_t U_t ; a_1 .. a_K];
 * ``none``        -- :class:`PooledFramesFusion`: z = mean_t U_t.
 
 All three first project the fused frames X (B, T, D_f) to U = X W_u (B, T, H) and return a
@@ -26,6 +28,7 @@ __all__ = [
     "TaskFusionOutput",
     "TaskFusion",
     "CoAttentionFusion",
+    "GuidedPoolingFusion",
     "ConcatTaskFusion",
     "PooledFramesFusion",
     "EmotionHead",
@@ -52,6 +55,31 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch
     return probs * mask.to(probs.dtype)
 
 
+class FrameToTaskGate(nn.Module):
+    """The task-guided feature weighting both co-attention readings share.
+
+    beta_{t,k} = softmax_k((U_t W_q')·(a_k W_k') / sqrt(H)),  c_t = sum_k beta_{t,k} a_k W_v',
+    u~_t = U_t * sigmoid(c_t). Returns u~ (B, T, H) and beta (B, T, K), zero on padded frames.
+    """
+
+    def __init__(self, hidden_dim: int):
+        super().__init__()
+        h = hidden_dim
+        self.scale = 1.0 / math.sqrt(h)
+        self.f2t_query = nn.Linear(h, h, bias=False)  # W_q'
+        self.f2t_key = nn.Linear(h, h, bias=False)  # W_k'
+        self.f2t_value = nn.Linear(h, h, bias=False)  # W_v'
+
+    def forward(self, u: torch.Tensor, a: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u: (B, T, H) frames; a: (B, K, H) task hidden layers; mask: (B, T)."""
+        q2 = self.f2t_query(u)  # (B, T, H)
+        k2 = self.f2t_key(a)  # (B, K, H)
+        beta = torch.softmax(torch.einsum("bth,bkh->btk", q2, k2) * self.scale, dim=-1)  # (B, T, K)
+        c = torch.einsum("btk,bkh->bth", beta, self.f2t_value(a))  # (B, T, H)
+        u_tilde = u * torch.sigmoid(c)  # (B, T, H)
+        return u_tilde, beta * mask[:, :, None].to(beta.dtype)  # padded frames -> 0
+
+
 class TaskFusion(nn.Module):
     """Base: ``forward(frames (B,T,D_f), mask (B,T), task_hidden (B,K,H) | None) -> TaskFusionOutput``."""
 
@@ -72,8 +100,8 @@ class TaskFusion(nn.Module):
 
 
 class CoAttentionFusion(TaskFusion):
-    """Implements the co-attention module (Sec. II.A.3; the paper gives no formula — our
-    formulation, see docs/method.md).
+    """Implements the co-attention module (Sec. II-A-5; the paper gives no formula: this is
+    metaser's reading, see docs/method.md; ``guided`` is the minimal literal one).
 
     With U = X W_u (B, T, H) the projected fused frames and A = [a_1 .. a_K] (B, K, H) the
     auxiliary tasks' hidden layers:
@@ -97,9 +125,7 @@ class CoAttentionFusion(TaskFusion):
         self.t2f_key = nn.Linear(h, h, bias=False)  # W_k
         self.t2f_value = nn.Linear(h, h, bias=False)  # W_v
         # frame-to-task (queries from frames, keys / values from tasks)
-        self.f2t_query = nn.Linear(h, h, bias=False)  # W_q'
-        self.f2t_key = nn.Linear(h, h, bias=False)  # W_k'
-        self.f2t_value = nn.Linear(h, h, bias=False)  # W_v'
+        self.gate = FrameToTaskGate(h)
 
     @property
     def output_dim(self) -> int:
@@ -118,20 +144,47 @@ class CoAttentionFusion(TaskFusion):
         scores = torch.einsum("bkh,bth->bkt", q, key) * self.scale  # (B, K, T)
         alpha = _masked_softmax(scores, mask[:, None, :], dim=-1)  # (B, K, T)
         e = torch.einsum("bkt,bth->bkh", alpha, self.t2f_value(u))  # (B, K, H)
-        # frame-to-task attention
-        q2 = self.f2t_query(u)  # (B, T, H)
-        k2 = self.f2t_key(a)  # (B, K, H)
-        beta = torch.softmax(torch.einsum("bth,bkh->btk", q2, k2) * self.scale, dim=-1)  # (B, T, K)
-        c = torch.einsum("btk,bkh->bth", beta, self.f2t_value(a))  # (B, T, H)
-        u_tilde = u * torch.sigmoid(c)  # (B, T, H)
+        # frame-to-task attention: the task-guided weighting of the emotion frames
+        u_tilde, beta = self.gate(u, a, mask)  # (B, T, H), (B, T, K)
         u_bar = masked_mean(u_tilde, mask)  # (B, H)
         z = torch.cat([u_bar, e.reshape(b, k * h), a.reshape(b, k * h)], dim=-1)  # (B, (2K+1) H)
-        beta = beta * mask[:, :, None].to(beta.dtype)  # padded frames -> 0
         return TaskFusionOutput(features=z, attentions={"task_to_frame": alpha, "frame_to_task": beta})
 
 
+class GuidedPoolingFusion(TaskFusion):
+    """The minimal literal reading of Sec. II-A-5 (``fusion.tasks = guided``).
+
+    "we leverage their interplay to guide feature weighting, thereby generating weighted
+    emotion features. Subsequently, these weighted emotion features are combined with the
+    hidden layer outputs from the auxiliary tasks": u~_t = U_t * sigmoid(c_t) with the
+    frame-to-task attention of :class:`FrameToTaskGate`, u_bar = masked mean_t u~_t and
+    z = [u_bar ; a_1 .. a_K]  (B, (K+1) H). No per-task attended block e_k.
+    With K = 0: z = masked mean_t U_t.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, num_tasks: int):
+        super().__init__(in_dim, hidden_dim, num_tasks)
+        self.gate = FrameToTaskGate(hidden_dim)
+
+    @property
+    def output_dim(self) -> int:
+        return (self.num_tasks + 1) * self.hidden_dim
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor, task_hidden: torch.Tensor | None) -> TaskFusionOutput:
+        self._check(task_hidden)
+        u = self.frame_proj(frames)  # (B, T, H)
+        if task_hidden is None or self.num_tasks == 0:
+            return TaskFusionOutput(features=masked_mean(u, mask))  # (B, H)
+        a = task_hidden.to(u.dtype)  # (B, K, H)
+        u_tilde, beta = self.gate(u, a, mask)  # (B, T, H), (B, T, K)
+        z = torch.cat([masked_mean(u_tilde, mask), a.flatten(1)], dim=-1)  # (B, (K+1) H)
+        return TaskFusionOutput(features=z, attentions={"frame_to_task": beta})
+
+
 class ConcatTaskFusion(TaskFusion):
-    """The "w/o Co" ablation: z = [masked mean_t U_t ; a_1 .. a_K]  (B, (K+1) H)."""
+    """The "w/o Co" ablation as metaser reads it (the paper does not describe it): the aux
+    hidden layers are concatenated with the pooled frames, z = [masked mean_t U_t ; a_1 .. a_K]
+    (B, (K+1) H)."""
 
     @property
     def output_dim(self) -> int:
@@ -178,11 +231,12 @@ class EmotionHead(nn.Module):
         return self.net(z)
 
 
-_KINDS = {"coattention": CoAttentionFusion, "concat": ConcatTaskFusion, "none": PooledFramesFusion}
+_KINDS = {"coattention": CoAttentionFusion, "guided": GuidedPoolingFusion, "concat": ConcatTaskFusion,
+          "none": PooledFramesFusion}
 
 
 def build_task_fusion(kind: str, in_dim: int, hidden_dim: int, num_tasks: int) -> TaskFusion:
-    """``kind``: ``coattention`` | ``concat`` | ``none`` (``fusion.tasks``)."""
+    """``kind``: ``coattention`` | ``guided`` | ``concat`` | ``none`` (``fusion.tasks``)."""
     if kind not in _KINDS:
         raise ConfigError(f"fusion.tasks: {kind!r} is not one of {', '.join(_KINDS)}")
     return _KINDS[kind](in_dim, hidden_dim, num_tasks)

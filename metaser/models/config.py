@@ -47,9 +47,15 @@ class FusionConfig:
 
     layers: ``ari`` (Eq. 3: [F_L ; sum_{i<L} w_i F_i], 2D per frame), ``weighted_sum``
         (sum_i w_i F_i over all L layers, D per frame) or ``last`` (F_L).
-    tasks: ``coattention`` (the paper's co-attention), ``concat`` ("w/o Co": pooled
-        frames concatenated with the aux hidden layers) or ``none`` (emotion from pooled
-        frames only).
+    weights: how the layer weights W of ARI / the weighted sum are normalised: ``softmax``
+        (metaser's reading: w = softmax(a)) or ``raw`` (the paper's Eq. 3 read literally: W is
+        a learned vector used as it is). Both start uniform.
+    tasks: how the aux tasks' hidden layers reach the SER classifier (Sec. II-A-5, prose only):
+        ``coattention`` (metaser's reading, the default: task-to-frame and frame-to-task
+        attention, z = [u_bar ; e_1..e_K ; a_1..a_K]), ``guided`` (the minimal literal
+        reading: the tasks weight the emotion frames, z = [u_bar ; a_1..a_K]), ``concat``
+        ("w/o Co": pooled frames concatenated with the aux hidden layers) or ``none``
+        (emotion from pooled frames only).
     normalize: ``none`` (the paper) or ``batch``: standardise each fused feature dimension
         over the valid frames of the batch (BatchNorm without affine, running statistics at
         inference). Not in the paper: it helps encoders whose features share a large common
@@ -57,7 +63,8 @@ class FusionConfig:
     """
 
     layers: Literal["ari", "weighted_sum", "last"] = "ari"
-    tasks: Literal["coattention", "concat", "none"] = "coattention"
+    weights: Literal["softmax", "raw"] = "softmax"
+    tasks: Literal["coattention", "guided", "concat", "none"] = "coattention"
     normalize: Literal["none", "batch"] = "none"
 
 
@@ -74,9 +81,9 @@ class ModelConfig:
     """The composed model.
 
     architecture: ``metaser`` (fusion + aux heads + co-attention + emotion head) or
-        ``baseline`` (last layer -> masked mean -> one Linear: the paper's baseline).
-    coattention_dim: H, the width of the co-attention projections (and of the aux hidden
-        layers a_k, which equals ``aux_head.hidden_dim``).
+        ``baseline`` (last layer -> masked mean -> one Linear: the paper's baseline, trained in
+        one emotion-only stage). The width H of the co-attention projections is
+        ``aux_head.hidden_dim``, the width of the aux hidden layers a_k.
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)

@@ -31,7 +31,7 @@ class LayerFusion(nn.Module):
         raise NotImplementedError
 
     def weights(self) -> torch.Tensor | None:
-        """Softmax layer weights (detached), or None for fusions without weights."""
+        """The layer weights w as used in the forward (detached), or None without weights."""
         return None
 
 
@@ -40,63 +40,82 @@ def _check(hidden_states: Sequence[torch.Tensor], num_layers: int) -> None:
         raise ValueError(f"expected {num_layers} hidden states, got {len(hidden_states)}")
 
 
-class AugmentedResidualIntegration(LayerFusion):
-    """Implements Eq. (3): F_ARI = [F_L ; sum_{i=1}^{L-1} w_i F_i], w = softmax(a).
+WEIGHTINGS = ("softmax", "raw")
 
-    ``a`` are L-1 learned logits over the first L-1 layer outputs, initialised to zero (so the
-    weights start uniform, w_i = 1 / (L-1)). The last layer F_L is kept as is and the weighted
-    sum of the lower layers is concatenated beside it, giving 2D features per frame.
+
+class _WeightedLayers(LayerFusion):
+    """n learned layer weights in the parameter ``logits``: ``softmax`` (w = softmax(a), a
+    initialised to 0) or ``raw`` (w = a, initialised to 1/n, unconstrained). Both start at
+    uniform weights 1/n."""
+
+    def __init__(self, n: int, weighting: str):
+        super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ConfigError(f"fusion.weights: {weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+        self.weighting = weighting
+        init = torch.zeros(n) if weighting == "softmax" else torch.full((n,), 1.0 / n)
+        self.logits = nn.Parameter(init)  # (n,)
+
+    def layer_weights(self) -> torch.Tensor:
+        """w, with autograd: (n,)."""
+        return torch.softmax(self.logits, dim=0) if self.weighting == "softmax" else self.logits
+
+    def weights(self) -> torch.Tensor:
+        return self.layer_weights().detach().float()  # (n,)
+
+
+class AugmentedResidualIntegration(_WeightedLayers):
+    """Implements Eq. (3): F_ARI = [F_L ; W^T [F_1; ...; F_{L-1}]], W in R^{1 x (L-1)}.
+
+    F_L, the last transformer layer, is kept as is; the lower L-1 layer outputs are weighted
+    and summed, sum_{i=1}^{L-1} w_i F_i, and concatenated beside it, giving 2D features per
+    frame. The paper calls W a "weighted matrix" and says nothing of its normalisation:
+    ``weighting="softmax"`` (metaser's default) learns logits a with w = softmax(a), a = 0 at
+    the start (w_i = 1/(L-1)); ``weighting="raw"`` learns w itself, initialised to 1/(L-1).
     """
 
-    def __init__(self, num_layers: int):
-        super().__init__()
+    def __init__(self, num_layers: int, weighting: str = "softmax"):
         if num_layers < 2:
             raise ConfigError(f"fusion.layers=ari needs an encoder with >= 2 layers, got {num_layers}")
+        super().__init__(num_layers - 1, weighting)
         self.num_layers = num_layers
-        self.logits = nn.Parameter(torch.zeros(num_layers - 1))  # (L-1,)
 
     def output_dim(self, hidden_size: int) -> int:
         return 2 * hidden_size
 
-    def weights(self) -> torch.Tensor:
-        return torch.softmax(self.logits.detach().float(), dim=0)  # (L-1,)
-
     def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
         _check(hidden_states, self.num_layers)
         lower = torch.stack(tuple(hidden_states[:-1]), dim=0)  # (L-1, B, T, D)
-        w = torch.softmax(self.logits, dim=0).to(lower.dtype)  # (L-1,)
+        w = self.layer_weights().to(lower.dtype)  # (L-1,)
         residual = torch.einsum("l,lbtd->btd", w, lower)  # (B, T, D)
         return torch.cat([hidden_states[-1], residual], dim=-1)  # (B, T, 2D)
 
 
-class WeightedLayerSum(LayerFusion):
-    """Implements the weighted-sum baseline of Table III: F = sum_{i=1}^{L} w_i F_i, w = softmax(a).
+class WeightedLayerSum(_WeightedLayers):
+    """Implements the weighted-sum baseline of Table III: F = sum_{i=1}^{L} w_i F_i.
 
-    ``a``: L learned logits, initialised to zero (uniform weights); D features per frame.
+    ``weighting`` as for :class:`AugmentedResidualIntegration` (softmax by default, or raw
+    weights), over all L layers; D features per frame.
     """
 
-    def __init__(self, num_layers: int):
-        super().__init__()
+    def __init__(self, num_layers: int, weighting: str = "softmax"):
+        super().__init__(num_layers, weighting)
         self.num_layers = num_layers
-        self.logits = nn.Parameter(torch.zeros(num_layers))  # (L,)
 
     def output_dim(self, hidden_size: int) -> int:
         return hidden_size
 
-    def weights(self) -> torch.Tensor:
-        return torch.softmax(self.logits.detach().float(), dim=0)  # (L,)
-
     def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
         _check(hidden_states, self.num_layers)
         stacked = torch.stack(tuple(hidden_states), dim=0)  # (L, B, T, D)
-        w = torch.softmax(self.logits, dim=0).to(stacked.dtype)  # (L,)
+        w = self.layer_weights().to(stacked.dtype)  # (L,)
         return torch.einsum("l,lbtd->btd", w, stacked)  # (B, T, D)
 
 
 class LastLayer(LayerFusion):
-    """F = F_L, the last transformer layer (no parameters)."""
+    """F = F_L, the last transformer layer (no parameters; ``weighting`` is ignored)."""
 
-    def __init__(self, num_layers: int):
+    def __init__(self, num_layers: int, weighting: str = "softmax"):
         super().__init__()
         self.num_layers = num_layers
 
@@ -129,8 +148,9 @@ class MaskedBatchNorm(nn.Module):
         return out
 
 
-def build_layer_fusion(kind: str, num_layers: int) -> LayerFusion:
-    """``kind``: ``ari`` | ``weighted_sum`` | ``last`` (``fusion.layers``)."""
+def build_layer_fusion(kind: str, num_layers: int, weighting: str = "softmax") -> LayerFusion:
+    """``kind``: ``ari`` | ``weighted_sum`` | ``last`` (``fusion.layers``); ``weighting``:
+    ``softmax`` | ``raw`` (``fusion.weights``)."""
     if kind not in _KINDS:
         raise ConfigError(f"fusion.layers: {kind!r} is not one of {', '.join(_KINDS)}")
-    return _KINDS[kind](num_layers)
+    return _KINDS[kind](num_layers, weighting)

@@ -123,7 +123,7 @@ class MetaSERModel(nn.Module):
             self.task_fusion = None
             self.emotion_head: nn.Module = BaselineHead(d, c)
             return
-        self.layer_fusion = build_layer_fusion(config.fusion.layers, num_layers)
+        self.layer_fusion = build_layer_fusion(config.fusion.layers, num_layers, config.fusion.weights)
         d_f = self.layer_fusion.output_dim(d)
         self.fused_norm = MaskedBatchNorm(d_f) if config.fusion.normalize == "batch" else None
         h = config.aux_head.hidden_dim
@@ -194,11 +194,12 @@ class MetaSERModel(nn.Module):
         """Freeze the encoder's input prefix and first ``n`` transformer layers (see SSLEncoder)."""
         self.encoder.freeze_layers(n)
 
-    def set_trainable(self, aux_heads: bool, emotion_head: bool) -> None:
+    def set_trainable(self, aux_heads: bool, emotion_head: bool, layer_fusion: bool = True) -> None:
         """Which heads train. ``aux_heads``: the auxiliary task heads; ``emotion_head``: the task
-        fusion (co-attention) and the emotion classifier. The layer-fusion weights always train
-        (they feed both); the encoder follows :meth:`freeze_encoder_layers`. Frozen heads stay in
-        eval mode (no dropout) while the model trains."""
+        fusion (co-attention) and the emotion classifier; ``layer_fusion``: the layer-fusion
+        weights (they feed both; ``StageConfig.freeze_layer_fusion`` turns them off). The
+        encoder follows :meth:`freeze_encoder_layers`. Frozen heads stay in eval mode (no
+        dropout) while the model trains."""
         self._aux_trainable = bool(aux_heads)
         self._emotion_trainable = bool(emotion_head)
         self.task_heads.requires_grad_(self._aux_trainable)
@@ -206,7 +207,7 @@ class MetaSERModel(nn.Module):
             if m is not None:
                 m.requires_grad_(self._emotion_trainable)
         if self.layer_fusion is not None:
-            self.layer_fusion.requires_grad_(True)
+            self.layer_fusion.requires_grad_(bool(layer_fusion))
         if self.training:
             self.train(True)
 

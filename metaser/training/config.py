@@ -37,15 +37,21 @@ class OptimConfig:
 class StageConfig:
     """One fine-tuning stage.
 
-    freeze_layers: the first n transformer layers are frozen (stage 1: 0, stage 2: 4).
-    train_aux_heads: stage 2 only: whether the auxiliary heads keep training (default: frozen,
-        their hidden layers still feed the co-attention).
+    freeze_layers: the first n transformer layers are frozen (stage 1: 0, stage 2: 4; the
+        CNN is always frozen).
+    train_aux_heads: stage 2 only: whether the auxiliary heads keep training. The dataclass
+        default is True; the shipped presets set ``stage2.train_aux_heads: false`` (the heads
+        are frozen, their hidden layers still feed the co-attention).
+    freeze_layer_fusion: keep the layer-fusion weights (ARI's W, or the weighted sum's) fixed
+        at their initial values in this stage. The paper (Sec. IV-D) names freezing the ARI
+        module in stage 1 as a mitigation when few auxiliary tasks are used; off by default.
     early_stopping_patience: epochs without improvement of the selection metric (None = off).
     """
 
     epochs: int = 100
     freeze_layers: int = 0
     train_aux_heads: bool = True
+    freeze_layer_fusion: bool = False
     early_stopping_patience: int | None = None
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -80,19 +86,41 @@ class TrainerConfig:
 
 
 @dataclass
-class RunConfig:
-    """A complete experiment: data, model, tasks and the two stages.
+class CacheConfig:
+    """The exact frozen-prefix feature cache (see :mod:`metaser.training.cache`).
 
-    mode: ``two_stage`` (the paper's method) or ``baseline`` (one stage, emotion only, the
-        baseline model). With ``aux_tasks`` empty, ``two_stage`` skips stage 1.
+    mode: ``auto`` (on wherever it is exact, off with a message elsewhere) or ``off``.
+    dir: where cached features live; None = ``<output_dir>/<name>/cache``.
+    storage: ``auto`` (host RAM when the estimate fits in ``max_memory_gb``, else
+        memory-mapped files on disk), ``memory`` or ``disk``.
+    """
+
+    mode: Literal["auto", "off"] = "auto"
+    dir: str | None = None
+    storage: Literal["auto", "memory", "disk"] = "auto"
+    max_memory_gb: float = 8.0
+
+
+@dataclass
+class RunConfig:
+    """A complete experiment: data, model, tasks and its stages.
+
+    Which stages run follows from ``model.architecture`` and ``aux_tasks`` (the one place):
+
+    * ``metaser`` with auxiliary tasks: ``stage1`` (aux tasks, Eq. 1) then ``stage2`` (emotion, Eq. 2);
+    * ``metaser`` without auxiliary tasks (Table IV "SER only") or ``baseline`` (Tables I/II):
+      one emotion-only stage, configured by ``emotion_only``.
+
     aux_tasks: task name -> loss weight w_k in stage 1 (loss = sum_k w_k L_k).
     folds: which folds to run (1-based); empty = all.
+    store_dir: where trained stages are kept by content key, so that a stage shared by several
+        runs of one output tree is trained once; None = ``<output_dir>/<name>/stages``.
+    reuse: reuse a stage already trained under the same key in ``store_dir``.
     """
 
     name: str = "run"
     output_dir: str = "runs"
     seed: int = 0
-    mode: Literal["two_stage", "baseline"] = "two_stage"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     aux_tasks: dict[str, float] = field(
@@ -102,8 +130,12 @@ class RunConfig:
     stage2: StageConfig = field(
         default_factory=lambda: StageConfig(freeze_layers=4, train_aux_heads=False)
     )
+    emotion_only: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=0))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     folds: list[int] = field(default_factory=list)
+    store_dir: str | None = None
+    reuse: bool = True
 
     def __post_init__(self) -> None:
         for task, w in self.aux_tasks.items():
@@ -111,8 +143,26 @@ class RunConfig:
                 raise ValueError("aux_tasks: 'emotion' is the main task, not an auxiliary one")
             if w < 0:
                 raise ValueError(f"aux_tasks.{task}: the loss weight must be >= 0, got {w}")
-        for name, st in (("stage1", self.stage1), ("stage2", self.stage2)):
+        for name, st in (("stage1", self.stage1), ("stage2", self.stage2), ("emotion_only", self.emotion_only)):
             if st.epochs < 1:
                 raise ValueError(f"{name}.epochs must be >= 1, got {st.epochs}")
             if st.freeze_layers < 0:
                 raise ValueError(f"{name}.freeze_layers must be >= 0")
+        if any(k < 1 for k in self.folds):
+            raise ValueError(f"folds are 1-based, got {self.folds}")
+
+    @property
+    def baseline(self) -> bool:
+        """The paper's baseline model (encoder -> last layer -> mean -> one Linear)."""
+        return self.model.architecture == "baseline"
+
+    @property
+    def active_aux_tasks(self) -> list[str]:
+        """The auxiliary tasks this run trains (none for the baseline)."""
+        return [] if self.baseline else list(self.aux_tasks)
+
+    @property
+    def run_dir(self):
+        from pathlib import Path
+
+        return Path(self.output_dir) / self.name

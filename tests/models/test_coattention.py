@@ -12,6 +12,7 @@ from metaser.models.coattention import (
     CoAttentionFusion,
     ConcatTaskFusion,
     EmotionHead,
+    GuidedPoolingFusion,
     PooledFramesFusion,
     build_task_fusion,
 )
@@ -44,11 +45,11 @@ def reference(m: CoAttentionFusion, x, mask, a):
         beta_b = torch.zeros(T, K, dtype=x.dtype)
         gated = []
         for t in valid:
-            q = m.f2t_query(u[t])
-            s = torch.stack([q @ m.f2t_key(a[b, k]) / math.sqrt(H) for k in range(K)])
+            q = m.gate.f2t_query(u[t])
+            s = torch.stack([q @ m.gate.f2t_key(a[b, k]) / math.sqrt(H) for k in range(K)])
             w = torch.softmax(s, 0)
             beta_b[t] = w
-            c = sum(w[k] * m.f2t_value(a[b, k]) for k in range(K))
+            c = sum(w[k] * m.gate.f2t_value(a[b, k]) for k in range(K))
             gated.append(u[t] * torch.sigmoid(c))
         u_bar = torch.stack(gated).mean(0)
         out.append(torch.cat([u_bar, *e, *a[b]]))
@@ -108,6 +109,29 @@ def test_concat_and_none_variants():
     torch.testing.assert_close(z, masked_mean(none.frame_proj(x), mask))
 
 
+def test_guided_is_the_literal_reading_pooled_gated_frames_then_task_hidden_layers():
+    """fusion.tasks=guided: z = [mean_t U_t * sigmoid(c_t) ; a_1..a_K], c_t from frame-to-task attention."""
+    m = GuidedPoolingFusion(D, H, K).double()
+    x, mask, a = inputs()
+    out = m(x, mask, a)
+    assert m.output_dim == (K + 1) * H and out.features.shape == (B, (K + 1) * H)
+    for b in range(B):
+        valid = [t for t in range(T) if mask[b, t]]
+        gated = []
+        for t in valid:
+            u = m.frame_proj(x[b, t])
+            s = torch.stack([m.gate.f2t_query(u) @ m.gate.f2t_key(a[b, k]) / math.sqrt(H) for k in range(K)])
+            w = torch.softmax(s, 0)
+            c = sum(w[k] * m.gate.f2t_value(a[b, k]) for k in range(K))
+            gated.append(u * torch.sigmoid(c))
+        expected = torch.cat([torch.stack(gated).mean(0), a[b].flatten()])
+        torch.testing.assert_close(out.features[b], expected, rtol=0, atol=1e-10)
+    assert torch.equal(out.attentions["frame_to_task"][1, 4:], torch.zeros(2, K, dtype=torch.float64))
+    assert "task_to_frame" not in out.attentions
+    none = GuidedPoolingFusion(D, H, 0)
+    torch.testing.assert_close(none(x.float(), mask, None).features, masked_mean(none.frame_proj(x.float()), mask))
+
+
 def test_emotion_head_two_fc_layers_with_dropout():
     head = EmotionHead(12, 7, 4, dropout=0.2)
     linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
@@ -120,6 +144,7 @@ def test_emotion_head_two_fc_layers_with_dropout():
 def test_factory_and_wrong_task_count():
     assert isinstance(build_task_fusion("coattention", D, H, K), CoAttentionFusion)
     assert isinstance(build_task_fusion("concat", D, H, K), ConcatTaskFusion)
+    assert isinstance(build_task_fusion("guided", D, H, K), GuidedPoolingFusion)
     assert isinstance(build_task_fusion("none", D, H, K), PooledFramesFusion)
     with pytest.raises(ConfigError, match="fusion.tasks"):
         build_task_fusion("cross", D, H, K)

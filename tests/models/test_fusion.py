@@ -59,6 +59,24 @@ def test_weighted_sum_over_all_layers():
     assert abs(float(ws.weights().sum()) - 1.0) < 1e-6
 
 
+def test_raw_weights_are_used_as_they_are_and_start_uniform():
+    """fusion.weights=raw: Eq. (3)'s W read literally (no softmax), for ARI and the weighted sum."""
+    hs = hidden_states()
+    raw = torch.tensor([0.7, -0.2, 1.5, 0.0])
+    ari = AugmentedResidualIntegration(L, weighting="raw")
+    torch.testing.assert_close(ari.weights(), torch.full((L - 1,), 1 / (L - 1)))
+    with torch.no_grad():
+        ari.logits.copy_(raw)
+    expected = torch.cat([hs[-1], sum(raw[i] * hs[i] for i in range(L - 1))], dim=-1)
+    torch.testing.assert_close(ari(hs), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ari.weights(), raw)
+    ws = WeightedLayerSum(L, weighting="raw")
+    torch.testing.assert_close(ws.weights(), torch.full((L,), 1 / L))
+    torch.testing.assert_close(ws(hs), sum(hs[i] / L for i in range(L)), rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="fusion.weights"):
+        AugmentedResidualIntegration(L, weighting="sigmoid")
+
+
 def test_last_layer():
     hs = hidden_states()
     last = LastLayer(L)
