@@ -129,9 +129,12 @@ def synth_demo(out_root: Path, seed: int, size: int | None) -> None:
 
 # -------------------------------------------------------------------------- training
 def _load_run_config(config: Path, overrides: tuple[str, ...]):
+    """The run config of a training command; also quiets Lightning for this process."""
     from metaser.config import load_config
     from metaser.training.config import RunConfig
+    from metaser.training.trainer import quiet_lightning
 
+    quiet_lightning()
     cfg = load_config(RunConfig, config, list(overrides))
     if not sys.stdout.isatty() and cfg.trainer.enable_progress_bar and os.environ.get("CI"):
         from metaser.config import apply_overrides
@@ -143,6 +146,39 @@ def _load_run_config(config: Path, overrides: tuple[str, ...]):
 _config = click.argument("config", type=click.Path(path_type=Path))
 _overrides = click.argument("overrides", nargs=-1)
 _resume = click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+
+
+def _int_list(ctx, param, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated fold numbers like 1,3, got {value!r}") from None
+    if not out:
+        raise click.BadParameter("no fold given")
+    return out
+
+
+_folds = click.option("--folds", "folds", default=None, callback=_int_list, metavar="K[,K...]",
+                      help="Run only these folds (1-based), e.g. --folds 1,2.")
+
+
+def _task_line(task, res) -> None:
+    """One line per finished task: variant, fold, stage, its key metric and its time."""
+    lab = task.label
+    if not res.ok:
+        console.print(f"[red]failed[/] {lab.get('variant')} fold {lab.get('fold')} {lab.get('stage')}: "
+                      f"{res.error} (log: {res.log_path})", soft_wrap=True)
+        return
+    r = res.result or {}
+    if lab.get("stage") == "done":
+        console.print(f"fold {lab.get('fold')}: already finished, skipped ({lab.get('variant')})")
+        return
+    val = r.get("value")
+    metric = f"{r.get('metric')} {val:.4f}" if isinstance(val, (int, float)) else ""
+    how = "reused" if r.get("reused") else f"{res.seconds:.0f} s"
+    console.print(f"{lab.get('variant')}  fold {lab.get('fold')}  {lab.get('stage')}  {metric}  ({how})")
 
 
 @main.command()
@@ -166,46 +202,54 @@ def train(config: Path, overrides: tuple[str, ...], fold: int, resume: bool) -> 
 @main.command()
 @_config
 @_overrides
+@_folds
 @_resume
-def cv(config: Path, overrides: tuple[str, ...], resume: bool) -> None:
-    """Cross-validate: every fold, both stages; writes results.json, report.md and plots."""
+def cv(config: Path, overrides: tuple[str, ...], folds: list[int] | None, resume: bool) -> None:
+    """Cross-validate: every fold, every stage; writes results.json, report.md and plots."""
     from metaser.experiments.cv import run_cv, run_dir
+    from metaser.experiments.tables import print_results
 
     cfg = _load_run_config(config, overrides)
-
-    def on_fold(k: int, n: int, m: dict | None) -> None:
-        if m is None:
-            console.rule(f"fold {k}/{n}")
-        elif m.get("skipped"):
-            console.print(f"fold {k}: already finished, skipped ({m['dir']})")
-        else:
-            console.print(f"fold {k}: test UA {100 * m['test']['ua']:.2f}  WA {100 * m['test']['wa']:.2f}")
-
-    res = run_cv(cfg, resume=resume, on_fold=on_fold)
+    res = run_cv(cfg, resume=resume, folds=folds, on_done=_task_line)
     if not res:  # an extra DDP process: rank 0 reports
         return
-    _print_results(res)
+    print_results(res, console)
     console.print(f"report: {run_dir(cfg) / 'report.md'}")
 
 
 @main.command()
 @_config
 @_overrides
-@click.option("--study", type=click.Choice(["modules", "fusion", "tasks"]), required=True,
-              help="modules = Table II, fusion = Table III, tasks = Table IV.")
+@click.option("--study", type=click.Choice(["modules", "fusion", "tasks", "all"]), required=True,
+              help="modules = Table II, fusion = Table III, tasks = Table IV, all = the three, each "
+                   "distinct stage trained once.")
+@click.option("--plan", "show_plan", is_flag=True,
+              help="Train nothing: print the variants, their stages (losses, frozen layers, epochs, keys) "
+                   "and the paper's figures as JSON.")
+@click.option("--only", default=None, metavar="SLUG[,SLUG...]", help="Run only these variants of the study.")
+@_folds
+@click.option("--no-reuse", is_flag=True, help="Train every variant's stages itself, even those it shares.")
 @_resume
-def ablate(config: Path, overrides: tuple[str, ...], study: str, resume: bool) -> None:
+def ablate(config: Path, overrides: tuple[str, ...], study: str, show_plan: bool, only: str | None,
+           folds: list[int] | None, no_reuse: bool, resume: bool) -> None:
     """Run one of the paper's ablation studies (each variant a full CV run)."""
-    from metaser.experiments.ablation import run_ablation
+    import json
 
-    cfg = _load_run_config(config, overrides)
-    summary = run_ablation(cfg, study, resume=resume,
-                           on_variant=lambda v, i, n: console.rule(f"variant {i}/{n}: {v.label}"))
+    from metaser.experiments.ablation import plan, run_ablation, study_root
+
+    cfg = _load_run_config(config, overrides + (("reuse=false",) if no_reuse else ()))
+    only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    if show_plan:
+        click.echo(json.dumps(plan(cfg, study, only_list), indent=2))
+        return
+    summary = run_ablation(cfg, study, resume=resume, only=only_list, folds=folds, on_done=_task_line)
     if not summary:  # an extra DDP process: rank 0 reports
         return
-    root = Path(cfg.output_dir) / cfg.name / f"ablate-{study}"
-    console.print((root / "summary.md").read_text())
-    console.print(f"summary: {root / 'summary.md'}  ({len(summary['variants'])} variants)")
+    for st in (summary["studies"] if study == "all" else {study: summary}):
+        root = study_root(cfg, st)
+        console.print((root / "summary.md").read_text())
+        n = len((summary["studies"][st] if study == "all" else summary)["variants"])
+        console.print(f"summary: {root / 'summary.md'}  ({n} variants)")
 
 
 @main.command()
@@ -213,30 +257,11 @@ def ablate(config: Path, overrides: tuple[str, ...], study: str, resume: bool) -
 def report(run_dir: Path) -> None:
     """Rebuild results.json, report.md and plots of a run from its saved results."""
     from metaser.experiments.report import write_report
+    from metaser.experiments.tables import print_results
 
     res = write_report(run_dir)
-    _print_results(res)
+    print_results(res, console)
     console.print(f"report: {run_dir / 'report.md'}")
-
-
-def _print_results(res: dict) -> None:
-    from rich.table import Table
-
-    from metaser.experiments.report import TEST_COLUMNS, _pct
-
-    cols = [(k, n) for k, n in TEST_COLUMNS if k in res["test"]]
-    table = Table(title=f"{res['run']}: test folds, %")
-    table.add_column("fold")
-    table.add_column("test")
-    for _, n in cols:
-        table.add_column(n, justify="right")
-    for f in res["folds"]:
-        table.add_row(str(f["fold"]), str(f["test_group"]), *[_pct(f["test"].get(k)) for k, _ in cols])
-    table.add_section()
-    table.add_row("mean", "", *[_pct(res["test"][k]["mean"]) for k, _ in cols], style="bold")
-    table.add_row("± std", "", *[_pct(res["test"][k]["std"]) for k, _ in cols], style="dim")
-    console.print(table)
-    console.print(f"[dim]{res['definitions']}[/]")
 
 
 # ------------------------------------------------------------------------- inference

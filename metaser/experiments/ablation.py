@@ -2,7 +2,14 @@
 
 - ``modules`` (Table II): baseline, w/o ARI & Co, w/o ARI, w/o Co, full.
 - ``fusion``  (Table III): weighted sum of all layers vs ARI, with CER/WER/GR/StyR/UA/WA.
-- ``tasks``   (Table IV): all 16 subsets of {gender, speaker, style, asr}.
+- ``tasks``   (Table IV): all 16 subsets of {gender, speaker, style, asr}; the empty one is
+  "SER only", one emotion-only stage.
+- ``all``: the three together. Every variant of every study writes its own run folder, but
+  they share one stage store, so each distinct stage (by content key) is trained once: the
+  full model is in all three studies, "w/o Co" shares stage 1 with it, "w/o ARI & Co" with
+  "w/o ARI".
+
+:func:`plan` describes a study without training anything (``metaser ablate --plan``).
 """
 
 from __future__ import annotations
@@ -13,12 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from metaser.config import apply_overrides
+from metaser.config import apply_overrides, to_dict
 from metaser.errors import MetaserError
-from metaser.experiments.cv import run_cv
-from metaser.experiments.report import TEST_COLUMNS, _pct
-from metaser.training.config import PAPER_AUX_TASKS, RunConfig
-from metaser.training.fold import is_global_zero
+from metaser.experiments.grid import GridRun, run_grid
+from metaser.experiments.paper_compare import PAPER_AUX, paper_figures
+from metaser.experiments.report import TEST_COLUMNS, pct, write_report
+from metaser.rundir import fold_dirs
+from metaser.training.config import RunConfig
+from metaser.training.fold import is_global_zero, store_root
+from metaser.training.keys import manifest_digest, stage_keys
+from metaser.training.stages import stage_plan
+
+__all__ = ["STUDIES", "Variant", "variants", "study_runs", "plan", "run_ablation", "render_ablation"]
 
 STUDIES = ("modules", "fusion", "tasks")
 
@@ -35,9 +48,10 @@ def _aux_override(tasks: dict[str, float]) -> str:
 
 
 def variants(study: str, base: RunConfig) -> list[Variant]:
+    """The study's variants (labels as in the paper's tables)."""
     if study == "modules":
         return [
-            Variant("baseline", "Baseline", ["mode=baseline", "model.architecture=baseline"]),
+            Variant("baseline", "Baseline", ["model.architecture=baseline"]),
             Variant("wo_ari_co", "w/o ARI & Co", ["model.fusion.layers=last", "model.fusion.tasks=concat"]),
             Variant("wo_ari", "w/o ARI", ["model.fusion.layers=last"]),
             Variant("wo_co", "w/o Co", ["model.fusion.tasks=concat"]),
@@ -49,60 +63,148 @@ def variants(study: str, base: RunConfig) -> list[Variant]:
             Variant("ari", "ARI", ["model.fusion.layers=ari"]),
         ]
     if study == "tasks":
-        weights = {t: base.aux_tasks.get(t, 1.0) for t in PAPER_AUX_TASKS}
+        weights = {t: base.aux_tasks.get(t, 1.0) for t in PAPER_AUX}
         out = []
-        for r in range(len(PAPER_AUX_TASKS) + 1):
-            for combo in itertools.combinations(PAPER_AUX_TASKS, r):
-                slug = "+".join(combo) if combo else "none"
-                out.append(Variant(slug.replace("+", "_"), slug, [_aux_override({t: weights[t] for t in combo})]))
+        for r in range(len(PAPER_AUX) + 1):
+            for combo in itertools.combinations(PAPER_AUX, r):
+                slug = "_".join(combo) if combo else "none"
+                label = "SER+" + "+".join(combo) if combo else "SER only"
+                out.append(Variant(slug, label, [_aux_override({t: weights[t] for t in combo})]))
         return out
-    raise MetaserError(f"unknown study {study!r}: choose one of {', '.join(STUDIES)}")
+    raise MetaserError(f"unknown study {study!r}: choose one of {', '.join(STUDIES)} or all")
 
 
-def run_ablation(base: RunConfig, study: str, *, resume: bool = False,
-                 on_variant: Callable[[Variant, int, int], None] | None = None) -> dict[str, Any]:
+def _studies(study: str) -> tuple[str, ...]:
+    if study == "all":
+        return STUDIES
+    if study not in STUDIES:
+        raise MetaserError(f"unknown study {study!r}: choose one of {', '.join(STUDIES)} or all")
+    return (study,)
+
+
+def study_root(base: RunConfig, study: str) -> Path:
+    return base.run_dir / f"ablate-{study}"
+
+
+def study_runs(base: RunConfig, study: str, only: list[str] | None = None) -> list[tuple[Variant, GridRun]]:
+    """(variant, run) pairs of ``study``; every run shares the base run's stage store and cache."""
     vs = variants(study, base)
-    root = Path(base.output_dir) / base.name / f"ablate-{study}"
-    results = []
-    for i, v in enumerate(vs, 1):
-        cfg = apply_overrides(base, v.overrides + [f"output_dir={root}", f"name={v.slug}"])
-        if on_variant:
-            on_variant(v, i, len(vs))
-        res = run_cv(cfg, resume=resume)
-        if not res:  # an extra DDP process: rank 0 writes the results
-            continue
-        results.append({"slug": v.slug, "label": v.label, "overrides": v.overrides,
-                        "test": res["test"], "valid": res["valid"]})
+    if only:
+        unknown = [s for s in only if s not in {v.slug for v in vs}]
+        if unknown:
+            raise MetaserError(f"--only: {', '.join(unknown)} not in study {study!r}",
+                               hint="variants: " + ", ".join(v.slug for v in vs))
+        vs = [v for v in vs if v.slug in only]
+    root = study_root(base, study)
+    shared = [f"cache.dir={base.cache.dir or base.run_dir / 'cache'}"]
+    if base.reuse:  # one store for every variant: a stage they share is trained once
+        shared.append(f"store_dir={store_root(base)}")
+    out = []
+    for v in vs:
+        cfg = apply_overrides(base, v.overrides + [f"output_dir={root}", f"name={v.slug}", *shared])
+        out.append((v, GridRun(v.slug, v.label, cfg)))
+    return out
+
+
+def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str, Any]:
+    """What ``ablate`` would train, without training: the ``--plan`` JSON document.
+
+    ``{"study", "base", "variants": [{"slug", "label", "overrides", "stages": [{"name",
+    "losses", "freeze_layers", "epochs", "key"}], "paper": {"ua", "wa"} | null}]}``; with
+    ``study="all"`` also ``"studies"`` and each variant's ``"study"``, plus the counts of
+    stages and distinct keys.
+    """
+    digest = manifest_digest(base)
+    out_variants = []
+    for st in _studies(study):
+        for v, run in study_runs(base, st, only if study != "all" else None):
+            cfg = run.cfg
+            keys = stage_keys(cfg, digest)
+            paper = paper_figures(to_dict(cfg.model), cfg.active_aux_tasks)
+            row = {"slug": v.slug, "label": v.label, "overrides": v.overrides,
+                   "stages": [{"name": s.name, "losses": list(s.losses), "freeze_layers": s.freeze_layers,
+                               "epochs": s.epochs, "key": keys[s.name]} for s in stage_plan(cfg)],
+                   "paper": None if paper is None else {"ua": paper["ua"], "wa": paper["wa"]}}
+            if study == "all":
+                row = {"study": st, **row}
+            out_variants.append(row)
+    stages = [s for v in out_variants for s in v["stages"]]
+    doc: dict[str, Any] = {"study": study, "base": base.name, "variants": out_variants,
+                           "num_stages": len(stages), "num_distinct_stages": len({s["key"] for s in stages})}
+    if study == "all":
+        doc["studies"] = list(STUDIES)
+    if digest.startswith("missing:"):
+        doc["note"] = f"manifest not found ({digest[8:]}): keys hash its path, not its content"
+    return doc
+
+
+def run_ablation(base: RunConfig, study: str, *, resume: bool = False, only: list[str] | None = None,
+                 folds: list[int] | None = None, launcher=None, on_done: Callable | None = None) -> dict[str, Any]:
+    """Run ``study`` (or ``all``) and write each study's summary.json / summary.md."""
+    studies = _studies(study)
+    pairs = {st: study_runs(base, st, only if study != "all" else None) for st in studies}
+    runs = [run for st in studies for _, run in pairs[st]]
+    results = run_grid(runs, folds=folds, resume=resume, launcher=launcher, on_done=on_done)
     if not is_global_zero():
         return {}
-    summary = {"study": study, "base": base.name, "variants": results}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    (root / "summary.md").write_text(render_ablation(summary))
-    return summary
+    summaries = {}
+    for st in studies:
+        rows = []
+        for v, run in pairs[st]:
+            rdir = run.cfg.run_dir
+            if not fold_dirs(rdir, finished=True):
+                continue
+            res = write_report(rdir)
+            rows.append({"slug": v.slug, "label": v.label, "overrides": v.overrides, "test": res["test"],
+                         "valid": res["valid"], "paper": res.get("paper")})
+        summary = {"study": st, "base": base.name, "variants": rows}
+        root = study_root(base, st)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "summary.json").write_text(json.dumps(summary, indent=2))
+        (root / "summary.md").write_text(render_ablation(summary))
+        summaries[st] = summary
+    failed = [r for r in results.values() if not r.ok]
+    if failed:
+        first = failed[0]
+        raise MetaserError(f"{len(failed)} task(s) failed; first: {first.key}: {first.error}",
+                           hint=f"log: {first.log_path}" if first.log_path else None, exit_code=1)
+    return summaries[study] if study != "all" else {"study": "all", "studies": summaries}
+
+
+_COLUMNS = {"modules": ["ua", "wa"], "fusion": ["cer", "wer", "gender_acc", "style_acc", "ua", "wa"],
+            "tasks": ["ua", "wa"]}
+_TITLES = {"modules": "Table II layout: module ablation", "fusion": "Table III layout: layer fusion",
+           "tasks": "Table IV layout: auxiliary-task subsets"}
 
 
 def render_ablation(summary: dict[str, Any]) -> str:
+    """The study's table: ours (mean ± std over folds) and, for the paper's encoders, the paper's
+    figure with the difference."""
     study = summary["study"]
-    cols = {"modules": ["ua", "wa"],
-            "fusion": ["cer", "wer", "gender_acc", "style_acc", "ua", "wa"],
-            "tasks": ["ua", "wa"]}[study]
+    cols = _COLUMNS[study]
     names = dict(TEST_COLUMNS)
-    title = {"modules": "Table II layout: module ablation",
-             "fusion": "Table III layout: layer fusion",
-             "tasks": "Table IV layout: auxiliary-task subsets"}[study]
-    lines = [f"# {title} ({summary['base']})", "",
-             "Mean ± std over folds, % (UA = mean per-class recall, WA = overall accuracy).", ""]
+    has_paper = any(v.get("paper") for v in summary["variants"])
+    head = [names.get(c, c) for c in cols]
+    if has_paper:
+        head += [f"{names.get(c, c)} paper (Δ)" for c in ("ua", "wa")]
+    lines = [f"# {_TITLES[study]} ({summary['base']})", "",
+             "Mean ± std over folds, % (UA = mean per-class recall, WA = overall accuracy)."
+             + (" Paper: the paper's figure for this encoder; Δ = ours − paper." if has_paper else ""), ""]
     if study == "tasks":
-        lines += ["| gender | speaker | style | asr | UA | WA |", "|---|---|---|---|---|---|"]
-        for v in summary["variants"]:
-            on = set(v["label"].split("+")) if v["label"] != "none" else set()
-            marks = " | ".join("✓" if t in on else "" for t in PAPER_AUX_TASKS)
-            lines.append(f"| {marks} | " + " | ".join(_cell(v, c) for c in cols) + " |")
+        lines += ["| gender | speaker | style | asr | " + " | ".join(head) + " |",
+                  "|---|---|---|---|" + "---|" * len(head)]
     else:
-        lines += ["| variant | " + " | ".join(names.get(c, c) for c in cols) + " |",
-                  "|---|" + "---|" * len(cols)]
-        for v in summary["variants"]:
-            lines.append(f"| {v['label']} | " + " | ".join(_cell(v, c) for c in cols) + " |")
+        lines += ["| variant | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for v in summary["variants"]:
+        cells = [_cell(v, c) for c in cols]
+        if has_paper:
+            cells += [_paper_cell(v, c) for c in ("ua", "wa")]
+        if study == "tasks":
+            on = set(v["slug"].split("_")) if v["slug"] != "none" else set()
+            marks = " | ".join("✓" if t in on else "" for t in PAPER_AUX)
+            lines.append(f"| {marks} | " + " | ".join(cells) + " |")
+        else:
+            lines.append(f"| {v['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,4 +212,12 @@ def _cell(v: dict, key: str) -> str:
     s = v["test"].get(key)
     if not s:
         return "–"
-    return f"{_pct(s['mean'])} ± {_pct(s['std'])}"
+    return f"{pct(s['mean'])} ± {pct(s['std'])}"
+
+
+def _paper_cell(v: dict, key: str) -> str:
+    paper, ours = v.get("paper") or {}, v["test"].get(key)
+    if key not in paper:
+        return "–"
+    diff = "" if not ours else f" ({100 * ours['mean'] - paper[key]:+.2f})"
+    return f"{paper[key]:.2f}{diff}"

@@ -65,21 +65,21 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
     rdir.mkdir(parents=True, exist_ok=True)
     (rdir / "SYNTHETIC").write_text("Trained on the synthetic demo corpus with a tiny random encoder.\n")
 
-    def on_fold(k: int, n: int, m: dict | None) -> None:
-        if m is None:
-            console.print(f"[bold]fold {k}/{n}[/] (test = session {k})")
-        elif m.get("skipped"):
-            console.print(f"fold {k}: already finished, reused")
-        else:
-            t = m["test"]
-            console.print(f"fold {k}: UA {100 * t['ua']:.1f}%  WA {100 * t['wa']:.1f}%  ({m['seconds']:.0f} s)")
+    def on_done(task, r) -> None:
+        lab = task.label
+        if lab.get("stage") in ("finish", "done") and r.ok:
+            how = "already finished, reused" if lab.get("stage") == "done" else f"UA {100 * r.result['value']:.1f}%  " \
+                f"WA {100 * r.result['wa']:.1f}%"
+            console.print(f"fold {lab['fold']} (test = session {lab['fold']}): {how}")
+        elif r.ok:
+            console.print(f"[dim]fold {lab['fold']} {lab['stage']}: {r.seconds:.0f} s[/]")
 
-    res = run_cv(cfg, resume=True, on_fold=on_fold)
+    res = run_cv(cfg, resume=True, on_done=on_done)
 
     console.rule("4/4 results and export")
-    from metaser.cli import _print_results
+    from metaser.experiments.tables import print_results
 
-    _print_results(res)
+    print_results(res, console)
     model_dir = out / "model"
     info = export_model(rdir, model_dir)
     chance = 1.0 / len(res["classes"])

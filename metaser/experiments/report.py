@@ -12,8 +12,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from metaser.errors import MetaserError
-from metaser.training.fold import read_jsonl
+from metaser.experiments.paper_compare import paper_figures, paper_reference
+from metaser.rundir import fold_dirs as _fold_dirs
+from metaser.rundir import read_jsonl
 from metaser.training.metrics import UA_WA_DEFINITION, classification_scores
 
 #: test metrics reported per fold, with their display names (Table II/III style)
@@ -24,8 +28,20 @@ TEST_COLUMNS = [
 
 
 def fold_dirs(run_dir: Path) -> list[Path]:
-    dirs = sorted((p for p in run_dir.glob("fold*") if p.is_dir()), key=lambda p: int(p.name[4:] or 0))
-    return [d for d in dirs if (d / "metrics.json").is_file()]
+    """The finished ``fold<K>`` folders (stray entries such as ``fold2.bak/`` are ignored)."""
+    return _fold_dirs(run_dir, finished=True)
+
+
+def run_paper_figures(fold: Path) -> tuple[dict[str, float] | None, tuple[str, str] | None]:
+    """The paper's figures for the run a fold folder belongs to (from its config.yaml)."""
+    try:
+        cfg = yaml.safe_load((fold / "config.yaml").read_text()) or {}
+        aux = json.loads((fold / "run_info.json").read_text()).get("aux_tasks", [])
+    except (OSError, ValueError, yaml.YAMLError):
+        return None, None
+    model = cfg.get("model") or {}
+    figs = paper_figures(model, aux)
+    return figs, (paper_reference(model, aux) if figs else None)
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -77,6 +93,7 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
     confusion = [[pooled.get((r, h), 0) for h in classes] for r in classes]
     weights = [f["layer_weights"] for f in per_fold if f["layer_weights"]]
     mean_w = [statistics.fmean(col) for col in zip(*weights)] if weights else None
+    paper, ref = run_paper_figures(folds[0])
     return {
         "run": run_dir.name,
         "definitions": UA_WA_DEFINITION + " Speaker accuracy is reported on validation only: on a "
@@ -87,11 +104,31 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
         "classes": classes,
         "pooled_confusion": confusion,
         "mean_layer_weights": mean_w,
+        "paper": paper,  # the paper's figures (percent) for this config and encoder, or None
+        "paper_row": list(ref) if ref else None,
     }
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with two decimals ("–" for None)."""
     return "–" if x is None else f"{100 * x:.2f}"
+
+
+def paper_cells(res: dict[str, Any], keys: list[str]) -> tuple[list[str], list[str]] | None:
+    """("paper" row, "Δ" row) for ``keys``: the paper's figure and ours minus it (points), or None."""
+    paper = res.get("paper")
+    if not paper:
+        return None
+    fig, diff = [], []
+    for k in keys:
+        if k in paper:
+            fig.append(f"{paper[k]:.2f}")
+            ours = res["test"].get(k, {}).get("mean")
+            diff.append("–" if ours is None else f"{100 * ours - paper[k]:+.2f}")
+        else:
+            fig.append("–")
+            diff.append("–")
+    return fig, diff
 
 
 def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
@@ -104,9 +141,14 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
               "| fold | test group | " + " | ".join(n for _, n in cols) + " |",
               "|---|---|" + "---|" * len(cols)]
     for f in res["folds"]:
-        lines.append(f"| {f['fold']} | {f['test_group']} | " + " | ".join(_pct(f["test"].get(k)) for k, _ in cols) + " |")
+        lines.append(f"| {f['fold']} | {f['test_group']} | " + " | ".join(pct(f["test"].get(k)) for k, _ in cols) + " |")
     lines.append("| **mean ± std** | | " + " | ".join(
-        f"**{_pct(res['test'][k]['mean'])}** ± {_pct(res['test'][k]['std'])}" for k, _ in cols) + " |")
+        f"**{pct(res['test'][k]['mean'])}** ± {pct(res['test'][k]['std'])}" for k, _ in cols) + " |")
+    cells = paper_cells(res, [k for k, _ in cols])
+    if cells:
+        study, row = res["paper_row"]
+        lines.append(f"| paper | {study}: {row} | " + " | ".join(cells[0]) + " |")
+        lines.append("| Δ (ours − paper) | | " + " | ".join(cells[1]) + " |")
     if res["valid"]:
         lines += ["", "## Validation (selected checkpoints), mean over folds (%)", ""]
         lines += ["| metric | mean | std |", "|---|---|---|"]
@@ -114,7 +156,7 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
             if k == "loss":
                 lines.append(f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |")
             else:
-                lines.append(f"| {k} | {_pct(v['mean'])} | {_pct(v['std'])} |")
+                lines.append(f"| {k} | {pct(v['mean'])} | {pct(v['std'])} |")
     lines += ["", "## Pooled confusion matrix (rows = reference)", "",
               "| | " + " | ".join(res["classes"]) + " |", "|---|" + "---|" * len(res["classes"])]
     for c, row in zip(res["classes"], res["pooled_confusion"]):
@@ -146,7 +188,7 @@ def plot_confusion(res: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("reference")
     ua = res["test"].get("ua", {}).get("mean")
-    ax.set_title(f"{res['run']}: pooled over {len(res['folds'])} folds (UA {_pct(ua)}%)")
+    ax.set_title(f"{res['run']}: pooled over {len(res['folds'])} folds (UA {pct(ua)}%)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

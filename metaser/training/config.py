@@ -26,7 +26,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 0
-    scheduler: Literal["none", "plateau", "cosine"] = "none"
+    scheduler: Literal["none", "plateau", "cosine", "linear"] = "none"  # transformers' schedules (+ warmup_steps)
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     grad_clip: float | None = 5.0
@@ -148,8 +148,6 @@ class RunConfig:
                 raise ValueError(f"{name}.epochs must be >= 1, got {st.epochs}")
             if st.freeze_layers < 0:
                 raise ValueError(f"{name}.freeze_layers must be >= 0")
-        if any(k < 1 for k in self.folds):
-            raise ValueError(f"folds are 1-based, got {self.folds}")
 
     @property
     def baseline(self) -> bool:

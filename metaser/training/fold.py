@@ -1,65 +1,55 @@
-"""Train and evaluate one fold: stage 1 (auxiliary tasks) -> stage 2 (emotion) -> test.
+"""Train and evaluate one fold: its stages (stage 1 -> stage 2, or one emotion-only stage), then test.
 
 Layout of ``runs/<name>/fold<K>/``::
 
-    run_info.json      package version, manifest sha256, fold definition, seeds
+    run_info.json      package version, manifest sha256, fold definition, seed, stages (key, dir, reused)
     config.yaml        the resolved RunConfig
     labels.json        label maps and CTC vocabulary (built from this fold's training part)
-    stage1/            best.ckpt, last.ckpt, metrics.csv, done.json
-    stage2/            likewise (selection on validation UA)
+    stage1/, stage2/   links to the trained stages in the stage store (or emotion_only/)
     aux_predictions.jsonl   test predictions of the selected stage-1 model (aux tasks)
-    predictions.jsonl       test predictions of the selected stage-2 model
+    predictions.jsonl       test predictions of the selected emotion model
     metrics.json       test and validation metrics of this fold
     model/             the selected model, save_pretrained format (for export / predict)
 
-Model selection uses validation only; the test part is touched once, after selection.
+Stages are trained in the stage store ``<store>/<stage>-<key>/fold<K>/`` (``store_dir``; see
+:mod:`metaser.training.keys`): best.ckpt, last.ckpt, logs, labels.json, the stage's own test
+(and, for emotion stages, validation) outputs, ``model/`` and ``done.json`` written last. A
+stage already done under its key is reused, never trained again.
+
+Model selection uses validation only; the test part is touched once per stage, after selection.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
+import os
 import shutil
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import pytorch_lightning as pl
 import torch
 from lhotse import CutSet
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
-from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 import metaser
-from metaser.config import save_config, to_dict
-from metaser.data.dataset import build_label_space, make_dataloader
+from metaser.config import save_config
+from metaser.data.dataset import build_label_space
 from metaser.data.folds import FoldSplit, make_folds
 from metaser.data.labels import LabelSpace
 from metaser.data.manifest import load_manifest
 from metaser.errors import MetaserError
-from metaser.models.config import TaskSpec
-from metaser.models.metaser import MetaSERModel
-from metaser.training.config import RunConfig, StageConfig
-from metaser.training.metrics import ASRMetric, classification_scores
-from metaser.training.module import SERModule, seed_all
+from metaser.rundir import manifest_file, read_jsonl, write_json_atomic, write_jsonl
+from metaser.training.config import RunConfig
+from metaser.training.datamodule import FoldData
+from metaser.training.evaluate import fold_test_metrics, test_rows, validate
+from metaser.training.keys import manifest_digest, stage_keys
+from metaser.training.stages import STAGE1_MODULES, StageSpec, build_model, build_stage, load_stage_weights, stage_plan
+from metaser.training.trainer import make_trainer
 
-log = logging.getLogger(__name__)
-
-# Lightning's banners and tips ("GPU available", "try installing ...") and warnings about
-# choices made here on purpose (frozen modules in eval mode, lhotse samplers, our own batch
-# transfer) would bury the progress output.
-for _pat in (".*does not have many workers.*", ".*`training_step` returned.*", ".*LeafSpec.*",
-             ".*isinstance.*treespec.*", ".*Checkpoint directory.*exists and is not empty.*",
-             ".*The number of training batches.*", ".*you defined a `validation_step`.*",
-             ".*module\\(s\\) in eval mode.*", ".*overridden `transfer_batch_to_device`.*",
-             ".*is an invalid version and will not be supported.*"):
-    warnings.filterwarnings("ignore", _pat)
-for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+__all__ = ["FoldContext", "prepare_fold", "run_stage", "finish_fold", "train_fold", "fold_dir", "is_fold_done",
+           "resolve_fold", "store_root", "is_global_zero"]
 
 
 def is_global_zero() -> bool:
@@ -67,150 +57,149 @@ def is_global_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def fold_dir(cfg: RunConfig, fold: int) -> Path:
+    return cfg.run_dir / f"fold{fold}"
 
 
-def manifest_file(path: str | Path) -> Path:
-    p = Path(path)
-    return p / "cuts.jsonl.gz" if p.is_dir() else p
+def is_fold_done(cfg: RunConfig, fold: int) -> bool:
+    return (fold_dir(cfg, fold) / "metrics.json").is_file()
 
 
-def task_specs(labels: LabelSpace, aux_tasks: list[str]) -> list[TaskSpec]:
-    specs = []
-    for t in aux_tasks:
-        if t == "asr":
-            specs.append(TaskSpec(name="asr", kind="ctc", labels=list(labels.vocab.tokens)))
-        else:
-            specs.append(TaskSpec(name=t, kind="classification", labels=list(labels.classes[t])))
-    return specs
+def store_root(cfg: RunConfig) -> Path:
+    """Where this run's stages are trained (shared by the runs of one tree when ``reuse``)."""
+    if cfg.reuse and cfg.store_dir:
+        return Path(cfg.store_dir)
+    return cfg.run_dir / "stages"
 
 
-class FoldData(pl.LightningDataModule):
-    """Builds loaders lazily, inside each (DDP) process, so lhotse samplers shard by rank."""
-
-    def __init__(self, cfg: RunConfig, labels: LabelSpace, tasks: list[str],
-                 train: CutSet, valid: CutSet, test: CutSet):
-        super().__init__()
-        self.cfg, self.labels, self.tasks = cfg, labels, tasks
-        self.cuts = {"train": train, "valid": valid, "test": test}
-
-    def _loader(self, split: str, epoch: int = 0):
-        # Lightning calls set_epoch on the lhotse sampler at every epoch (resume included).
-        # Shard by the trainer asking for the loader, not by whether a process group exists:
-        # the single-device trainers that evaluate after a DDP fit must see every utterance.
-        trainer = getattr(self, "trainer", None)
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        return make_dataloader(self.cuts[split], self.labels, self.tasks, self.cfg.data,
-                               train=split == "train", epoch_seed=epoch, world_size=world, rank=rank)
-
-    def train_dataloader(self):
-        # Lightning creates the first iterator (and prefetches a batch) before it calls
-        # set_epoch; on resume that would replay epoch 0's shuffle. Start the sampler at the
-        # epoch the fit loop is about to run (0 on a fresh fit).
-        trainer = getattr(self, "trainer", None)
-        epoch = int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
-        return self._loader("train", epoch)
-
-    def val_dataloader(self):
-        return self._loader("valid")
-
-    def test_dataloader(self):
-        return self._loader("test")
-
-
-class _ProgressBar(RichProgressBar):
-    """Lightning's rich progress bar without the logger's version number ("v_num")."""
-
-    def get_metrics(self, trainer, pl_module):
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        return items
+def resolve_fold(cfg: RunConfig, cuts: CutSet, fold: int) -> FoldSplit:
+    folds = make_folds(cuts, cfg.data.split)
+    if not 1 <= fold <= len(folds):
+        raise MetaserError(f"--fold {fold} is out of range: this corpus has {len(folds)} folds (1..{len(folds)})")
+    return folds[fold - 1]
 
 
 @dataclass
-class StageResult:
-    best_path: str
-    best_score: float | None
-    epochs: int
+class FoldContext:
+    """Everything the stages of one fold share."""
+
+    cfg: RunConfig
+    fold: int
+    split: FoldSplit
+    parts: dict[str, CutSet]
+    labels: LabelSpace
+    out_dir: Path
+    keys: dict[str, str]
+    specs: list[StageSpec] = field(default_factory=list)
+
+    @property
+    def aux(self) -> list[str]:
+        return self.cfg.active_aux_tasks
+
+    def spec(self, name: str) -> StageSpec:
+        return next(s for s in self.specs if s.name == name)
+
+    def stage_dir(self, spec: StageSpec) -> Path:
+        return store_root(self.cfg) / f"{spec.name}-{self.keys[spec.name]}" / f"fold{self.fold}"
+
+    def data(self) -> FoldData:
+        return FoldData(self.cfg, self.labels, self.aux, self.parts["train"], self.parts["valid"], self.parts["test"])
 
 
-def _make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monitor: str, mode: str,
-                  extra_callbacks: list | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
-    t = cfg.trainer
-    ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best", monitor=monitor, mode=mode,
-                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
-    # last.ckpt after every epoch, for --resume. Not ``save_last=True``: Lightning writes that
-    # one only in epochs where the best checkpoint changed, so a resume would replay epochs.
-    # Listed after ``ckpt`` so that the state it saves includes this epoch's best.
-    last = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
-                           every_n_epochs=1, enable_version_counter=False)
-    callbacks: list = [ckpt, last, *(extra_callbacks or [])]
-    if t.enable_progress_bar:
-        callbacks.append(_ProgressBar())
-    if stage_cfg.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stage_cfg.early_stopping_patience))
-    kwargs: dict[str, Any] = dict(
-        max_epochs=stage_cfg.epochs,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        num_nodes=t.num_nodes,
-        precision=t.precision,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=stage_cfg.optim.grad_clip,
-        log_every_n_steps=t.log_every_n_steps,
-        deterministic=t.deterministic,
-        enable_progress_bar=t.enable_progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
-        logger=CSVLogger(stage_dir, name="", version="logs"),
-        callbacks=callbacks,
-        default_root_dir=stage_dir,
-    )
-    if t.limit_train_batches is not None:
-        kwargs["limit_train_batches"] = t.limit_train_batches
-    if t.limit_val_batches is not None:
-        kwargs["limit_val_batches"] = t.limit_val_batches
-    return pl.Trainer(**kwargs), ckpt
+def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
+                 split: FoldSplit | None = None) -> FoldContext:
+    """Load the fold's data, fix its label space and write config.yaml / labels.json / run_info.json."""
+    mpath = manifest_file(cfg.data.manifest)
+    if cuts is None:
+        cuts = load_manifest(mpath)
+    if split is None:
+        split = resolve_fold(cfg, cuts, fold)
+    train, valid, test = split.subsets(cuts)
+    out_dir = fold_dir(cfg, fold)
+    torch.set_float32_matmul_precision(cfg.trainer.matmul_precision)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    aux = cfg.active_aux_tasks
+    labels_path = out_dir / "labels.json"
+    labels = LabelSpace.load(labels_path) if labels_path.is_file() else build_label_space(train, aux)
+    digest = manifest_digest(cfg)
+    ctx = FoldContext(cfg=cfg, fold=fold, split=split, parts={"train": train, "valid": valid, "test": test},
+                      labels=labels, out_dir=out_dir, keys=stage_keys(cfg, digest), specs=stage_plan(cfg))
+    if is_global_zero():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not labels_path.is_file():
+            labels.save(labels_path)
+        save_config(cfg, out_dir / "config.yaml")
+        info = {
+            "metaser_version": metaser.__version__,
+            "torch_version": torch.__version__,
+            "manifest": str(mpath),
+            "manifest_sha256": None if digest.startswith("missing:") else digest,
+            "fold": fold,
+            "fold_name": split.name,
+            "test_group": split.test_group,
+            "num_train": len(split.train_ids),
+            "num_valid": len(split.valid_ids),
+            "num_test": len(split.test_ids),
+            "seed": cfg.seed,
+            "aux_tasks": aux,
+            "stages": [{"name": s.name, "key": ctx.keys[s.name], "dir": str(ctx.stage_dir(s))} for s in ctx.specs],
+        }
+        write_json_atomic(info, out_dir / "run_info.json")
+    return ctx
 
 
-def compile_encoder_layers(model: MetaSERModel) -> None:
-    """``torch.compile`` each transformer layer in place (``nn.Module.compile``).
+def _link(link: Path, target: Path) -> None:
+    """``link`` -> ``target`` as a relative symlink (replacing an older link)."""
+    if not is_global_zero():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(target, link.parent)
+    if link.is_symlink():
+        if os.readlink(link) == rel:
+            return
+        link.unlink()
+    elif link.exists():
+        raise MetaserError(f"{link} exists and is not a link to the stage store",
+                           hint="it was written by an older metaser; move it away or use another run name")
+    link.symlink_to(rel, target_is_directory=True)
 
-    Per layer rather than the whole model: the frozen prefix runs under ``no_grad`` and the
-    layer fusion needs every layer's output, so layers are the natural compiled units. State
-    dict keys do not change, so checkpoints and exported models are the same as without it.
+
+def _read_done(sdir: Path) -> dict[str, Any] | None:
+    done = sdir / "done.json"
+    return json.loads(done.read_text()) if done.is_file() else None
+
+
+def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
+              callbacks: list | None = None) -> dict[str, Any]:
+    """Train one stage of the fold into the store (or reuse it when done) and evaluate it.
+
+    Returns the stage's ``done.json``: key, best checkpoint, selection score, epochs, seconds,
+    plus ``reused`` (True when it was already trained before this call).
     """
-    for layer in model.encoder.model.encoder.layers:
-        layer.compile()
-
-
-def load_module_weights(model: torch.nn.Module, ckpt_path: str | Path) -> None:
-    """Load the ``model.*`` weights of a Lightning checkpoint into ``model``."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-    sd = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    model.load_state_dict(sd, strict=True)
-
-
-def run_stage(module: SERModule, data: FoldData, cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path,
-              *, resume: bool, monitor: str, mode: str, extra_callbacks: list | None = None) -> StageResult:
-    """Fit one stage (or reuse a finished one) and return the selected checkpoint."""
-    done = stage_dir / "done.json"
-    if done.is_file():
-        d = json.loads(done.read_text())
-        return StageResult(d["best_path"], d["best_score"], d["epochs"])
-    last = stage_dir / "last.ckpt"
+    t0 = time.time()
+    cfg, sdir = ctx.cfg, ctx.stage_dir(spec)
+    _link(ctx.out_dir / spec.name, sdir)
+    done = _read_done(sdir)
+    if done is not None:
+        return {**done, "reused": True}
+    last = sdir / "last.ckpt"
     if last.exists() and not resume:
-        raise MetaserError(f"{stage_dir} holds an unfinished run; pass --resume to continue it, "
+        raise MetaserError(f"{sdir} holds an unfinished run; pass --resume to continue it, "
                            "or choose another run name")
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    trainer, ckpt = _make_trainer(cfg, stage_cfg, stage_dir, monitor, mode, extra_callbacks)
+    model = build_model(cfg, ctx.labels)
+    if spec.parent is not None:
+        parent = _read_done(ctx.stage_dir(ctx.spec(spec.parent)))
+        if parent is None:
+            raise MetaserError(f"{spec.name} of fold {ctx.fold} needs {spec.parent}, which is not trained yet")
+        load_stage_weights(model, ctx.stage_dir(ctx.spec(spec.parent)) / parent["best"], prefixes=STAGE1_MODULES)
+    module = build_stage(model, spec, ctx.labels, cfg)
+    data = ctx.data()
+    if is_global_zero():
+        sdir.mkdir(parents=True, exist_ok=True)
+        ctx.labels.save(sdir / "labels.json")
+    monitor, mode = spec.monitor
+    trainer, ckpt = make_trainer(cfg, spec.config, sdir, monitor, mode, callbacks)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
     except SystemExit:
@@ -221,183 +210,85 @@ def run_stage(module: SERModule, data: FoldData, cfg: RunConfig, stage_cfg: Stag
         raise
     if trainer.interrupted:
         raise KeyboardInterrupt
-    best = ckpt.best_model_path or str(last)
-    score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
-    res = StageResult(best_path=str(best), best_score=score, epochs=int(trainer.current_epoch))
-    if trainer.is_global_zero:
-        done.write_text(json.dumps(res.__dict__, indent=2))
-    return res
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+    load_stage_weights(model, best)
+    result: dict[str, Any] = {
+        "stage": spec.name, "key": ctx.keys[spec.name], "fold": ctx.fold, "best": best.name,
+        "best_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+        "monitor": monitor, "epochs": int(trainer.current_epoch),
+    }
+    rows = test_rows(module, data, cfg, sdir)
+    if spec.objective == "emotion":
+        valid = validate(module, data, cfg, sdir)
+        result["valid"] = valid
+        result["layer_weights"] = _layer_weights(model)
+    if is_global_zero():
+        write_jsonl(rows, sdir / "predictions.jsonl")
+        if spec.objective == "emotion":
+            model_dir = sdir / "model"
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            model.save_pretrained(model_dir)
+        result["seconds"] = round(time.time() - t0, 1)
+        write_json_atomic(result, sdir / "done.json")  # last: "done" means every output is there
+    return {**result, "reused": False}
 
 
-def _eval_trainer(cfg: RunConfig, stage_dir: Path) -> pl.Trainer:
-    """A single-device trainer for the evaluation after selection (never sharded)."""
-    t = cfg.trainer
-    return pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-                      enable_progress_bar=False, enable_model_summary=False,
-                      use_distributed_sampler=False, default_root_dir=stage_dir)
-
-
-def _test_rows(module: SERModule, data: FoldData, cfg: RunConfig, stage_dir: Path) -> list[dict]:
-    _eval_trainer(cfg, stage_dir).test(module, datamodule=data, verbose=False)
-    return module.test_rows
-
-
-def _validate(module: SERModule, data: FoldData, cfg: RunConfig, stage_dir: Path) -> dict[str, float]:
-    out = _eval_trainer(cfg, stage_dir).validate(module, datamodule=data, verbose=False)
-    return {k.removeprefix("val/"): float(v) for k, v in (out[0] if out else {}).items()}
-
-
-def write_jsonl(rows: list[dict], path: Path) -> None:
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def test_metrics(rows: list[dict], labels: LabelSpace, aux_tasks: list[str], aux_rows: list[dict] | None) -> dict:
-    """Fold test metrics recomputed from saved per-utterance predictions."""
-    emo = labels.classes["emotion"]
-    idx = {c: i for i, c in enumerate(emo)}
-    scored = [r for r in rows if r.get("emotion") is not None]
-    out: dict[str, Any] = classification_scores([idx[r["emotion"]] for r in scored],
-                                                [idx[r["pred"]] for r in scored], len(emo))
-    out["classes"] = emo
-    src = aux_rows if aux_rows is not None else rows
-    for task in aux_tasks:
-        if task == "asr":
-            m = ASRMetric()
-            m.update([r.get("asr_pred", "") for r in src], [r.get("text", "") for r in src])
-            out.update(m.compute())
-        else:
-            pairs = [(r[task], r[f"{task}_pred"]) for r in src if r.get(task) is not None and f"{task}_pred" in r]
-            if pairs:
-                out[f"{task}_acc"] = sum(a == b for a, b in pairs) / len(pairs)
-    return out
-
-
-def resolve_fold(cfg: RunConfig, cuts: CutSet, fold: int) -> FoldSplit:
-    folds = make_folds(cuts, cfg.data.split)
-    if not 1 <= fold <= len(folds):
-        raise MetaserError(f"--fold {fold} is out of range: this corpus has {len(folds)} folds (1..{len(folds)})")
-    return folds[fold - 1]
-
-
-def fold_dir(cfg: RunConfig, fold: int) -> Path:
-    return Path(cfg.output_dir) / cfg.name / f"fold{fold}"
-
-
-def is_fold_done(cfg: RunConfig, fold: int) -> bool:
-    return (fold_dir(cfg, fold) / "metrics.json").is_file()
+def finish_fold(ctx: FoldContext, results: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Collect the fold's stages from the store into its folder and write metrics.json."""
+    results = dict(results or {})
+    for spec in ctx.specs:
+        sdir = ctx.stage_dir(spec)
+        _link(ctx.out_dir / spec.name, sdir)
+        if spec.name not in results:
+            done = _read_done(sdir)
+            if done is None:
+                raise MetaserError(f"fold {ctx.fold}: stage {spec.name} is not trained ({sdir})")
+            results[spec.name] = {**done, "reused": True}
+    final = ctx.specs[-1]
+    fdir = ctx.stage_dir(final)
+    rows = read_jsonl(fdir / "predictions.jsonl")
+    aux_rows = None
+    if ctx.specs[0].name == "stage1":
+        aux_rows = read_jsonl(ctx.stage_dir(ctx.specs[0]) / "predictions.jsonl")
+    done = results[final.name]
+    metrics = {
+        "fold": ctx.fold,
+        "fold_name": ctx.split.name,
+        "test_group": ctx.split.test_group,
+        "test": fold_test_metrics(rows, ctx.labels, ctx.aux, aux_rows),
+        "valid": done.get("valid", {}),
+        "stages": {name: {k: r.get(k) for k in ("key", "best_score", "monitor", "epochs", "seconds", "reused")}
+                   for name, r in results.items()},
+        "layer_weights": done.get("layer_weights"),
+        "seconds": round(sum((r.get("seconds") or 0.0) for r in results.values() if not r.get("reused")), 1),
+    }
+    if is_global_zero():
+        write_jsonl(rows, ctx.out_dir / "predictions.jsonl")
+        if aux_rows is not None:
+            write_jsonl(aux_rows, ctx.out_dir / "aux_predictions.jsonl")
+        _link(ctx.out_dir / "model", fdir / "model")
+        info = json.loads((ctx.out_dir / "run_info.json").read_text())
+        info["stages"] = [{"name": s.name, "key": ctx.keys[s.name], "dir": str(ctx.stage_dir(s)),
+                           "reused": bool(results[s.name].get("reused"))} for s in ctx.specs]
+        write_json_atomic(info, ctx.out_dir / "run_info.json")
+        write_json_atomic(metrics, ctx.out_dir / "metrics.json")
+    return metrics
 
 
 def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet | None = None,
                split: FoldSplit | None = None, stage_callbacks: Callable[[str], list] | None = None) -> dict:
-    """Run both stages of one fold (1-based) and evaluate on its test part. Returns metrics."""
-    t0 = time.time()
-    out_dir = fold_dir(cfg, fold)
-    if (out_dir / "metrics.json").is_file():
-        return json.loads((out_dir / "metrics.json").read_text())
-    mpath = manifest_file(cfg.data.manifest)
-    if cuts is None:
-        cuts = load_manifest(mpath)
-    if split is None:
-        split = resolve_fold(cfg, cuts, fold)
-    train, valid, test = split.subsets(cuts)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_float32_matmul_precision(cfg.trainer.matmul_precision)
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
-
-    baseline = cfg.mode == "baseline" or cfg.model.architecture == "baseline"
-    aux = [] if baseline else list(cfg.aux_tasks)
-    labels_path = out_dir / "labels.json"
-    if labels_path.is_file():
-        labels = LabelSpace.load(labels_path)
-    else:
-        labels = build_label_space(train, aux)
-        labels.save(labels_path)
-    save_config(cfg, out_dir / "config.yaml")
-    info = {
-        "metaser_version": metaser.__version__,
-        "torch_version": torch.__version__,
-        "manifest": str(mpath),
-        "manifest_sha256": sha256_file(mpath) if mpath.is_file() else None,
-        "fold": fold,
-        "fold_name": split.name,
-        "test_group": split.test_group,
-        "num_train": len(split.train_ids),
-        "num_valid": len(split.valid_ids),
-        "num_test": len(split.test_ids),
-        "seed": cfg.seed,
-        "aux_tasks": aux,
-    }
-    (out_dir / "run_info.json").write_text(json.dumps(info, indent=2))
-
-    seed_all(cfg.seed)
-    model_cfg = cfg.model
-    if baseline and model_cfg.architecture != "baseline":
-        from dataclasses import replace
-
-        model_cfg = replace(model_cfg, architecture="baseline")
-    model = MetaSERModel.build(model_cfg, labels.classes["emotion"], task_specs(labels, aux))
-    if cfg.trainer.compile:
-        compile_encoder_layers(model)
-    data = FoldData(cfg, labels, aux, train, valid, test)
+    """Run every stage of one fold (1-based) and evaluate on its test part. Returns metrics."""
+    out = fold_dir(cfg, fold) / "metrics.json"
+    if out.is_file():
+        return json.loads(out.read_text())
+    ctx = prepare_fold(cfg, fold, cuts=cuts, split=split)
     cbs = stage_callbacks or (lambda _stage: [])
-
-    aux_rows = None
-    stage1 = None
-    if aux and not baseline:
-        model.freeze_encoder_layers(cfg.stage1.freeze_layers)
-        model.set_trainable(aux_heads=True, emotion_head=False)
-        m1 = SERModule(model, stage="aux", labels=labels, aux_weights=cfg.aux_tasks,
-                       stage_cfg=cfg.stage1, seed=cfg.seed)
-        stage1 = run_stage(m1, data, cfg, cfg.stage1, out_dir / "stage1", resume=resume,
-                           monitor="val/loss", mode="min", extra_callbacks=cbs("stage1"))
-        load_module_weights(model, stage1.best_path)
-        aux_rows = _test_rows(m1, data, cfg, out_dir / "stage1")
-        if is_global_zero():
-            write_jsonl(aux_rows, out_dir / "aux_predictions.jsonl")
-
-    st2 = cfg.stage2
-    model.freeze_encoder_layers(st2.freeze_layers)
-    model.set_trainable(aux_heads=st2.train_aux_heads, emotion_head=True)
-    m2 = SERModule(model, stage="emotion", labels=labels, aux_weights={t: cfg.aux_tasks[t] for t in aux},
-                   stage_cfg=st2, seed=cfg.seed)
-    stage2 = run_stage(m2, data, cfg, st2, out_dir / "stage2", resume=resume,
-                       monitor="val/ua", mode="max", extra_callbacks=cbs("stage2"))
-    load_module_weights(model, stage2.best_path)
-    valid_scores = _validate(m2, data, cfg, out_dir / "stage2")
-    rows = _test_rows(m2, data, cfg, out_dir / "stage2")
-    if is_global_zero():
-        write_jsonl(rows, out_dir / "predictions.jsonl")
-        model_dir = out_dir / "model"
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        model.save_pretrained(model_dir)
-
-    metrics = {
-        "fold": fold,
-        "fold_name": split.name,
-        "test_group": split.test_group,
-        "test": test_metrics(rows, labels, aux, aux_rows),
-        "valid": valid_scores,
-        "stage1": stage1.__dict__ if stage1 else None,
-        "stage2": stage2.__dict__,
-        "layer_weights": _layer_weights(model),
-        "seconds": round(time.time() - t0, 1),
-    }
-    if is_global_zero():
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+    results = {spec.name: run_stage(ctx, spec, resume=resume, callbacks=cbs(spec.name)) for spec in ctx.specs}
+    return finish_fold(ctx, results)
 
 
-def _layer_weights(model: MetaSERModel) -> list[float] | None:
+def _layer_weights(model) -> list[float] | None:
     fn = getattr(model, "layer_weights", None)
-    if fn is None:
-        return None
-    w = fn() if callable(fn) else fn
+    w = fn() if callable(fn) else None
     return None if w is None else [round(float(x), 6) for x in w.detach().cpu()]

@@ -1,32 +1,44 @@
-"""The Lightning module: one class for both stages (and the baseline).
+"""The Lightning module: one class for every stage.
 
-stage ``aux``:     stage 1, loss = sum_k w_k L_k over the auxiliary tasks; selection on val/loss.
-stage ``emotion``: stage 2 (and the baseline), loss = CE(emotion); selection on val/ua.
+The stage names are the ones used everywhere (configs, run folders, plans):
+
+* ``stage1``: the auxiliary tasks, loss = sum_k w_k L_k (Eq. 1); selection on val/loss.
+* ``stage2``: emotion after stage 1, loss = CE(emotion) (Eq. 2); selection on val/ua.
+* ``emotion_only``: emotion without a stage 1 (the baseline, Table IV's "SER only"); like stage 2.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.seed import seed_everything
+from torchmetrics import MeanMetric
 
+from metaser.constants import SAMPLE_RATE
 from metaser.data.batch import Batch
 from metaser.data.labels import IGNORE_INDEX, LabelSpace
 from metaser.training.config import StageConfig
 from metaser.training.losses import MultiTaskLoss
 from metaser.training.metrics import ASRMetric, ClassificationMetric
 
-Stage = Literal["aux", "emotion"]
+Stage = Literal["stage1", "stage2", "emotion_only"]
+STAGES: tuple[str, ...] = ("stage1", "stage2", "emotion_only")
+_STAGE_SEED = {"stage1": 0, "stage2": 1, "emotion_only": 2}
 
 
 def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    """Seed Python, numpy and torch (Lightning's ``seed_everything``, quiet)."""
+    seed_everything(int(seed) % 2**32, workers=False, verbose=False)
+
+
+def objective(stage: str) -> Literal["aux", "emotion"]:
+    """What a stage optimises: ``aux`` (stage 1) or ``emotion`` (stage 2, emotion_only)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+    return "aux" if stage == "stage1" else "emotion"
 
 
 class SERModule(pl.LightningModule):
@@ -35,6 +47,7 @@ class SERModule(pl.LightningModule):
         super().__init__()
         self.model = model
         self.stage: Stage = stage
+        self.objective = objective(stage)
         self.labels = labels
         self.stage_cfg = stage_cfg
         self.seed = seed
@@ -43,23 +56,22 @@ class SERModule(pl.LightningModule):
         self.cls_tasks = [t for t in self.aux_tasks if t != "asr"]
         self.val_metrics = torch.nn.ModuleDict(self._make_metrics())
         self.val_asr = ASRMetric()
+        self.val_loss = MeanMetric()
         self.test_rows: list[dict] = []
-        self._val_loss_sum = 0.0
-        self._val_loss_n = 0
 
     # ----------------------------------------------------------------- helpers
     def _make_metrics(self) -> dict[str, ClassificationMetric]:
-        tasks = ["emotion"] if self.stage == "emotion" else []
+        tasks = ["emotion"] if self.objective == "emotion" else []
         tasks += self.cls_tasks
         return {t: ClassificationMetric(self.labels.num_classes(t)) for t in tasks}
 
     def forward(self, batch: Batch, compute_emotion: bool | None = None):
         if compute_emotion is None:
-            compute_emotion = self.stage == "emotion"
+            compute_emotion = self.objective == "emotion"
         return self.model(batch.waveforms, batch.lengths, compute_emotion=compute_emotion)
 
     def _loss(self, out, batch: Batch):
-        return self.loss_fn.aux(out, batch) if self.stage == "aux" else self.loss_fn.emotion(out, batch)
+        return self.loss_fn.aux(out, batch) if self.objective == "aux" else self.loss_fn.emotion(out, batch)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch.to(device, non_blocking=True) if isinstance(batch, Batch) else super(
@@ -79,15 +91,14 @@ class SERModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Re-seed at every epoch so that a run resumed from an epoch checkpoint continues
         # with exactly the random stream (dropout, augmentation) of an uninterrupted run.
-        seed_all(self.seed * 1000 + self.current_epoch + (0 if self.stage == "aux" else 500))
+        seed_all(self.seed * 1000 + self.current_epoch + 500 * _STAGE_SEED[self.stage])
         self.model.train()  # MetaSERModel.train keeps frozen modules in eval (no dropout there)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # Re-seed per step too: Lightning creates the epoch's data iterator (which draws from
         # the global torch RNG) after on_train_epoch_start on a fresh epoch but before it on a
         # resumed one, so only a per-step seed gives a resumed run the same dropout masks.
-        stage = 0 if self.stage == "aux" else 1
-        seq = np.random.SeedSequence([self.seed, stage, self.current_epoch, batch_idx])
+        seq = np.random.SeedSequence([self.seed, _STAGE_SEED[self.stage], self.current_epoch, batch_idx])
         seed_all(int(seq.generate_state(1)[0]))
 
     def training_step(self, batch: Batch, batch_idx: int):
@@ -98,7 +109,7 @@ class SERModule(pl.LightningModule):
                  sync_dist=False)
         for k, v in lo.parts.items():
             self.log(f"train/loss_{k}", v, batch_size=bs, on_step=False, on_epoch=True)
-        self.log("train/audio_seconds", float(batch.num_samples) / 16000.0, reduce_fx="sum",
+        self.log("train/audio_seconds", float(batch.num_samples) / SAMPLE_RATE, reduce_fx="sum",
                  on_step=False, on_epoch=True, batch_size=bs)
         return lo.total
 
@@ -107,13 +118,12 @@ class SERModule(pl.LightningModule):
         for m in self.val_metrics.values():
             m.reset()
         self.val_asr.reset()
-        self._val_loss_sum, self._val_loss_n = 0.0, 0
+        self.val_loss.reset()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         out = self(batch)
         lo = self._loss(out, batch)
-        self._val_loss_sum += float(lo.total) * len(batch)
-        self._val_loss_n += len(batch)
+        self.val_loss.update(lo.total.detach().float(), weight=len(batch))
         if "emotion" in self.val_metrics:
             self.val_metrics["emotion"].update(out.emotion_logits, batch.targets["emotion"])
         for t in self.cls_tasks:
@@ -122,9 +132,7 @@ class SERModule(pl.LightningModule):
             self.val_asr.update(self._decode(out.ctc_log_probs, out.ctc_lengths), self._refs(batch))
 
     def on_validation_epoch_end(self) -> None:
-        n = max(self._val_loss_n, 1)
-        loss = torch.tensor(self._val_loss_sum / n, device=self.device)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val/loss", self.val_loss.compute(), prog_bar=True, sync_dist=True)
         for t, m in self.val_metrics.items():
             s = m.compute()
             if t == "emotion":
@@ -177,21 +185,20 @@ class SERModule(pl.LightningModule):
         cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
         opt = cls(groups, **kw)
         scheds = []
-        if o.warmup_steps > 0 or o.scheduler == "cosine":
+        if o.warmup_steps > 0 or o.scheduler in ("cosine", "linear"):
+            from transformers import (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
+                                      get_linear_schedule_with_warmup)
+
             total = max(int(self.trainer.estimated_stepping_batches), 1)
-            warm = o.warmup_steps
-
-            def lr_lambda(step: int) -> float:
-                if warm and step < warm:
-                    return (step + 1) / warm
-                if o.scheduler == "cosine":
-                    prog = (step - warm) / max(total - warm, 1)
-                    return 0.5 * (1 + math.cos(math.pi * min(prog, 1.0)))
-                return 1.0
-
-            scheds.append({"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda), "interval": "step"})
+            if o.scheduler == "cosine":
+                sched = get_cosine_schedule_with_warmup(opt, o.warmup_steps, total)
+            elif o.scheduler == "linear":
+                sched = get_linear_schedule_with_warmup(opt, o.warmup_steps, total)
+            else:
+                sched = get_constant_schedule_with_warmup(opt, o.warmup_steps)
+            scheds.append({"scheduler": sched, "interval": "step"})
         if o.scheduler == "plateau":
-            mode, monitor = ("min", "val/loss") if self.stage == "aux" else ("max", "val/ua")
+            mode, monitor = ("min", "val/loss") if self.objective == "aux" else ("max", "val/ua")
             scheds.append({"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, mode=mode, factor=o.plateau_factor, patience=o.plateau_patience),
                 "monitor": monitor, "interval": "epoch"})

@@ -62,7 +62,7 @@ def test_each_variant_trained_the_model_it_names(ablation, slug):
     metrics = json.loads((fold / "metrics.json").read_text())
     assert saved["model"]["architecture"] == arch
     if arch == "baseline":  # one stage, emotion only: no auxiliary tasks, no stage 1
-        assert saved["tasks"] == [] and metrics["stage1"] is None
+        assert saved["tasks"] == [] and list(metrics["stages"]) == ["emotion_only"]
         assert not (fold / "stage1").exists() and not (fold / "aux_predictions.jsonl").exists()
         assert metrics["layer_weights"] is None
         return

@@ -66,7 +66,7 @@ def test_cv_writes_every_output(cv_run: Path, synth_manifest: Path):
         assert info["aux_tasks"] == ["gender", "speaker", "style", "asr"]
         for stage in ("stage1", "stage2"):
             done = json.loads((d / stage / "done.json").read_text())
-            assert done["epochs"] == 1 and Path(done["best_path"]).name == "best.ckpt"
+            assert done["epochs"] == 1 and done["best"] == "best.ckpt" and done["key"] == info["stages"][[s["name"] for s in info["stages"]].index(stage)]["key"]
     res = json.loads((cv_run / "results.json").read_text())
     assert [f["fold"] for f in res["folds"]] == [1, 2, 3, 4, 5]
     assert res["classes"] == ["ang", "hap", "neu", "sad"]

@@ -7,7 +7,7 @@ import torch
 
 from metaser.models.config import EncoderConfig, HeadConfig, ModelConfig, TaskSpec
 from metaser.models.metaser import MetaSERModel
-from metaser.training.fold import compile_encoder_layers
+from metaser.training.stages import compile_encoder_layers
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels on the CPU: about a minute

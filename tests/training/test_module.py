@@ -1,7 +1,8 @@
-"""SERModule: optimiser parameter groups and what each stage trains, after one real step.
+"""SERModule / build_stage: optimiser parameter groups and what each stage trains, after one real step.
 
-The model, label space and loaders are built like ``train_fold`` builds them (fold 1 of the
-synthetic corpus, the tiny demo preset); one optimiser step runs through a Lightning Trainer.
+The model, label space, loaders and stage modules are built with the functions ``train_fold``
+uses (fold 1 of the synthetic corpus, the tiny demo preset); one optimiser step runs through a
+Lightning Trainer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ def parts(make_run_config, tmp_path_factory):
     """(cfg, labels, aux task names, FoldData) of fold 1."""
     from metaser.data.dataset import build_label_space
     from metaser.data.manifest import load_manifest
-    from metaser.training.fold import FoldData, manifest_file, resolve_fold
+    from metaser.rundir import manifest_file
+    from metaser.training.datamodule import FoldData
+    from metaser.training.fold import resolve_fold
 
     cfg = make_run_config(tmp_path_factory.mktemp("module"), f"stage1.optim.encoder_lr={ENCODER_LR}",
                           f"stage1.optim.head_lr={HEAD_LR}", f"stage2.optim.encoder_lr={ENCODER_LR}",
@@ -34,12 +37,18 @@ def parts(make_run_config, tmp_path_factory):
 
 
 def build_model(cfg, labels, aux):
-    from metaser.models.metaser import MetaSERModel
-    from metaser.training.fold import task_specs
-    from metaser.training.module import seed_all
+    from metaser.training.stages import build_model as build
 
-    seed_all(cfg.seed)
-    return MetaSERModel.build(cfg.model, labels.classes["emotion"], task_specs(labels, aux))
+    assert aux == cfg.active_aux_tasks
+    return build(cfg, labels)
+
+
+def stage(cfg, model, labels, name):
+    """The stage module exactly as train_fold builds it."""
+    from metaser.training.stages import build_stage, stage_plan
+
+    spec = next(s for s in stage_plan(cfg) if s.name == name)
+    return build_stage(model, spec, labels, cfg)
 
 
 def one_step(module, data) -> dict[str, torch.Tensor]:
@@ -82,10 +91,8 @@ def test_stage1_trains_aux_heads_and_encoder_not_emotion_head(parts):
 
     cfg, labels, aux, data = parts
     model = build_model(cfg, labels, aux)
-    model.freeze_encoder_layers(cfg.stage1.freeze_layers)
-    model.set_trainable(aux_heads=True, emotion_head=False)
-    module = SERModule(model, stage="aux", labels=labels, aux_weights=cfg.aux_tasks, stage_cfg=cfg.stage1,
-                       seed=cfg.seed)
+    module = stage(cfg, model, labels, "stage1")
+    assert isinstance(module, SERModule) and module.objective == "aux"
     assert_groups(module)
     names = dict(model.named_parameters())
     emotion = [k for k in names if k.startswith(("emotion_head.", "task_fusion."))]
@@ -106,10 +113,8 @@ def test_stage2_freezes_aux_heads_and_first_layers(parts):
     cfg, labels, aux, data = parts
     assert cfg.stage2.freeze_layers == FREEZE and cfg.stage2.train_aux_heads is False
     model = build_model(cfg, labels, aux)
-    model.freeze_encoder_layers(cfg.stage2.freeze_layers)
-    model.set_trainable(aux_heads=cfg.stage2.train_aux_heads, emotion_head=True)
-    module = SERModule(model, stage="emotion", labels=labels, aux_weights={t: cfg.aux_tasks[t] for t in aux},
-                       stage_cfg=cfg.stage2, seed=cfg.seed)
+    module = stage(cfg, model, labels, "stage2")
+    assert isinstance(module, SERModule) and module.objective == "emotion"
     assert_groups(module)
 
     before = one_step(module, data)
@@ -130,7 +135,7 @@ def test_stage2_can_keep_training_aux_heads(parts):
     model = build_model(cfg, labels, aux)
     model.freeze_encoder_layers(FREEZE)
     model.set_trainable(aux_heads=True, emotion_head=True)
-    module = SERModule(model, stage="emotion", labels=labels, aux_weights={t: 1.0 for t in aux},
+    module = SERModule(model, stage="stage2", labels=labels, aux_weights={t: 1.0 for t in aux},
                        stage_cfg=cfg.stage2, seed=cfg.seed)
     assert_groups(module)
     opt = module.configure_optimizers()
@@ -143,7 +148,7 @@ def test_per_step_reseed_makes_dropout_independent_of_prior_rng_use(parts):
     from metaser.training.module import SERModule
 
     cfg, labels, aux, _ = parts
-    module = SERModule(build_model(cfg, labels, aux), stage="aux", labels=labels, aux_weights=cfg.aux_tasks,
+    module = SERModule(build_model(cfg, labels, aux), stage="stage1", labels=labels, aux_weights=cfg.aux_tasks,
                        stage_cfg=cfg.stage1, seed=cfg.seed)
     draws = []
     for noise in (0, 5):
@@ -153,3 +158,19 @@ def test_per_step_reseed_makes_dropout_independent_of_prior_rng_use(parts):
     assert torch.equal(draws[0], draws[1])
     module.on_train_batch_start(None, 4)
     assert not torch.equal(torch.rand(4), draws[0])
+
+
+def test_stage1_can_freeze_the_layer_fusion(parts):
+    """stage1.freeze_layer_fusion: the ARI weights stay at their init in stage 1 (Sec. IV-D)."""
+    from metaser.config import apply_overrides
+
+    cfg, labels, aux, data = parts
+    cfg = apply_overrides(cfg, ["stage1.freeze_layer_fusion=true"])
+    model = build_model(cfg, labels, aux)
+    module = stage(cfg, model, labels, "stage1")
+    assert not model.layer_fusion.logits.requires_grad
+    assert_groups(module)
+    before = one_step(module, data)
+    moved = changed(module, before)
+    assert not any(k.startswith("layer_fusion.") for k in moved)
+    assert any(k.startswith("task_heads.") for k in moved)

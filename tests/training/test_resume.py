@@ -57,8 +57,8 @@ def assert_same_run(metrics: dict, fdir: Path, reference) -> None:
     assert metrics["test"] == ref_metrics["test"]
     assert metrics["valid"] == ref_metrics["valid"]
     for stage in ("stage1", "stage2"):
-        assert metrics[stage]["best_score"] == ref_metrics[stage]["best_score"]
-        assert metrics[stage]["epochs"] == ref_metrics[stage]["epochs"] == 2
+        assert metrics["stages"][stage]["best_score"] == ref_metrics["stages"][stage]["best_score"]
+        assert metrics["stages"][stage]["epochs"] == ref_metrics["stages"][stage]["epochs"] == 2
     assert metrics["layer_weights"] == ref_metrics["layer_weights"]
     for name in ("predictions.jsonl", "aux_predictions.jsonl"):
         assert read_jsonl(fdir / name) == read_jsonl(ref_dir / name), name

@@ -1,0 +1,113 @@
+"""Lightning ``Trainer`` factories and the quiet console setting of the training commands.
+
+:func:`quiet_lightning` is called by the commands that train (never at import), so importing
+metaser changes no global warning filter or logger level.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import CSVLogger
+
+from metaser.training.config import RunConfig, StageConfig
+
+__all__ = ["quiet_lightning", "make_trainer", "eval_trainer", "LIGHTNING_NOISE"]
+
+#: Lightning's banners and tips ("GPU available", "try installing ...") and warnings about
+#: choices made here on purpose (frozen modules in eval mode, lhotse samplers, our own batch
+#: transfer), which would bury the progress output.
+LIGHTNING_NOISE = (
+    ".*does not have many workers.*", ".*`training_step` returned.*", ".*LeafSpec.*",
+    ".*isinstance.*treespec.*", ".*Checkpoint directory.*exists and is not empty.*",
+    ".*The number of training batches.*", ".*you defined a `validation_step`.*",
+    ".*module\\(s\\) in eval mode.*", ".*overridden `transfer_batch_to_device`.*",
+    ".*is an invalid version and will not be supported.*",
+    ".*Experiment logs directory .* exists and is not empty.*",
+)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's chatter for this process (called when a command runs)."""
+    for pattern in LIGHTNING_NOISE:
+        warnings.filterwarnings("ignore", pattern)
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar without the logger's version number ("v_num"), with a
+    total for samplers that have no ``len`` (length-bucketed epochs): their estimated number of
+    batches (``estimate_batches``), so the bar shows a total and an ETA."""
+
+    def __init__(self, estimate: int | None = None):
+        super().__init__()
+        self._estimate = estimate
+
+    @property
+    def total_train_batches(self):  # type: ignore[override]
+        total = super().total_train_batches
+        if (total is None or total == float("inf")) and self._estimate:
+            return self._estimate
+        return total
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
+def make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monitor: str, mode: str,
+                 extra_callbacks: list | None = None, estimated_batches: int | None = None,
+                 ) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """The fit trainer of one stage: best + last checkpoint every epoch, optional early stop."""
+    t = cfg.trainer
+    ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best", monitor=monitor, mode=mode,
+                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    # last.ckpt after every epoch, for --resume. Not ``save_last=True``: Lightning writes that
+    # one only in epochs where the best checkpoint changed, so a resume would replay epochs.
+    # Listed after ``ckpt`` so that the state it saves includes this epoch's best.
+    last = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
+                           every_n_epochs=1, enable_version_counter=False)
+    callbacks: list = [ckpt, last, *(extra_callbacks or [])]
+    if t.enable_progress_bar:
+        callbacks.append(_ProgressBar(estimated_batches))
+    if stage_cfg.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stage_cfg.early_stopping_patience))
+    kwargs: dict[str, Any] = dict(
+        max_epochs=stage_cfg.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=stage_cfg.optim.grad_clip,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
+        logger=CSVLogger(stage_dir, name="", version="logs"),
+        callbacks=callbacks,
+        default_root_dir=stage_dir,
+    )
+    if t.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = t.limit_train_batches
+    if t.limit_val_batches is not None:
+        kwargs["limit_val_batches"] = t.limit_val_batches
+    return pl.Trainer(**kwargs), ckpt
+
+
+def eval_trainer(cfg: RunConfig, root: Path) -> pl.Trainer:
+    """A single-device trainer for the evaluation after selection (never sharded)."""
+    t = cfg.trainer
+    return pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      use_distributed_sampler=False, default_root_dir=root)
