@@ -1,4 +1,4 @@
-"""The synthetic IEMOCAP-shaped demo corpus (metaser.data.synth) and its eSpeak NG binding."""
+"""The synthetic IEMOCAP-shaped demo corpus (metaser.data.demo) and its eSpeak NG binding."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 import soundfile as sf
 
 from metaser.config import apply_overrides, from_dict, to_dict
-from metaser.data.espeak import EspeakSynth, VoiceSpec
-from metaser.data.synth import (
+from metaser.data.demo import (
     DIALOGS,
     SPEAKERS,
     PlannedTurn,
@@ -21,6 +20,7 @@ from metaser.data.synth import (
     render_turn,
     synthesize_demo_corpus,
 )
+from metaser.data.demo.espeak import EspeakSynth, VoiceSpec
 from metaser.errors import ConfigError, DataError
 
 TINY = 24
