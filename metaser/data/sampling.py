@@ -20,7 +20,8 @@ Durations seen by the sampler: in training with bucketing and TDSA,
 :func:`metaser.data.dataset.make_dataloader` speed-perturbs each cut lazily *before* the
 sampler (the same per-utterance draw the dataset makes), so buckets and ``max_duration`` see
 the perturbed durations. Otherwise (fixed batches, evaluation) they are the manifest's.
-Cropping to ``max_utterance_seconds`` happens later, in the dataset, and only shortens.
+Cropping to ``max_utterance_seconds`` happens later, in the dataset, and only shortens (the
+dataset's zero-padding of clips under 400 samples to 400 adds at most 25 ms per clip).
 
 Progress: lhotse samplers have no length. :func:`count_batches` dry-runs a copy of a sampler
 over the cuts' metadata (no audio is loaded) and returns how many batches an epoch yields,
