@@ -63,11 +63,13 @@ def prepare() -> None:
     """Turn a corpus into a lhotse manifest (OUT/cuts.jsonl.gz + OUT/summary.json)."""
 
 
-def _prepare(name: str, root: Path, out: Path, strict: bool, **kw) -> None:
+def _prepare(name: str, root: Path, out: Path, strict: bool, min_duration: float | None, **kw) -> None:
     from metaser.data.recipes import RECIPES
+    from metaser.data.summary import print_summary
 
-    RECIPES[name](root, out, strict=strict, console=console, **kw)
-    console.print(f"[green]wrote[/] {out / 'cuts.jsonl.gz'} and {out / 'summary.json'}")
+    result = RECIPES[name](root, out, strict=strict, min_duration=min_duration, **kw)
+    print_summary(result.summary, console)
+    console.print(f"[green]wrote[/] {result.cuts_path} and {result.summary_path}")
 
 
 _root = click.argument("root", type=click.Path(path_type=Path))
@@ -75,33 +77,41 @@ _out = click.option("-o", "--out", "out", required=True, type=click.Path(path_ty
                     help="Output directory for cuts.jsonl.gz and summary.json.")
 _strict = click.option("--strict", is_flag=True, help="Fail on any missing/empty/corrupt audio file "
                        "instead of skipping it (skips are always listed in summary.json).")
+_min_duration = click.option(
+    "--min-duration", type=click.FloatRange(min=0.0), default=None, metavar="SECONDS",
+    help="Drop clips shorter than this (listed in summary.json with reason too_short; never "
+         "fails --strict). Default 0.03125 s: the CNN's 400-sample receptive field / 0.8, the "
+         "shortest TDSA factor, at 16 kHz. 0 keeps every clip.")
 
 
 @prepare.command("iemocap")
 @_root
 @_out
 @_strict
-def prepare_iemocap(root: Path, out: Path, strict: bool) -> None:
+@_min_duration
+def prepare_iemocap(root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
     """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions."""
-    _prepare("iemocap", root, out, strict)
+    _prepare("iemocap", root, out, strict, min_duration)
 
 
 @prepare.command("emodb")
 @_root
 @_out
 @_strict
-def prepare_emodb(root: Path, out: Path, strict: bool) -> None:
+@_min_duration
+def prepare_emodb(root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
     """Berlin EmoDB: 7 classes, 10 speakers (folds grouped by speaker)."""
-    _prepare("emodb", root, out, strict)
+    _prepare("emodb", root, out, strict, min_duration)
 
 
 @prepare.command("ravdess")
 @_root
 @_out
 @_strict
-def prepare_ravdess(root: Path, out: Path, strict: bool) -> None:
+@_min_duration
+def prepare_ravdess(root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
     """RAVDESS audio-speech: 8 classes, 24 actors (folds grouped by speaker)."""
-    _prepare("ravdess", root, out, strict)
+    _prepare("ravdess", root, out, strict, min_duration)
 
 
 @prepare.command("csv")
@@ -110,9 +120,11 @@ def prepare_ravdess(root: Path, out: Path, strict: bool) -> None:
 @click.option("--audio-root", type=click.Path(path_type=Path), default=None,
               help="Directory that relative paths in the table are resolved against.")
 @_strict
-def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool) -> None:
+@_min_duration
+def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool,
+                min_duration: float | None) -> None:
     """Any corpus described by a CSV/TSV with `path` and `emotion` columns."""
-    _prepare("csv", file, out, strict, audio_root=audio_root)
+    _prepare("csv", file, out, strict, min_duration, audio_root=audio_root)
 
 
 @main.command("synth-demo")
@@ -121,10 +133,11 @@ def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool) ->
 @click.option("--size", default=None, type=int, help="Approximate number of utterances.")
 def synth_demo(out_root: Path, seed: int, size: int | None) -> None:
     """Synthesize the offline demo corpus (eSpeak NG) in the IEMOCAP layout."""
-    from metaser.data.synth import synthesize_demo_corpus
+    from metaser.data.demo import synthesize_demo_corpus
 
     kw = {} if size is None else {"size": size}
-    synthesize_demo_corpus(out_root, seed=seed, console=console, **kw)
+    report = synthesize_demo_corpus(out_root, seed=seed, progress=console.print, **kw)
+    console.print(report.summary())
 
 
 # -------------------------------------------------------------------------- training

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from metaser.constants import SAMPLE_RATE
 from metaser.errors import DataError
 
 __all__ = [
@@ -175,7 +176,7 @@ def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     return np.asarray(y, dtype=np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int | None = 16000) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE) -> np.ndarray:
     """Decode ``path`` into mono float32 samples at ``sample_rate`` (None keeps the file's rate).
 
     Multi-channel audio is mixed down by the mean over channels. Returns (S,) float32.

@@ -2,8 +2,12 @@
 
 * :class:`SpeedPerturb` is the paper's TDSA: per utterance a factor is drawn from
   ``{0.8, 1.0, 1.2}`` and the cut is resampled with lhotse's ``cut.perturb_speed`` (pitch and
-  tempo change together; factor ``f`` gives ``1/f`` times the samples, so 0.8 -> 1.25x).
-  Lhotse resamples with scipy here (torchaudio is deliberately not installed).
+  tempo change together). ``AugmentConfig.speed_convention`` says how a factor reads:
+  ``length`` (default, the paper's / SpeechBrain's "rates 80, 100, 120"): factor ``f`` gives
+  ``f`` times the samples, applied as ``perturb_speed(1 / f)``; ``lhotse``: ``1 / f`` times
+  the samples (``perturb_speed(f)``, 0.8 -> 1.25x). lhotse's ``Speed`` transform resamples
+  with its own copy of torchaudio's sinc resampler (torch; torchaudio itself is deliberately
+  not installed), see :func:`lhotse_speed_factor` for the rates it can build.
 * :func:`band_drop` zeroes one random frequency band with an FFT mask (exact: the band's
   bins are set to zero, everything else is untouched), :func:`chunk_drop` zeroes random time
   chunks. Both operate on a waveform tensor ``(S,)`` and are off by default.
@@ -14,46 +18,102 @@ reproducible (the dataset seeds one per utterance).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from math import gcd
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 
+from metaser.constants import SAMPLE_RATE
 from metaser.data.config import AugmentConfig
 
-__all__ = ["SpeedPerturb", "WaveformAugment", "band_drop", "chunk_drop"]
+__all__ = ["SpeedPerturb", "WaveformAugment", "band_drop", "chunk_drop", "lhotse_speed_factor",
+           "MAX_RATE_DENOMINATOR"]
+
+SpeedConvention = Literal["length", "lhotse"]
+
+#: Largest ``sample_rate / gcd(rate, sample_rate)`` accepted for a speed factor's resampling
+#: (the size of lhotse's sinc kernel, see :func:`lhotse_speed_factor`).
+MAX_RATE_DENOMINATOR = 1000
+
+
+def lhotse_speed_factor(factor: float, convention: SpeedConvention = "length",
+                        sample_rate: int = SAMPLE_RATE) -> float:
+    """The argument of lhotse's ``perturb_speed`` that realises ``factor`` under ``convention``.
+
+    ``length``: ``factor`` times the samples, i.e. ``perturb_speed(1 / factor)``; ``lhotse``:
+    ``perturb_speed(factor)`` (``1 / factor`` times the samples).
+
+    lhotse's ``Speed(s)`` resamples from ``r = round(sample_rate * s)`` Hz to ``sample_rate``
+    (the rate the cut is loaded at) with a polyphase sinc kernel of about
+    ``(sample_rate / g) x (r / g)`` taps, ``g = gcd(r, sample_rate)``. For ``s = 1 / 1.2`` at
+    16 kHz, ``r = 13333`` and ``g = 1``: a 16000 x 13333 float kernel (about 850 MB, and several
+    GB of peak memory while it is built, in every loader worker). So ``s`` is rounded to the nearest
+    ``r / sample_rate`` with ``sample_rate / g <= MAX_RATE_DENOMINATOR``; it is exact whenever
+    the factor allows (0.8 -> ``s = 1.25`` = 20000/16000; 1.2 under ``lhotse`` = 19200/16000).
+    At 16 kHz the ``length`` factor 1.2 becomes ``s = 13328/16000 = 0.833``, i.e. 1.20048x
+    the samples (0.04 % longer than 1.2x, 8 samples on a 1 s clip).
+    """
+    if factor <= 0:
+        raise ValueError(f"speed factor must be > 0, got {factor}")
+    if convention not in ("length", "lhotse"):
+        raise ValueError(f"speed convention must be 'length' or 'lhotse', got {convention!r}")
+    target = sample_rate * (1.0 / factor if convention == "length" else factor)  # Hz
+    base = max(1, round(target))
+    for k in range(sample_rate + 1):
+        for rate in sorted({base - k, base + k}, key=lambda r: (abs(r - target), r)):
+            if rate > 0 and sample_rate // gcd(rate, sample_rate) <= MAX_RATE_DENOMINATOR:
+                return rate / sample_rate
+    return 1.0 / factor if convention == "length" else factor  # unreachable: rate = sample_rate fits
 
 
 class SpeedPerturb:
     """TDSA: speed-perturb a cut by a factor drawn per utterance (training only).
 
     speeds: candidate factors, drawn uniformly; prob: chance to draw one at all (else 1.0).
+    convention: ``length`` (factor ``f`` -> ``f`` times the samples, the paper's reading) or
+    ``lhotse`` (``1 / f`` times the samples); see :func:`lhotse_speed_factor`.
+    sample_rate: the rate cuts are loaded at (lhotse's ``Speed`` resamples at that rate).
     """
 
-    def __init__(self, speeds: Sequence[float] = (0.8, 1.0, 1.2), prob: float = 1.0):
+    def __init__(self, speeds: Sequence[float] = (0.8, 1.0, 1.2), prob: float = 1.0,
+                 convention: SpeedConvention = "length", sample_rate: int = SAMPLE_RATE):
         self.speeds = [float(s) for s in speeds]
         self.prob = float(prob)
+        self.convention = convention
+        self.sample_rate = sample_rate
+        # factor -> perturb_speed argument (validates the convention)
+        self._lhotse = {f: lhotse_speed_factor(f, convention, sample_rate) for f in self.speeds}
 
     @classmethod
-    def from_config(cls, cfg: AugmentConfig) -> "SpeedPerturb":
-        return cls(cfg.speeds, cfg.speed_prob)
+    def from_config(cls, cfg: AugmentConfig, sample_rate: int = SAMPLE_RATE) -> "SpeedPerturb":
+        return cls(cfg.speeds, cfg.speed_prob, cfg.speed_convention, sample_rate)
 
     def draw(self, rng: np.random.Generator) -> float:
-        """The factor for one utterance."""
+        """The factor for one utterance (a value of ``speeds``, or 1.0)."""
         if self.prob <= 0 or rng.random() >= self.prob:
             return 1.0
         return self.speeds[int(rng.integers(len(self.speeds)))]
 
-    @staticmethod
-    def apply(cut: Any, factor: float) -> Any:
-        """``cut`` resampled by ``factor`` (the cut itself when ``factor == 1``).
+    def lhotse_factor(self, factor: float) -> float:
+        """The ``perturb_speed`` argument used for ``factor``."""
+        if factor not in self._lhotse:
+            self._lhotse[factor] = lhotse_speed_factor(factor, self.convention, self.sample_rate)
+        return self._lhotse[factor]
 
-        The returned cut's id carries lhotse's ``_sp<factor>`` suffix; callers that report
-        ids keep the original cut's id.
+    def length_factor(self, factor: float) -> float:
+        """How many times the samples ``factor`` really gives (after the rate rounding)."""
+        return 1.0 / self.lhotse_factor(factor)
+
+    def apply(self, cut: Any, factor: float, *, affix_id: bool = True) -> Any:
+        """``cut`` resampled for ``factor`` (the cut itself when ``factor == 1``).
+
+        With ``affix_id`` the returned cut's id carries lhotse's ``_sp<s>`` suffix
+        (``s`` = :meth:`lhotse_factor`); callers that report ids keep the original cut's id.
         """
         if factor == 1.0:
             return cut
-        return cut.perturb_speed(factor)
+        return cut.perturb_speed(self.lhotse_factor(factor), affix_id=affix_id)
 
     def __call__(self, cut: Any, rng: np.random.Generator) -> Any:
         return self.apply(cut, self.draw(rng))
@@ -98,7 +158,7 @@ def chunk_drop(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
 class WaveformAugment:
     """Band and chunk dropping on a loaded waveform, each with its own probability."""
 
-    def __init__(self, cfg: AugmentConfig, sample_rate: int = 16000):
+    def __init__(self, cfg: AugmentConfig, sample_rate: int = SAMPLE_RATE):
         self.cfg = cfg
         self.sample_rate = sample_rate
 

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from metaser.masks import lengths_to_mask
+
 
 @dataclass
 class Batch:
     """A padded batch of utterances.
 
-    waveforms: (B, S) float32, zero-padded 16 kHz mono audio
+    waveforms: (B, S) float32, zero-padded mono audio at ``metaser.constants.SAMPLE_RATE``
     lengths:   (B,) int64, true number of samples per utterance
     targets:   task name -> (B,) int64 class indices (``IGNORE_INDEX`` where unknown);
                always contains "emotion"; also each enabled classification aux task
@@ -53,10 +55,27 @@ class Batch:
         )
 
     @property
+    def mask(self) -> torch.Tensor:
+        """(B, S) bool, True on real samples (:func:`metaser.masks.lengths_to_mask`)."""
+        return lengths_to_mask(self.lengths, self.waveforms.shape[-1])
+
+    @property
     def num_samples(self) -> int:
         """Real (unpadded) audio samples in the batch."""
         return int(self.lengths.sum())
 
     @property
     def padded_samples(self) -> int:
+        """All samples of the padded tensor, ``B x S`` (real + padding)."""
         return int(self.waveforms.numel())
+
+    @property
+    def padding_samples(self) -> int:
+        """Padding samples only: ``padded_samples - num_samples``."""
+        return self.padded_samples - self.num_samples
+
+    @property
+    def padding_ratio(self) -> float:
+        """Padding samples / real samples (0 = no padding), as
+        :func:`metaser.data.sampling.padding_ratio`."""
+        return self.padding_samples / max(self.num_samples, 1)

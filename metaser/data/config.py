@@ -11,7 +11,10 @@ from typing import Literal
 
 from metaser.errors import ConfigError
 
-__all__ = ["SplitConfig", "AugmentConfig", "SamplerConfig", "DataConfig"]
+__all__ = ["PAPER_SPEEDS", "SplitConfig", "AugmentConfig", "SamplerConfig", "DataConfig"]
+
+#: The paper's TDSA set: "resampling the waveform at varying rates (80, 100, and 120)".
+PAPER_SPEEDS: tuple[float, ...] = (0.8, 1.0, 1.2)
 
 
 def _check_prob(name: str, value: float) -> None:
@@ -59,8 +62,14 @@ class AugmentConfig:
     """Training-time augmentation.
 
     speeds / speed_prob: TDSA, the paper's speed perturbation. With probability
-        ``speed_prob`` a factor is drawn uniformly from ``speeds`` per utterance (else 1.0);
-        a factor ``f`` resamples so the utterance has ``1/f`` times the samples.
+        ``speed_prob`` a factor is drawn uniformly from ``speeds`` per utterance (else 1.0).
+    speed_convention: how a factor ``f`` is read.
+        ``length`` (default): the paper's and SpeechBrain's reading of "rates (80, 100, and
+        120)": ``f`` times the samples, so 0.8 keeps 0.8x of the samples (faster, higher) and
+        1.2 gives 1.2x (slower, lower). Applied as lhotse ``perturb_speed(1 / f)``.
+        ``lhotse``: lhotse's own reading, ``perturb_speed(f)``: ``1 / f`` times the samples
+        (0.8 -> 1.25x). Either way the resampling rate is rounded to one lhotse can build
+        cheaply (:func:`metaser.data.augment.lhotse_speed_factor`: 1.2 -> 1.20048x at 16 kHz).
     band_drop_prob: probability to zero one random frequency band (FFT mask) whose width
         is drawn uniformly in [``band_drop_min_hz``, ``band_drop_max_hz``].
     chunk_drop_prob: probability to zero 1..``chunk_drop_max_count`` random time chunks,
@@ -68,8 +77,9 @@ class AugmentConfig:
     Band and chunk dropping are off by default (the paper uses speed perturbation only).
     """
 
-    speeds: list[float] = field(default_factory=lambda: [0.8, 1.0, 1.2])
+    speeds: list[float] = field(default_factory=lambda: list(PAPER_SPEEDS))
     speed_prob: float = 1.0
+    speed_convention: Literal["length", "lhotse"] = "length"
     band_drop_prob: float = 0.0
     band_drop_min_hz: float = 100.0
     band_drop_max_hz: float = 1000.0

@@ -1,8 +1,11 @@
 """Label spaces from the training cuts, the collating dataset and the DataLoader factory.
 
 Lhotse pattern: the sampler (main process) yields CutSet mini-batches, the
-:class:`SERDataset` (in the DataLoader workers) loads 16 kHz mono audio, augments it when
-training and collates a :class:`~metaser.data.batch.Batch`.
+:class:`SERDataset` (in the DataLoader workers) loads mono audio at ``SAMPLE_RATE`` (16 kHz),
+augments it when training and collates a :class:`~metaser.data.batch.Batch` (zero padding by
+``torch.nn.utils.rnn.pad_sequence``). A waveform shorter than ``min_samples`` (default the CNN
+receptive field, :data:`metaser.constants.MIN_SAMPLES`) is zero-padded to that length and
+counted, so no single short clip stops training.
 
 Reproducibility: every utterance gets its own ``numpy`` generator seeded from
 ``(seed, epoch, crc32(cut id))``, so speed factors, crops and drops depend neither on the
@@ -22,7 +25,9 @@ import torch
 from lhotse import CutSet
 from lhotse.lazy import LazyMapper
 from lhotse.utils import fastcopy
+from torch.nn.utils.rnn import pad_sequence
 
+from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.augment import SpeedPerturb, WaveformAugment
 from metaser.data.batch import Batch
 from metaser.data.config import AugmentConfig, DataConfig
@@ -108,11 +113,15 @@ class SERDataset(torch.utils.data.Dataset):
     any custom field, "asr"); train: enables augmentation and cropping.
     augment: speed / band / chunk settings (used only when ``train``).
     max_utterance_seconds: training crop length (None = no crop).
+    min_samples: a waveform shorter than this (after augmentation and cropping, in train and
+        eval alike) is zero-padded at the end to ``min_samples``, and its length in the batch
+        is ``min_samples``: the CNN sees enough input for one frame. Counted in
+        ``num_padded_short`` like crops in ``num_cropped``. 0 = never pad.
     """
 
     def __init__(self, labels: LabelSpace, tasks: list[str], *, train: bool = False,
                  augment: AugmentConfig | None = None, max_utterance_seconds: float | None = None,
-                 sample_rate: int = 16000, seed: int = 0):
+                 sample_rate: int = SAMPLE_RATE, seed: int = 0, min_samples: int = MIN_SAMPLES):
         self.labels = labels
         self.tasks = classification_tasks(tasks)
         missing = [t for t in self.tasks if t not in labels.classes]
@@ -124,15 +133,19 @@ class SERDataset(torch.utils.data.Dataset):
             raise DataError("task 'asr' is enabled but the label space has no CTC vocabulary")
         self.train = train
         augment = augment if (train and augment is not None) else None
-        self.speed = SpeedPerturb.from_config(augment) if augment else None
+        self.speed = SpeedPerturb.from_config(augment, sample_rate) if augment else None
         self.wave_aug = WaveformAugment(augment, sample_rate) if augment else None
         self.max_samples = (int(round(max_utterance_seconds * sample_rate))
                             if train and max_utterance_seconds else None)
+        if min_samples < 0:
+            raise DataError(f"min_samples must be >= 0, got {min_samples}")
+        self.min_samples = int(min_samples)
         self.sample_rate = sample_rate
         self.seed = seed
         self.epoch = 0  # used when a cut carries no epoch tag (dataset called directly)
         # Per-process counters (each DataLoader worker counts its own share).
         self.num_cropped = 0
+        self.num_padded_short = 0
         self.unknown_labels: dict[str, int] = {}
 
     def set_epoch(self, epoch: int) -> None:
@@ -143,7 +156,8 @@ class SERDataset(torch.utils.data.Dataset):
         return _utterance_rng(self.seed, epoch, cut.id)
 
     def _load(self, cut: Any, rng: np.random.Generator) -> torch.Tensor:
-        """(S,) float32 audio of one utterance, augmented and cropped when training."""
+        """(S,) float32 audio of one utterance, augmented and cropped when training, and
+        zero-padded to ``min_samples`` when shorter."""
         if self.speed is not None:
             factor = self.speed.draw(rng)  # always drawn: keeps the rng stream identical
             # Already resampled before bucketing (the same draw, except for lhotse's "_dup"
@@ -160,6 +174,13 @@ class SERDataset(torch.utils.data.Dataset):
             start = int(rng.integers(0, wave.numel() - self.max_samples + 1))
             wave = wave[start:start + self.max_samples]
             self.num_cropped += 1
+        if wave.numel() < self.min_samples:
+            n = wave.numel()
+            wave = torch.nn.functional.pad(wave, (0, self.min_samples - n))  # (min_samples,)
+            self.num_padded_short += 1
+            if self.num_padded_short == 1:
+                logger.warning("cut %s has %d samples, fewer than min_samples=%d: zero-padded "
+                               "(further ones are counted only)", cut.id, n, self.min_samples)
         return wave
 
     def _target(self, cut: Any, task: str) -> int:
@@ -181,20 +202,17 @@ class SERDataset(torch.utils.data.Dataset):
             raise DataError("SERDataset received an empty batch")
         waves = [self._load(c, self._rng(c)) for c in cuts]
         lengths = torch.tensor([w.numel() for w in waves], dtype=torch.int64)  # (B,)
-        waveforms = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)  # (B, S)
-        for i, w in enumerate(waves):
-            waveforms[i, : w.numel()] = w
+        waveforms = pad_sequence(waves, batch_first=True)  # (B, S) zero-padded
         targets = {t: torch.tensor([self._target(c, t) for c in cuts], dtype=torch.int64)  # (B,)
                    for t in self.tasks}
         ctc_targets = ctc_lengths = None
         if self.asr:
             vocab = self.labels.vocab
             assert vocab is not None
-            encoded = [vocab.encode(get_field(c, "text") or "") for c in cuts]
-            ctc_lengths = torch.tensor([len(e) for e in encoded], dtype=torch.int64)  # (B,)
-            ctc_targets = torch.zeros(len(cuts), int(ctc_lengths.max()), dtype=torch.int64)  # (B, U)
-            for i, e in enumerate(encoded):
-                ctc_targets[i, : len(e)] = torch.tensor(e, dtype=torch.int64)
+            encoded = [torch.tensor(vocab.encode(get_field(c, "text") or ""), dtype=torch.int64)
+                       for c in cuts]
+            ctc_lengths = torch.tensor([e.numel() for e in encoded], dtype=torch.int64)  # (B,)
+            ctc_targets = pad_sequence(encoded, batch_first=True)  # (B, U), 0-padded
         return Batch(waveforms=waveforms, lengths=lengths, targets=targets,
                      ctc_targets=ctc_targets, ctc_target_lengths=ctc_lengths,
                      ids=[c.id for c in cuts])
@@ -217,7 +235,7 @@ class _SpeedBeforeBucketing:
     def __call__(self, cut: Any) -> Any:
         epoch = int(getattr(self.sampler, "epoch", 0))
         factor = self.speed.draw(_utterance_rng(self.seed, epoch, cut.id))
-        out = cut if factor == 1.0 else cut.perturb_speed(factor, affix_id=False)
+        out = self.speed.apply(cut, factor, affix_id=False)
         return fastcopy(out, custom={**(out.custom or {}), _SPEED_KEY: factor})
 
 
@@ -250,7 +268,8 @@ def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg
     sampler_cuts, pre = cuts, None
     if train and scfg.mode == "bucketing" and data_cfg.augment.speed_prob > 0 \
             and any(f != 1.0 for f in data_cfg.augment.speeds):
-        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment), scfg.seed)
+        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment, SAMPLE_RATE),
+                                    scfg.seed)
         sampler_cuts = CutSet(LazyMapper(cuts, pre))
     sampler = make_sampler(sampler_cuts, scfg, train=train, world_size=world_size, rank=rank,
                            max_duration=None if train else data_cfg.eval_max_duration)

@@ -1,6 +1,7 @@
 """The manifest contract: one lhotse cut per utterance, its labels and metadata on one supervision.
 
-Every corpus recipe writes ``OUT/cuts.jsonl.gz`` (a lhotse ``CutSet``) and ``OUT/summary.json``.
+Every corpus recipe writes ``OUT/cuts.jsonl.gz`` (a lhotse ``CutSet``) and ``OUT/summary.json``
+(:mod:`metaser.data.prepare`, :mod:`metaser.data.summary`).
 Each cut (id = utterance id) covers the whole audio file, unresampled: its ``Recording`` has
 the file's absolute path, sampling rate, channel count and length from the header. It holds
 exactly one ``SupervisionSegment`` spanning the cut with
@@ -23,17 +24,15 @@ mixes down, for every kind of cut: ``MonoCut``, ``MultiCut`` and ``MixedCut``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from metaser.constants import SAMPLE_RATE
 from metaser.data.audio import AudioError, AudioInfo, probe_audio
 from metaser.errors import DataError
 
@@ -45,18 +44,12 @@ __all__ = [
     "TEXT_RAW",
     "MANIFEST_NAME",
     "SUMMARY_NAME",
-    "SkippedItem",
-    "PrepareResult",
+    "SUPERVISION_ATTRS",
     "make_cut",
     "get_field",
     "load_cut_audio",
     "save_manifest",
     "load_manifest",
-    "summarize",
-    "print_summary",
-    "write_summary",
-    "probe_or_skip",
-    "finish_prepare",
     "clean_text",
 ]
 
@@ -70,32 +63,9 @@ MANIFEST_NAME = "cuts.jsonl.gz"
 SUMMARY_NAME = "summary.json"
 
 GENDERS = ("female", "male")
-# Read from SupervisionSegment attributes; every other field lives in supervision.custom.
-_SUPERVISION_ATTRS = ("speaker", "gender", "text")
-_RESERVED = (EMOTION, EMOTION_RAW) + _SUPERVISION_ATTRS
-
-
-@dataclass
-class SkippedItem:
-    """An utterance a recipe could not use.
-
-    reason: a short category used for counting (``"missing"``, ``"corrupt"``,
-        ``"malformed file name"``...); detail: the specific message for this item.
-    """
-
-    utt_id: str
-    path: str | None
-    reason: str
-    detail: str = ""
-
-
-@dataclass
-class PrepareResult:
-    """What a recipe returns: the cuts it wrote, their summary and the output directory."""
-
-    cuts: Any  # lhotse.CutSet
-    summary: dict
-    out_dir: Path
+#: Read from SupervisionSegment attributes; every other field lives in supervision.custom.
+SUPERVISION_ATTRS = ("speaker", "gender", "text")
+_RESERVED = (EMOTION, EMOTION_RAW) + SUPERVISION_ATTRS
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +165,7 @@ def get_field(cut, name: str) -> str | float | int | None:
     if not sups:
         return None
     sup = sups[0]
-    if name in _SUPERVISION_ATTRS:
+    if name in SUPERVISION_ATTRS:
         return getattr(sup, name)
     return (sup.custom or {}).get(name)
 
@@ -212,11 +182,11 @@ def _cut_paths(cut) -> list[str]:
     return paths
 
 
-def load_cut_audio(cut, sample_rate: int = 16000) -> np.ndarray:
+def load_cut_audio(cut, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Load a cut as mono float32 at ``sample_rate``: returns (S,).
 
     Resamples through lhotse (``cut.resample``), so transforms already on the cut (e.g.
-    ``cut.perturb_speed(0.8)``: 1.25x the samples) apply; multi-channel audio (``MultiCut``,
+    lhotse's ``cut.perturb_speed(0.8)``: 1.25x the samples) apply; multi-channel audio (``MultiCut``,
     ``MixedCut``) is mixed down by the mean over channels. Failures raise
     :class:`~metaser.data.audio.AudioError` naming the cut and its file.
     """
@@ -297,200 +267,3 @@ def load_manifest(path_or_dir: str | Path):
             raise DataError(f"manifest {p}: duplicate cut id {item.id!r}")
         seen.add(item.id)
     return cuts
-
-
-# --------------------------------------------------------------------------------------------
-# summaries
-
-
-def _natural_key(s: Any) -> tuple:
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
-                 for t in re.split(r"(\d+)", str(s)) if t)
-
-
-def _sorted_counts(counter: Counter) -> dict[str, int]:
-    return {str(k): counter[k] for k in sorted(counter, key=_natural_key)}
-
-
-def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
-              excluded: dict[str, int] | None = None, notes: list[str] | None = None,
-              group_by: str | None = None) -> dict:
-    """Counts describing a prepared corpus (JSON-serialisable).
-
-    excluded: utterances left out on purpose, counted per label / rule (e.g. IEMOCAP's
-        ``fru``, RAVDESS' ``song``); skipped: utterances that could not be used, each listed.
-    group_by: the field the emotion table is broken down by; default ``session`` when cuts
-        have one, else ``speaker``.
-    """
-    cuts = list(cuts)
-    if group_by is None:
-        if any(get_field(c, SESSION) is not None for c in cuts):
-            group_by = SESSION
-        elif any(get_field(c, "speaker") is not None for c in cuts):
-            group_by = "speaker"
-    emotions: Counter = Counter()
-    raw: Counter = Counter()
-    by_group: dict[str, Counter] = defaultdict(Counter)
-    speakers: Counter = Counter()
-    genders: Counter = Counter()
-    styles: Counter = Counter()
-    rates: Counter = Counter()
-    channels: Counter = Counter()
-    fields: set[str] = set()
-    seconds = 0.0
-    for c in cuts:
-        emo = get_field(c, EMOTION)
-        emotions[emo] += 1
-        raw[get_field(c, EMOTION_RAW)] += 1
-        if group_by is not None:
-            by_group[str(get_field(c, group_by))][emo] += 1
-        for name, counter in (("speaker", speakers), ("gender", genders), (STYLE, styles)):
-            value = get_field(c, name)
-            if value is not None:
-                counter[value] += 1
-        rates[c.sampling_rate] += 1
-        channels[c.num_channels] += 1
-        seconds += c.duration
-        sup = c.supervisions[0]
-        fields.update(k for k in (sup.custom or {}) if k not in (EMOTION, EMOTION_RAW))
-        fields.update(a for a in _SUPERVISION_ATTRS if getattr(sup, a) is not None)
-    excluded = {str(k): int(v) for k, v in (excluded or {}).items() if v}
-    skipped_by_reason = Counter(s.reason for s in skipped)
-    return {
-        "corpus": corpus,
-        "utterances": len(cuts),
-        "seconds": round(seconds, 3),
-        "hours": round(seconds / 3600, 4),
-        "emotions": _sorted_counts(emotions),
-        "emotion_raw": _sorted_counts(raw),
-        "group_by": group_by,
-        "emotion_by_group": {g: _sorted_counts(by_group[g])
-                             for g in sorted(by_group, key=_natural_key)},
-        "speakers": _sorted_counts(speakers),
-        "num_speakers": len(speakers),
-        "genders": _sorted_counts(genders),
-        "styles": _sorted_counts(styles),
-        "sample_rates": _sorted_counts(rates),
-        "channels": _sorted_counts(channels),
-        "fields": sorted(fields),
-        "excluded": {k: excluded[k] for k in sorted(excluded, key=_natural_key)},
-        "num_excluded": sum(excluded.values()),
-        "skipped_by_reason": _sorted_counts(skipped_by_reason),
-        "num_skipped": len(skipped),
-        "skipped": [asdict(s) for s in skipped],
-        "notes": list(notes or []),
-    }
-
-
-def _fmt_counts(d: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
-
-
-def print_summary(summary: dict, console=None) -> None:
-    """Print a summary as a rich table (emotion x group) followed by metadata and skip counts."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    groups = list(summary["emotion_by_group"])
-    title = (f"{summary['corpus']}: {summary['utterances']} utterances, "
-             f"{summary['hours']:.2f} h")
-    table = Table(title=title)
-    table.add_column(f"emotion \\ {summary['group_by']}" if groups else "emotion", no_wrap=True)
-    for g in groups:
-        table.add_column(g, justify="right", no_wrap=True)
-    table.add_column("total", justify="right", no_wrap=True)
-    for emo, n in summary["emotions"].items():
-        table.add_row(emo, *[str(summary["emotion_by_group"][g].get(emo, 0)) for g in groups],
-                      str(n))
-    table.add_row("total", *[str(sum(summary["emotion_by_group"][g].values())) for g in groups],
-                  str(summary["utterances"]), style="bold")
-    console.print(table)
-    console.print(f"speakers: {summary['num_speakers']}")
-    console.print(f"genders: {_fmt_counts(summary['genders'])}")
-    if summary["styles"]:
-        console.print(f"styles: {_fmt_counts(summary['styles'])}")
-    console.print(f"sample rates: {_fmt_counts(summary['sample_rates'])}; "
-                  f"channels: {_fmt_counts(summary['channels'])}")
-    console.print(f"fields: {', '.join(summary['fields']) or '-'}")
-    if summary["num_excluded"]:
-        console.print(f"excluded by label/rule: {summary['num_excluded']} "
-                      f"({_fmt_counts(summary['excluded'])})")
-    console.print(f"skipped: {summary['num_skipped']}"
-                  + (f" ({_fmt_counts(summary['skipped_by_reason'])})"
-                     if summary["num_skipped"] else ""))
-    shown = summary["skipped"][:10]
-    for s in shown:
-        console.print(f"  {s['utt_id']}: {s['reason']}" + (f" - {s['detail']}" if s["detail"] else ""),
-                      markup=False, highlight=False)
-    if summary["num_skipped"] > len(shown):
-        console.print(f"  ... and {summary['num_skipped'] - len(shown)} more "
-                      f"(all listed in {SUMMARY_NAME})")
-    for note in summary["notes"]:
-        console.print(f"note: {note}", markup=False, highlight=False)
-
-
-def write_summary(summary: dict, out_dir: str | Path) -> Path:
-    """Write ``out_dir/summary.json``."""
-    path = Path(out_dir) / SUMMARY_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-# --------------------------------------------------------------------------------------------
-# helpers shared by the recipes
-
-
-def probe_or_skip(utt_id: str, path: str | Path, skipped: list[SkippedItem]) -> AudioInfo | None:
-    """Probe ``path``; on an :class:`AudioError` record a :class:`SkippedItem` and return None."""
-    try:
-        return probe_audio(path)
-    except AudioError as e:
-        skipped.append(SkippedItem(utt_id, str(path), e.reason, e.message))
-        return None
-
-
-def _format_skipped(skipped: list[SkippedItem], limit: int = 30) -> str:
-    lines = [f"  {s.utt_id} ({s.path}): {s.reason}" + (f" - {s.detail}" if s.detail else "")
-             for s in skipped[:limit]]
-    if len(skipped) > limit:
-        lines.append(f"  ... and {len(skipped) - limit} more")
-    return "\n".join(lines)
-
-
-def finish_prepare(
-    cuts: list,
-    skipped: list[SkippedItem],
-    *,
-    corpus: str,
-    out_dir: str | Path,
-    strict: bool = False,
-    console=None,
-    excluded: dict[str, int] | None = None,
-    notes: list[str] | None = None,
-) -> PrepareResult:
-    """The common end of every recipe: strict check, write manifest + summary, print.
-
-    strict: any skipped utterance raises DataError listing them (nothing is written).
-    Raises DataError too when no utterance is usable.
-    """
-    from lhotse import CutSet
-
-    if strict and skipped:
-        raise DataError(f"{corpus}: {len(skipped)} utterance(s) cannot be used (strict mode):\n"
-                        + _format_skipped(skipped),
-                        hint="fix or remove these files, or run without --strict to skip them")
-    if not cuts:
-        reasons = _fmt_counts(_sorted_counts(Counter(s.reason for s in skipped)))
-        raise DataError(f"{corpus}: no usable utterances found (skipped: {len(skipped)}"
-                        + (f": {reasons}" if skipped else "") + ", excluded: "
-                        + f"{sum((excluded or {}).values())})")
-    cutset = CutSet.from_cuts(cuts)
-    out = Path(out_dir)
-    save_manifest(cutset, out)
-    summary = summarize(cuts, skipped, corpus, excluded=excluded, notes=notes)
-    write_summary(summary, out)
-    print_summary(summary, console)
-    return PrepareResult(cuts=cutset, summary=summary, out_dir=out)
-

@@ -229,6 +229,15 @@ def build_ravdess(root: Path) -> Path:
 # fixtures
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One torch thread: on the shared 2-core machine two threads per process spin-wait and
+    are several times slower (lhotse's speed perturbation runs torch convolutions)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def iemocap_root(tmp_path: Path) -> Path:
     return build_iemocap(tmp_path / "IEMOCAP_full_release")

@@ -74,3 +74,17 @@ def tiny_corpus(root: Path, *, sessions: int = 3, per_speaker: int = 8,
                 ))
                 k += 1
     return CutSet.from_cuts(cuts)
+
+
+def summary_corpus(root: Path) -> list:
+    """Three 0.5 s cuts for the summary tests: sessions 1, 1, 2; speakers s1-s3; the third
+    8 kHz stereo; fields text, text_raw, session, style (not on c), valence."""
+    common = {"text": "hello there", "text_raw": "Hello  there", "valence": 2.5, "empty": None}
+    return [
+        make_cut(root, "a", 0.5, emotion="neu", emotion_raw="NEU", speaker="s1", gender="female",
+                 session="1", style="impro", seed=1, **common),
+        make_cut(root, "b", 0.5, emotion="ang", emotion_raw="ANG", speaker="s2", gender="male",
+                 session="1", style="script", seed=2, **common),
+        make_cut(root, "c", 0.5, emotion="neu", emotion_raw="NEU", speaker="s3", gender="female",
+                 session="2", style="impro", sample_rate=8000, channels=2, seed=3, **common),
+    ]

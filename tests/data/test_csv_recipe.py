@@ -32,7 +32,7 @@ def test_normalize_gender():
         normalize_gender("x")
 
 
-def test_prepare_csv_comma(tmp_path, audio_dir, quiet_console):
+def test_prepare_csv_comma(tmp_path, audio_dir):
     table = _write(tmp_path / "corpus.csv", [
         ["Path", "Emotion", "Speaker", "Gender", "Text", "Style", "Session", "accent", "age_group"],
         ["audio/a.wav", "happy", "s1", "F", "Hello  World", "acted", "1", "us", "young"],
@@ -41,7 +41,7 @@ def test_prepare_csv_comma(tmp_path, audio_dir, quiet_console):
         ["audio/missing.wav", "sad", "s3", "f", "", "", "2", "", ""],
         ["audio/d.wav", "", "s3", "f", "", "", "2", "", ""],
     ])
-    res = prepare_csv(table, tmp_path / "out", console=quiet_console)
+    res = prepare_csv(table, tmp_path / "out")
     cuts = {c.id: c for c in res.cuts}
     assert sorted(cuts) == ["a", "b", "c"]
     a = cuts["a"]
@@ -62,14 +62,14 @@ def test_prepare_csv_comma(tmp_path, audio_dir, quiet_console):
     assert "extra columns kept as fields: accent, age_group" in s["notes"]
 
 
-def test_prepare_csv_tsv_ids_folds_audio_root(tmp_path, audio_dir, quiet_console):
+def test_prepare_csv_tsv_ids_folds_audio_root(tmp_path, audio_dir):
     (tmp_path / "meta").mkdir()
     table = _write(tmp_path / "meta" / "list.tsv", [
         ["id", "path", "emotion", "emotion_raw", "fold", "text"],
         ["utt1", "a.wav", "neu", "N", "f1", "a, b, c"],
         ["utt2", "sub/a.wav", "ang", "W", "f2", "x"],
     ], sep="\t")
-    res = prepare_csv(table, tmp_path / "out", audio_root=audio_dir, console=quiet_console)
+    res = prepare_csv(table, tmp_path / "out", audio_root=audio_dir)
     cuts = {c.id: c for c in res.cuts}
     assert sorted(cuts) == ["utt1", "utt2"]
     assert get_field(cuts["utt1"], EMOTION_RAW) == "N"
@@ -78,24 +78,24 @@ def test_prepare_csv_tsv_ids_folds_audio_root(tmp_path, audio_dir, quiet_console
     assert cuts["utt2"].num_channels == 2 and cuts["utt2"].sampling_rate == 22050
 
 
-def test_prepare_csv_errors(tmp_path, audio_dir, quiet_console):
+def test_prepare_csv_errors(tmp_path, audio_dir):
     with pytest.raises(DataError, match="table not found"):
-        prepare_csv(tmp_path / "nope.csv", tmp_path / "o", console=quiet_console)
+        prepare_csv(tmp_path / "nope.csv", tmp_path / "o")
     t = _write(tmp_path / "t1.csv", [["file", "label", "speaker"], ["a.wav", "x", "s"]])
     with pytest.raises(DataError, match=r"required column\(s\) missing: path, emotion \(found: file, label, speaker\)"):
-        prepare_csv(t, tmp_path / "o", console=quiet_console)
+        prepare_csv(t, tmp_path / "o")
     t = _write(tmp_path / "t2.csv", [["path", "emotion", "gender"], ["audio/a.wav", "x", "f"],
                                      ["audio/b.wav", "x", "X"], ["audio/c.wav", "x", "other"]])
     with pytest.raises(DataError, match=r"unknown gender value\(s\): 'X' \(line 3\); 'other' \(line 4\)"):
-        prepare_csv(t, tmp_path / "o", console=quiet_console)
+        prepare_csv(t, tmp_path / "o")
     t = _write(tmp_path / "t3.csv", [["path", "emotion"], ["audio/a.wav", "x"],
                                      ["audio/sub/a.wav", "y"]])
     with pytest.raises(DataError, match=r"utterance ids must be unique; duplicated: a \(x2\)"):
-        prepare_csv(t, tmp_path / "o", console=quiet_console)
+        prepare_csv(t, tmp_path / "o")
     t = _write(tmp_path / "t4.csv", [["path", "emotion"], ["audio/a.wav", "x"],
                                      ["audio/nothere.wav", "y"]])
     with pytest.raises(DataError, match=r"1 utterance\(s\) cannot be used \(strict mode\):\n  nothere"):
-        prepare_csv(t, tmp_path / "o", strict=True, console=quiet_console)
+        prepare_csv(t, tmp_path / "o", strict=True)
     with pytest.raises(DataError, match="audio root not found"):
-        prepare_csv(t, tmp_path / "o", audio_root=tmp_path / "nodir", console=quiet_console)
+        prepare_csv(t, tmp_path / "o", audio_root=tmp_path / "nodir")
     assert not (tmp_path / "o").exists()

@@ -9,6 +9,7 @@ import torch
 from lhotse import CutSet
 
 from metaser.config import from_dict
+from metaser.constants import MIN_SAMPLES
 from metaser.data.batch import Batch
 from metaser.data.config import AugmentConfig, DataConfig, SamplerConfig
 from metaser.data.dataset import SERDataset, build_label_space, make_dataloader
@@ -96,10 +97,16 @@ def test_unknown_values_are_ignored_and_counted(three, tmp_path):
         SERDataset(labels, ["style"])
 
 
-@pytest.mark.parametrize("factor, expected", [(0.8, [5000, 10000, 6000]), (1.2, [3333, 6667, 4000])])
-def test_speed_perturbation_in_training_keeps_ids(three, factor, expected):
+@pytest.mark.parametrize("convention, factor, expected", [
+    ("length", 0.8, [3200, 6400, 3840]),   # 0.8x the samples (the default, the paper's reading)
+    ("length", 1.2, [4802, 9604, 5762]),   # 1.2x, as 1.20048x (see lhotse_speed_factor)
+    ("lhotse", 0.8, [5000, 10000, 6000]),  # lhotse's reading: 1.25x
+    ("lhotse", 1.2, [3333, 6667, 4000]),
+])
+def test_speed_perturbation_in_training_keeps_ids(three, convention, factor, expected):
     labels = build_label_space(three, [])
-    ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[factor]))
+    ds = SERDataset(labels, [], train=True,
+                    augment=AugmentConfig(speeds=[factor], speed_convention=convention))
     batch = ds[three]
     assert batch.lengths.tolist() == expected
     assert batch.ids == ["a", "b", "c"]
@@ -113,7 +120,7 @@ def test_resample_and_mixdown_8k_stereo(tmp_path):
     plain = SERDataset(labels, [])[cuts]
     assert plain.waveforms.shape == (1, 4000)  # 0.25 s at 16 kHz, one channel
     fast = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[0.8]))[cuts]
-    assert fast.lengths.tolist() == [5000]
+    assert fast.lengths.tolist() == [3200]  # 0.8x of 0.25 s at 16 kHz
 
 
 def test_training_crop_is_a_counted_random_slice(three, tmp_path):
@@ -168,8 +175,8 @@ def test_make_dataloader_train_and_eval(tmp_path, num_workers):
     e0 = _lengths_by_id(loader)
     assert sorted(e0) == sorted(c.id for c in cuts)
     original = {c.id: c.num_samples for c in cuts}
-    for cid, n in e0.items():  # every length is one of the TDSA factors' results
-        assert min(abs(n - original[cid] / f) for f in (0.8, 1.0, 1.2)) <= 1
+    for cid, n in e0.items():  # every length is one of the TDSA factors' results (0.8x, 1x, 1.2x)
+        assert min(abs(n - original[cid] * f) - 5e-4 * n for f in (0.8, 1.0, 1.2)) <= 1
     assert e0 == _lengths_by_id(loader)  # same epoch -> same augmentation
     set_epoch(loader, 1)
     e1 = _lengths_by_id(loader)
@@ -239,3 +246,25 @@ def test_tdsa_is_applied_before_bucketing_so_batches_respect_max_duration(tmp_pa
             assert int(b.lengths.sum()) <= 12.0 * 16000 + len(b)  # + rounding of each resampled cut
             slowed += sum(int(n) > originals[i] for i, n in zip(b.ids, b.lengths))
     assert slowed > 0  # factor 0.8 was drawn, so the check above was exercised
+
+
+def test_short_cuts_are_zero_padded_to_the_receptive_field(tmp_path, caplog):
+    """A 10 ms clip, and a 30 ms clip that TDSA 0.8 shortens to 384 samples, reach the model
+    as 400 samples (MIN_SAMPLES): real audio first, zeros after, counted like crops."""
+    cuts = CutSet.from_cuts([make_cut(tmp_path, "ten", 0.01, seed=1),      # 160 samples
+                             make_cut(tmp_path, "thirty", 0.03, seed=2),   # 480 samples
+                             make_cut(tmp_path, "long", 0.1, seed=3)])     # 1600 samples
+    labels = build_label_space(cuts, [])
+    ds = SERDataset(labels, [])
+    with caplog.at_level("WARNING", logger="metaser.data.dataset"):
+        batch = ds[cuts]
+    assert MIN_SAMPLES == 400
+    assert batch.lengths.tolist() == [400, 480, 1600] and ds.num_padded_short == 1
+    assert np.array_equal(batch.waveforms[0, :160].numpy(), _audio(tmp_path, "ten"))
+    assert torch.count_nonzero(batch.waveforms[0, 160:]) == 0
+    assert "cut ten has 160 samples, fewer than min_samples=400: zero-padded" in caplog.text
+    fast = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[0.8]))
+    assert fast[cuts].lengths.tolist() == [400, 400, 1280] and fast.num_padded_short == 2
+    assert SERDataset(labels, [], min_samples=0)[cuts].lengths.tolist() == [160, 480, 1600]
+    with pytest.raises(DataError, match="min_samples"):
+        SERDataset(labels, [], min_samples=-1)

@@ -19,8 +19,8 @@ def test_parse_erkennung_latin1_nbsp(emodb_root):
                      "16b10Lc.wav": (62.5, 40.0)}
 
 
-def test_prepare_emodb_fixture(emodb_root, tmp_path, quiet_console):
-    res = prepare_emodb(emodb_root, tmp_path / "out", console=quiet_console)
+def test_prepare_emodb_fixture(emodb_root, tmp_path):
+    res = prepare_emodb(emodb_root, tmp_path / "out")
     cuts = {c.id: c for c in res.cuts}
     assert set(cuts) == set(EMODB_FILES)
     c = cuts["03a01Fa"]
@@ -46,23 +46,23 @@ def test_prepare_emodb_fixture(emodb_root, tmp_path, quiet_console):
     assert len(load_manifest(tmp_path / "out")) == 4
 
 
-def test_prepare_emodb_errors(tmp_path, emodb_root, quiet_console):
+def test_prepare_emodb_errors(tmp_path, emodb_root):
     with pytest.raises(DataError, match="EmoDB root not found"):
-        prepare_emodb(tmp_path / "nope", tmp_path / "o", console=quiet_console)
+        prepare_emodb(tmp_path / "nope", tmp_path / "o")
     (tmp_path / "nowav").mkdir()
     with pytest.raises(DataError, match="EmoDB directory missing: .*nowav/wav"):
-        prepare_emodb(tmp_path / "nowav", tmp_path / "o", console=quiet_console)
+        prepare_emodb(tmp_path / "nowav", tmp_path / "o")
     with pytest.raises(DataError, match="4 utterance\\(s\\) cannot be used"):
-        prepare_emodb(emodb_root, tmp_path / "o", strict=True, console=quiet_console)
+        prepare_emodb(emodb_root, tmp_path / "o", strict=True)
     (emodb_root / "erkennung.txt").write_bytes(b"Nr.\tSatz\terkannt\tnatuerlich\n1\t03a01Fa.wav\tabc\t1\n")
     with pytest.raises(DataError, match="erkennung.txt:2: cannot read the rates 'abc'"):
-        prepare_emodb(emodb_root, tmp_path / "o", console=quiet_console)
+        prepare_emodb(emodb_root, tmp_path / "o")
 
 
 @pytest.mark.integration
 @pytest.mark.skipif(not EMODB_ROOT.is_dir(), reason=f"real EmoDB not found at {EMODB_ROOT}")
-def test_prepare_real_emodb(tmp_path, quiet_console):
-    res = prepare_emodb(EMODB_ROOT, tmp_path / "out", strict=True, console=quiet_console)
+def test_prepare_real_emodb(tmp_path):
+    res = prepare_emodb(EMODB_ROOT, tmp_path / "out", strict=True)
     cuts = list(res.cuts)
     assert len(cuts) == 535
     assert Counter(get_field(c, EMOTION) for c in cuts) == {

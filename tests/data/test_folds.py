@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from lhotse import CutSet
-from rich.console import Console
 
 from metaser.config import from_dict
 from metaser.data.config import SplitConfig
@@ -168,7 +166,7 @@ EMODB = Path(__file__).resolve().parents[3] / "shared" / "data" / "emodb"
 def test_emodb_speaker_folds(tmp_path):
     from metaser.data.recipes.emodb import prepare_emodb
 
-    cuts = prepare_emodb(EMODB, tmp_path / "emodb", console=Console(file=io.StringIO())).cuts
+    cuts = prepare_emodb(EMODB, tmp_path / "emodb").cuts
     with pytest.raises(DataError, match="group_by=speaker"):
         make_folds(cuts, SplitConfig())
     logo = make_folds(cuts, SplitConfig(group_by="speaker"))

@@ -23,6 +23,7 @@ from metaser.data.manifest import (
 )
 from metaser.data.recipes import RECIPES, prepare_iemocap
 from metaser.data.recipes.iemocap import clean_iemocap_text, parse_iemocap_id
+from metaser.data.summary import print_summary
 from metaser.errors import DataError
 from tests.data.conftest import IEMOCAP_KEPT, IEMOCAP_SKIPPED, IEMOCAP_TEXTS
 
@@ -58,9 +59,9 @@ def test_clean_text():
     assert clean_iemocap_text(None) is None
 
 
-def test_prepare_iemocap(iemocap_root, tmp_path, quiet_console):
+def test_prepare_iemocap(iemocap_root, tmp_path, quiet_console, capsys):
     out = tmp_path / "out"
-    res = prepare_iemocap(iemocap_root, out, console=quiet_console)
+    res = prepare_iemocap(iemocap_root, out)
     cuts = {c.id: c for c in res.cuts}
     assert set(cuts) == set(IEMOCAP_KEPT)  # no F099 (Categorical/), no MXX0, no fru/xxx
     for utt, (emo, raw, spk, gender, sess, style, dialog) in IEMOCAP_KEPT.items():
@@ -99,6 +100,8 @@ def test_prepare_iemocap(iemocap_root, tmp_path, quiet_console):
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, SUMMARY_NAME]
     assert json.loads((out / SUMMARY_NAME).read_text()) == s
     assert [c.id for c in load_manifest(out)] == [c.id for c in res.cuts]
+    assert capsys.readouterr() == ("", "")  # the recipe prints nothing
+    print_summary(res.summary, quiet_console)  # what `metaser prepare` shows
     printed = quiet_console.file.getvalue()
     assert "iemocap: 7 utterances" in printed and "excluded by label/rule: 2 (fru 1, xxx 1)" in printed
 
@@ -108,9 +111,9 @@ def test_recipes_registry():
     assert sorted(RECIPES) == ["csv", "emodb", "iemocap", "ravdess"]
 
 
-def test_prepare_iemocap_strict(iemocap_root, tmp_path, quiet_console):
+def test_prepare_iemocap_strict(iemocap_root, tmp_path):
     with pytest.raises(DataError) as ei:
-        prepare_iemocap(iemocap_root, tmp_path / "out", strict=True, console=quiet_console)
+        prepare_iemocap(iemocap_root, tmp_path / "out", strict=True)
     msg = str(ei.value)
     assert "4 utterance(s) cannot be used (strict mode)" in msg
     for utt, reason in IEMOCAP_SKIPPED.items():
@@ -118,33 +121,32 @@ def test_prepare_iemocap_strict(iemocap_root, tmp_path, quiet_console):
     assert not (tmp_path / "out").exists()
 
 
-def test_prepare_iemocap_parent_dir_and_partial(iemocap_root, tmp_path, quiet_console):
+def test_prepare_iemocap_parent_dir_and_partial(iemocap_root, tmp_path):
     for sess in ("2", "3", "5"):
         shutil.rmtree(iemocap_root / f"Session{sess}")
-    res = prepare_iemocap(iemocap_root.parent, tmp_path / "out", strict=True,
-                          console=quiet_console)
+    res = prepare_iemocap(iemocap_root.parent, tmp_path / "out", strict=True)
     assert res.summary["utterances"] == 4
     assert res.summary["notes"] == ["sessions found: 1"]
 
 
-def test_prepare_iemocap_bad_roots(tmp_path, iemocap_root, quiet_console):
+def test_prepare_iemocap_bad_roots(tmp_path, iemocap_root):
     with pytest.raises(DataError, match="IEMOCAP root not found"):
-        prepare_iemocap(tmp_path / "nope", tmp_path / "o", console=quiet_console)
+        prepare_iemocap(tmp_path / "nope", tmp_path / "o")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"no Session\*/dialog/EmoEvaluation found"):
-        prepare_iemocap(tmp_path / "empty", tmp_path / "o", console=quiet_console)
+        prepare_iemocap(tmp_path / "empty", tmp_path / "o")
     shutil.rmtree(iemocap_root / "Session2" / "sentences" / "wav")
     with pytest.raises(DataError, match=r"IEMOCAP directories missing:\n  .*Session2/sentences/wav"):
-        prepare_iemocap(iemocap_root, tmp_path / "o", console=quiet_console)
+        prepare_iemocap(iemocap_root, tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
-def test_prepare_iemocap_malformed_and_duplicate_ids(iemocap_root, tmp_path, quiet_console):
+def test_prepare_iemocap_malformed_and_duplicate_ids(iemocap_root, tmp_path):
     emo = iemocap_root / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
     emo.write_text(emo.read_text()
                    + "[9.0000 - 9.5000]\tSes01F_chat01_F000\tneu\t[2.0000, 2.0000, 2.0000]\n"
                    + "[9.5000 - 9.9000]\tSes01F_impro01_F000\tang\t[2.0000, 2.0000, 2.0000]\n")
-    res = prepare_iemocap(iemocap_root, tmp_path / "out", console=quiet_console)
+    res = prepare_iemocap(iemocap_root, tmp_path / "out")
     reasons = {(d["utt_id"], d["reason"]) for d in res.summary["skipped"]}
     assert ("Ses01F_chat01_F000", "malformed id") in reasons
     assert ("Ses01F_impro01_F000", "duplicate id") in reasons

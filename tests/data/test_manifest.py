@@ -1,9 +1,8 @@
-"""metaser.data.manifest: the cut contract, loading cut audio, manifest files, summaries."""
+"""metaser.data.manifest: the cut contract, loading cut audio, manifest files."""
 
 from __future__ import annotations
 
 import gzip
-import json
 
 import numpy as np
 import pytest
@@ -17,19 +16,12 @@ from metaser.data.manifest import (
     MANIFEST_NAME,
     SESSION,
     STYLE,
-    SUMMARY_NAME,
     TEXT_RAW,
-    PrepareResult,
-    SkippedItem,
-    finish_prepare,
     get_field,
     load_cut_audio,
     load_manifest,
     make_cut,
-    print_summary,
     save_manifest,
-    summarize,
-    write_summary,
 )
 from metaser.errors import DataError
 from tests.data.conftest import write_tone
@@ -183,84 +175,3 @@ def test_load_manifest_errors(tmp_path):
         f.write("")
     with pytest.raises(DataError, match="holds no utterances"):
         load_manifest(tmp_path / "empty.jsonl.gz")
-
-
-def _corpus(tmp_path):
-    return [
-        _cut(tmp_path, "a", emotion="neu", session="1", speaker="s1", gender="female"),
-        _cut(tmp_path, "b", emotion="ang", session="1", speaker="s2", gender="male",
-             style="script"),
-        _cut(tmp_path, "c", emotion="neu", session="2", speaker="s3", gender="female",
-             sr=8000, channels=2),
-    ]
-
-
-def test_summarize_exact(tmp_path):
-    skipped = [SkippedItem("x", "/p/x.wav", "missing", "audio file not found: /p/x.wav"),
-               SkippedItem("y", "/p/y.wav", "corrupt")]
-    s = summarize(_corpus(tmp_path), skipped, "toy", excluded={"fru": 3, "xxx": 1, "oth": 0},
-                  notes=["hello"])
-    assert s["corpus"] == "toy" and s["utterances"] == 3
-    assert s["seconds"] == 1.5 and s["hours"] == round(1.5 / 3600, 4)
-    assert s["emotions"] == {"ang": 1, "neu": 2}
-    assert s["emotion_raw"] == {"ANG": 1, "NEU": 2}
-    assert s["group_by"] == "session"
-    assert s["emotion_by_group"] == {"1": {"ang": 1, "neu": 1}, "2": {"neu": 1}}
-    assert s["speakers"] == {"s1": 1, "s2": 1, "s3": 1} and s["num_speakers"] == 3
-    assert s["genders"] == {"female": 2, "male": 1}
-    assert s["styles"] == {"impro": 2, "script": 1}
-    assert s["sample_rates"] == {"8000": 1, "16000": 2}
-    assert s["channels"] == {"1": 2, "2": 1}
-    assert s["fields"] == ["gender", "session", "speaker", "style", "text", "text_raw", "valence"]
-    assert s["excluded"] == {"fru": 3, "xxx": 1} and s["num_excluded"] == 4
-    assert s["num_skipped"] == 2 and s["skipped_by_reason"] == {"corrupt": 1, "missing": 1}
-    assert s["skipped"][0] == {"utt_id": "x", "path": "/p/x.wav", "reason": "missing",
-                               "detail": "audio file not found: /p/x.wav"}
-    assert s["notes"] == ["hello"]
-    json.dumps(s)  # serialisable
-
-
-def test_summarize_groups_by_speaker_without_sessions(tmp_path):
-    wav = tmp_path / "a.wav"
-    write_tone(wav)
-    cuts = [make_cut("a", wav, emotion="fear", emotion_raw="A", speaker="03"),
-            make_cut("b", wav, emotion="fear", emotion_raw="A", speaker="10")]
-    s = summarize(cuts, [], "emo")
-    assert s["group_by"] == "speaker"
-    assert s["emotion_by_group"] == {"03": {"fear": 1}, "10": {"fear": 1}}
-
-
-def test_print_and_write_summary(tmp_path, quiet_console):
-    s = summarize(_corpus(tmp_path), [SkippedItem("x", "/p/x.wav", "missing", "gone")], "toy",
-                  excluded={"fru": 3}, notes=["sessions found: 1, 2"])
-    print_summary(s, quiet_console)
-    out = quiet_console.file.getvalue()
-    assert "toy: 3 utterances" in out
-    assert "speakers: 3" in out
-    assert "genders: female 2, male 1" in out
-    assert "excluded by label/rule: 3 (fru 3)" in out
-    assert "skipped: 1 (missing 1)" in out
-    assert "x: missing - gone" in out
-    assert "note: sessions found: 1, 2" in out
-    path = write_summary(s, tmp_path / "o")
-    assert path == tmp_path / "o" / SUMMARY_NAME
-    assert json.loads(path.read_text()) == s
-
-
-def test_finish_prepare(tmp_path, quiet_console):
-    cuts = _corpus(tmp_path)
-    skipped = [SkippedItem("x", "/p/x.wav", "missing")]
-    with pytest.raises(DataError, match=r"1 utterance\(s\) cannot be used \(strict mode\):\n"
-                                        r"  x \(/p/x.wav\): missing"):
-        finish_prepare(cuts, skipped, corpus="toy", out_dir=tmp_path / "s", strict=True,
-                       console=quiet_console)
-    assert not (tmp_path / "s").exists()  # nothing written in strict mode
-    with pytest.raises(DataError, match=r"no usable utterances found \(skipped: 1: missing 1"):
-        finish_prepare([], skipped, corpus="toy", out_dir=tmp_path / "e", console=quiet_console)
-    res = finish_prepare(cuts, skipped, corpus="toy", out_dir=tmp_path / "ok",
-                         console=quiet_console, excluded={"fru": 2})
-    assert isinstance(res, PrepareResult) and res.out_dir == tmp_path / "ok"
-    assert [c.id for c in load_manifest(res.out_dir)] == ["a", "b", "c"]
-    assert json.loads((res.out_dir / SUMMARY_NAME).read_text()) == res.summary
-    assert res.summary["num_excluded"] == 2 and res.summary["num_skipped"] == 1
-    assert "toy: 3 utterances" in quiet_console.file.getvalue()

@@ -24,8 +24,8 @@ def test_parse_ravdess_name():
         parse_ravdess_name("03-01-01-01-01-01")
 
 
-def test_prepare_ravdess(ravdess_root, tmp_path, quiet_console):
-    res = prepare_ravdess(ravdess_root, tmp_path / "out", console=quiet_console)
+def test_prepare_ravdess(ravdess_root, tmp_path):
+    res = prepare_ravdess(ravdess_root, tmp_path / "out")
     cuts = {c.id: c for c in res.cuts}
     assert set(cuts) == set(RAVDESS_KEPT)
     for stem, (emo, raw, inten, stmt, rep, spk, gender, channels) in RAVDESS_KEPT.items():
@@ -50,13 +50,13 @@ def test_prepare_ravdess(ravdess_root, tmp_path, quiet_console):
     assert s["notes"] == ["actors found: 2"]
 
 
-def test_prepare_ravdess_parent_folder_and_errors(ravdess_root, tmp_path, quiet_console):
-    res = prepare_ravdess(ravdess_root.parent, tmp_path / "out", console=quiet_console)
+def test_prepare_ravdess_parent_folder_and_errors(ravdess_root, tmp_path):
+    res = prepare_ravdess(ravdess_root.parent, tmp_path / "out")
     assert len(res.cuts) == 3
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Actor_XX directories found"):
-        prepare_ravdess(tmp_path / "empty", tmp_path / "o", console=quiet_console)
+        prepare_ravdess(tmp_path / "empty", tmp_path / "o")
     with pytest.raises(DataError, match="RAVDESS root not found"):
-        prepare_ravdess(tmp_path / "nope", tmp_path / "o", console=quiet_console)
+        prepare_ravdess(tmp_path / "nope", tmp_path / "o")
     with pytest.raises(DataError, match="3 utterance\\(s\\) cannot be used"):
-        prepare_ravdess(ravdess_root, tmp_path / "o", strict=True, console=quiet_console)
+        prepare_ravdess(ravdess_root, tmp_path / "o", strict=True)

@@ -11,7 +11,7 @@ from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from metaser.config import from_dict
 from metaser.data.batch import Batch
 from metaser.data.config import SamplerConfig
-from metaser.data.sampling import make_sampler, padding_ratio, set_epoch
+from metaser.data.sampling import count_batches, make_sampler, padding_ratio, set_epoch
 from metaser.errors import ConfigError, DataError
 from tests.data.helpers import make_cut
 
@@ -126,3 +126,44 @@ def test_empty_and_bad_config():
     with pytest.raises(ConfigError, match="mode"):
         from_dict(SamplerConfig, {"mode": "random"})
     assert from_dict(SamplerConfig, {"max_utterance_seconds": 8}).max_utterance_seconds == 8.0
+
+
+def test_count_batches_equals_the_real_count(tmp_path):
+    """The progress-bar total: exact for every epoch, bucketing with TDSA before it (the
+    durations change per epoch), DDP ranks and fixed batches; the sampler is left untouched."""
+    from metaser.data.config import AugmentConfig, DataConfig
+    from metaser.data.dataset import build_label_space, make_dataloader
+    from tests.data.helpers import tiny_corpus
+
+    cuts = tiny_corpus(tmp_path, sessions=3, per_speaker=10, min_seconds=0.5, max_seconds=6.0)
+    labels = build_label_space(cuts, [])
+    cfg = DataConfig(sampler=SamplerConfig(max_duration=10.0, num_buckets=4, num_workers=0),
+                     augment=AugmentConfig(speeds=[0.8, 1.2]))
+    loader = make_dataloader(cuts, labels, [], cfg, train=True)
+    sampler = loader.sampler
+    counts = []
+    for epoch in range(3):
+        set_epoch(loader, epoch)
+        expected = count_batches(loader)
+        before = _ids(sampler)  # iterates the sampler itself (cut metadata only)
+        assert count_batches(sampler) == expected == len(before)
+        assert _ids(sampler) == before  # counting changed nothing
+        counts.append(expected)
+    assert counts[0] != counts[2]  # TDSA changes the durations, hence the count, per epoch
+    assert count_batches(sampler, epoch=0) == counts[0]  # any epoch, from any state
+    it = iter(sampler)  # a lhotse sampler is its own iterator: iter() would restart it
+    rest = [[c.id for c in next(it)]]
+    assert count_batches(sampler) == counts[2]  # mid-epoch: still the whole epoch's count
+    while True:  # the interrupted epoch goes on where it was
+        try:
+            rest.append([c.id for c in next(it)])
+        except StopIteration:
+            break
+    assert rest == before
+    ranks = [make_sampler(cuts, cfg.sampler, train=True, world_size=2, rank=r) for r in (0, 1)]
+    assert [count_batches(s) for s in ranks] == [len(_ids(s)) for s in ranks]
+    fixed = make_sampler(cuts, SamplerConfig(mode="fixed", batch_size=4), train=True)
+    assert count_batches(fixed) == 15 == len(_ids(fixed))
+    assert count_batches(fixed) == 15 == len(_ids(fixed))  # after a finished epoch too
+    with pytest.raises(TypeError, match="count_batches"):
+        count_batches(object())

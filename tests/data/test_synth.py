@@ -1,4 +1,4 @@
-"""The synthetic IEMOCAP-shaped demo corpus (metaser.data.synth) and its eSpeak NG binding."""
+"""The synthetic IEMOCAP-shaped demo corpus (metaser.data.demo) and its eSpeak NG binding."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 import soundfile as sf
 
 from metaser.config import apply_overrides, from_dict, to_dict
-from metaser.data.espeak import EspeakSynth, VoiceSpec
-from metaser.data.synth import (
+from metaser.data.demo import (
     DIALOGS,
     SPEAKERS,
     PlannedTurn,
@@ -21,6 +20,7 @@ from metaser.data.synth import (
     render_turn,
     synthesize_demo_corpus,
 )
+from metaser.data.demo.espeak import EspeakSynth, VoiceSpec
 from metaser.errors import ConfigError, DataError
 
 TINY = 24
@@ -371,3 +371,35 @@ def test_prepare_iemocap_reads_what_was_written(tiny, tmp_path):
         assert abs(cut.duration - u.duration) < 1e-3
         assert get_field(cut, "text") == recipe.clean_iemocap_text(u.text)
         assert "[" not in get_field(cut, "text")
+
+
+def test_cli_synth_demo_prints_progress_and_report(tmp_path):
+    from click.testing import CliRunner
+
+    from metaser.cli import main
+
+    out = tmp_path / "corpus"
+    result = CliRunner().invoke(main, ["synth-demo", str(out), "--size", "20", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert [ln for ln in result.output.splitlines() if ln.endswith(" done")] == [
+        f"synth-demo: Session{s} done" for s in range(1, 6)]
+    assert "20 utterances" in result.output and "per session: 1:4, 2:4, 3:4, 4:4, 5:4" in result.output
+    assert len(list(out.glob("Session*/sentences/wav/*/*.wav"))) == 20
+
+
+def test_deprecated_console_argument_still_reports(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=200)
+    with pytest.warns(DeprecationWarning, match="progress=console.print"):
+        synthesize_demo_corpus(tmp_path / "c", size=20, console=console)
+    printed = console.file.getvalue()
+    assert "synth-demo: Session5 done" in printed and "20 utterances" in printed
+
+
+def test_old_module_name_still_imports():
+    from metaser.data import synth
+
+    assert synth.synthesize_demo_corpus is synthesize_demo_corpus and synth.SynthConfig is SynthConfig

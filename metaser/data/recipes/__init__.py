@@ -1,7 +1,12 @@
 """Corpus recipes: each turns a corpus on disk into ``OUT/cuts.jsonl.gz`` + ``OUT/summary.json``.
 
-Every ``prepare_<name>(root, out_dir, *, strict=False, console=None)`` returns a
-:class:`~metaser.data.manifest.PrepareResult` (``prepare_csv`` also takes ``audio_root``).
+Every ``prepare_<name>(root, out_dir, *, strict=False, min_duration=None)`` writes those two
+files and returns a :class:`~metaser.data.prepare.PrepareResult` (the cuts, the summary dict,
+the output directory); ``prepare_csv`` also takes ``audio_root``. As lhotse's recipes, they
+print nothing: render ``result.summary`` with :func:`metaser.data.summary.print_summary`.
+``min_duration`` (seconds, default :data:`~metaser.data.prepare.DEFAULT_MIN_DURATION` =
+0.03125) drops shorter clips, listed in the summary with reason ``too_short``. The
+``console=`` keyword is deprecated (it still prints the summary, with a DeprecationWarning).
 See :mod:`metaser.data.manifest` for the manifest contract.
 """
 

@@ -21,17 +21,8 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from metaser.data.manifest import (
-    SESSION,
-    STYLE,
-    TEXT_RAW,
-    PrepareResult,
-    SkippedItem,
-    clean_text,
-    finish_prepare,
-    make_cut,
-    probe_or_skip,
-)
+from metaser.data.manifest import SESSION, STYLE, TEXT_RAW, clean_text, make_cut
+from metaser.data.prepare import PrepareResult, SkippedItem, finish_prepare, probe_or_skip
 from metaser.errors import DataError
 
 __all__ = ["prepare_csv", "read_table", "normalize_gender", "GENDER_ALIASES"]
@@ -92,7 +83,8 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def prepare_csv(file: str | Path, out_dir: str | Path, *, audio_root: str | Path | None = None,
-                strict: bool = False, console=None) -> PrepareResult:
+                strict: bool = False, min_duration: float | None = None,
+                console=None) -> PrepareResult:
     """Prepare the corpus listed in ``file`` into ``out_dir/cuts.jsonl.gz`` + ``summary.json``.
 
     Raises DataError for missing required columns, unknown gender values or duplicate
@@ -159,4 +151,4 @@ def prepare_csv(file: str | Path, out_dir: str | Path, *, audio_root: str | Path
     if extra:
         notes.append(f"extra columns kept as fields: {', '.join(extra)}")
     return finish_prepare(cuts, skipped, corpus=file.stem, out_dir=out_dir, strict=strict,
-                          console=console, notes=notes)
+                          min_duration=min_duration, console=console, notes=notes)

@@ -15,15 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from metaser.data.manifest import (
-    TEXT_RAW,
-    PrepareResult,
-    SkippedItem,
-    clean_text,
-    finish_prepare,
-    make_cut,
-    probe_or_skip,
-)
+from metaser.data.manifest import TEXT_RAW, clean_text, make_cut
+from metaser.data.prepare import PrepareResult, SkippedItem, finish_prepare, probe_or_skip
 from metaser.errors import DataError
 
 __all__ = ["prepare_emodb", "parse_erkennung", "EMOTIONS", "SPEAKERS", "TEXTS"]
@@ -77,7 +70,7 @@ def parse_erkennung(path: Path) -> dict[str, tuple[float, float]]:
 
 
 def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False,
-                  console=None) -> PrepareResult:
+                  min_duration: float | None = None, console=None) -> PrepareResult:
     """Prepare EmoDB into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``.
 
     Files whose name does not follow ``SSTTTEV.wav`` (or with an unknown speaker, text or
@@ -137,4 +130,4 @@ def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False
         notes.append(f"{no_rate} file(s) not listed in {rates_file.name}: "
                      f"no recognition_rate / naturalness for them")
     return finish_prepare(cuts, skipped, corpus="emodb", out_dir=out_dir, strict=strict,
-                          console=console, notes=notes)
+                          min_duration=min_duration, console=console, notes=notes)

@@ -22,17 +22,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from metaser.data.manifest import (
-    SESSION,
-    STYLE,
-    TEXT_RAW,
-    PrepareResult,
-    SkippedItem,
-    clean_text,
-    finish_prepare,
-    make_cut,
-    probe_or_skip,
-)
+from metaser.data.manifest import SESSION, STYLE, TEXT_RAW, clean_text, make_cut
+from metaser.data.prepare import PrepareResult, SkippedItem, finish_prepare, probe_or_skip
 from metaser.errors import DataError
 
 __all__ = ["IemocapId", "parse_iemocap_id", "prepare_iemocap", "LABEL_MAP",
@@ -168,7 +159,7 @@ def _find_sessions(root: Path) -> dict[str, Path]:
 
 
 def prepare_iemocap(root: str | Path, out_dir: str | Path, *, strict: bool = False,
-                    console=None) -> PrepareResult:
+                    min_duration: float | None = None, console=None) -> PrepareResult:
     """Prepare IEMOCAP into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``.
 
     Bad audio (missing, empty, unreadable, truncated) is skipped and listed; ``strict=True``
@@ -223,4 +214,5 @@ def prepare_iemocap(root: str | Path, out_dir: str | Path, *, strict: bool = Fal
     if no_text:
         notes.append(f"{no_text} utterance(s) have no transcript line (text left empty)")
     return finish_prepare(cuts, skipped, corpus="iemocap", out_dir=out_dir, strict=strict,
-                          console=console, excluded=dict(excluded), notes=notes)
+                          min_duration=min_duration, console=console, excluded=dict(excluded),
+                          notes=notes)

@@ -20,15 +20,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from metaser.data.manifest import (
-    TEXT_RAW,
-    PrepareResult,
-    SkippedItem,
-    clean_text,
-    finish_prepare,
-    make_cut,
-    probe_or_skip,
-)
+from metaser.data.manifest import TEXT_RAW, clean_text, make_cut
+from metaser.data.prepare import PrepareResult, SkippedItem, finish_prepare, probe_or_skip
 from metaser.errors import DataError
 
 __all__ = ["prepare_ravdess", "parse_ravdess_name", "EMOTIONS", "INTENSITIES", "STATEMENTS"]
@@ -78,7 +71,7 @@ def _resolve_root(root: Path) -> tuple[Path, list[Path]]:
 
 
 def prepare_ravdess(root: str | Path, out_dir: str | Path, *, strict: bool = False,
-                    console=None) -> PrepareResult:
+                    min_duration: float | None = None, console=None) -> PrepareResult:
     """Prepare RAVDESS speech into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``."""
     root, actor_dirs = _resolve_root(Path(root))
     cuts = []
@@ -120,4 +113,4 @@ def prepare_ravdess(root: str | Path, out_dir: str | Path, *, strict: bool = Fal
             ))
     notes = [f"actors found: {len(actor_dirs)}"]
     return finish_prepare(cuts, skipped, corpus="ravdess", out_dir=out_dir, strict=strict,
-                          console=console, excluded=dict(excluded), notes=notes)
+                          min_duration=min_duration, console=console, excluded=dict(excluded), notes=notes)
