@@ -30,8 +30,9 @@ metaser cv configs/iemocap/wavlm-base.yaml model.encoder.name_or_path=/models/wa
 
 def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides: list[str] | None = None,
              console: Console | None = None) -> dict:
+    from metaser.data.demo import synthesize_demo_corpus
     from metaser.data.recipes import RECIPES
-    from metaser.data.synth import synthesize_demo_corpus
+    from metaser.data.summary import print_summary
     from metaser.experiments.cv import run_cv, run_dir
     from metaser.inference.export import export_model
 
@@ -51,11 +52,12 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
     if marker.is_file() and re.search(rf"^seed: {seed}$", marker.read_text(), re.M):
         console.print(f"reusing {corpus} (seed {seed})")
     else:  # overwrite only ever replaces a corpus that synth-demo itself wrote
-        synthesize_demo_corpus(corpus, seed=seed, overwrite=True, console=console)
+        report = synthesize_demo_corpus(corpus, seed=seed, overwrite=True, progress=console.print)
+        console.print(report.summary())
 
     console.rule("2/4 prepare it with the IEMOCAP recipe")
     manifest = out / "manifest"
-    RECIPES["iemocap"](corpus, manifest, strict=False, console=console)
+    print_summary(RECIPES["iemocap"](corpus, manifest, strict=False).summary, console)
 
     console.rule("3/4 5-fold cross-validation, stage 1 (aux tasks) + stage 2 (emotion)")
     cfg = load_config(RunConfig, config or PRESET)

@@ -39,7 +39,7 @@ from metaser.data.dataset import build_label_space
 from metaser.data.folds import FoldSplit, make_folds
 from metaser.data.labels import LabelSpace
 from metaser.data.manifest import load_manifest
-from metaser.errors import MetaserError
+from metaser.errors import DataError, MetaserError
 from metaser.rundir import manifest_file, read_jsonl, write_json_atomic, write_jsonl
 from metaser.training.config import RunConfig
 from metaser.training.datamodule import FoldData
@@ -122,6 +122,7 @@ def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
     aux = cfg.active_aux_tasks
     labels_path = out_dir / "labels.json"
     labels = LabelSpace.load(labels_path) if labels_path.is_file() else build_label_space(train, aux)
+    _check_classes(labels, fold)
     digest = manifest_digest(cfg)
     ctx = FoldContext(cfg=cfg, fold=fold, split=split, parts={"train": train, "valid": valid, "test": test},
                       labels=labels, out_dir=out_dir, keys=stage_keys(cfg, digest), specs=stage_plan(cfg))
@@ -147,6 +148,17 @@ def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
         }
         write_json_atomic(info, out_dir / "run_info.json")
     return ctx
+
+
+def _check_classes(labels: LabelSpace, fold: int) -> None:
+    """Every classification task needs two classes in the fold's training part."""
+    for task, names in labels.classes.items():
+        if len(names) < 2:
+            raise DataError(
+                f"fold {fold}: task '{task}' has a single class in the training part ({names[0]!r}); "
+                "a classifier needs at least two",
+                hint="check the corpus labels" if task == "emotion" else
+                f"drop '{task}' from aux_tasks, or use folds whose training part holds more values")
 
 
 def _link(link: Path, target: Path) -> None:
@@ -215,7 +227,7 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
     result: dict[str, Any] = {
         "stage": spec.name, "key": ctx.keys[spec.name], "fold": ctx.fold, "best": best.name,
         "best_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
-        "monitor": monitor, "epochs": int(trainer.current_epoch),
+        "monitor": monitor, "epochs": int(trainer.current_epoch), "trained_by": str(ctx.out_dir),
     }
     rows = test_rows(module, data, cfg, sdir)
     if spec.objective == "emotion":
@@ -244,7 +256,7 @@ def finish_fold(ctx: FoldContext, results: dict[str, dict[str, Any]] | None = No
             done = _read_done(sdir)
             if done is None:
                 raise MetaserError(f"fold {ctx.fold}: stage {spec.name} is not trained ({sdir})")
-            results[spec.name] = {**done, "reused": True}
+            results[spec.name] = {**done, "reused": done.get("trained_by") != str(ctx.out_dir)}
     final = ctx.specs[-1]
     fdir = ctx.stage_dir(final)
     rows = read_jsonl(fdir / "predictions.jsonl")

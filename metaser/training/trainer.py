@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from metaser.data.sampling import count_batches
 from metaser.training.config import RunConfig, StageConfig
 
 __all__ = ["quiet_lightning", "make_trainer", "eval_trainer", "LIGHTNING_NOISE"]
@@ -42,18 +43,20 @@ def quiet_lightning() -> None:
 
 class _ProgressBar(RichProgressBar):
     """Lightning's rich progress bar without the logger's version number ("v_num"), with a
-    total for samplers that have no ``len`` (length-bucketed epochs): their estimated number of
-    batches (``estimate_batches``), so the bar shows a total and an ETA."""
-
-    def __init__(self, estimate: int | None = None):
-        super().__init__()
-        self._estimate = estimate
+    total for samplers that have no ``len`` (length-bucketed epochs): the epoch's batch count
+    from a dry run of the sampler over cut metadata (:func:`metaser.data.sampling.count_batches`),
+    so the bar shows a total and an ETA."""
 
     @property
     def total_train_batches(self):  # type: ignore[override]
         total = super().total_train_batches
-        if (total is None or total == float("inf")) and self._estimate:
-            return self._estimate
+        if total is None or total == float("inf"):
+            try:
+                n = count_batches(self.trainer.train_dataloader)
+            except (TypeError, AttributeError):  # not a lhotse sampler: keep Lightning's answer
+                return total
+            limit = self.trainer.limit_train_batches
+            return min(n, limit) if isinstance(limit, int) else n
         return total
 
     def get_metrics(self, trainer, pl_module):
@@ -63,8 +66,7 @@ class _ProgressBar(RichProgressBar):
 
 
 def make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monitor: str, mode: str,
-                 extra_callbacks: list | None = None, estimated_batches: int | None = None,
-                 ) -> tuple[pl.Trainer, ModelCheckpoint]:
+                 extra_callbacks: list | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The fit trainer of one stage: best + last checkpoint every epoch, optional early stop."""
     t = cfg.trainer
     ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best", monitor=monitor, mode=mode,
@@ -76,7 +78,7 @@ def make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monito
                            every_n_epochs=1, enable_version_counter=False)
     callbacks: list = [ckpt, last, *(extra_callbacks or [])]
     if t.enable_progress_bar:
-        callbacks.append(_ProgressBar(estimated_batches))
+        callbacks.append(_ProgressBar())
     if stage_cfg.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stage_cfg.early_stopping_patience))
     kwargs: dict[str, Any] = dict(
