@@ -239,11 +239,14 @@ def test_activation_checkpointing_gives_the_same_gradients():
     waves, lengths = make_batch([8000, 5000])
     grads = []
     for ckpt in (False, True):
-        enc = tiny("tiny-wavlm", gradient_checkpointing=ckpt)
+        enc = tiny("tiny-wavlm", gradient_checkpointing=ckpt, dropout=0.0)
         enc.freeze_layers(4)
-        enc.eval()  # no dropout: both runs compute the same function
+        enc.train()  # transformers checkpoints in training mode only; dropout 0: the same function
+        recomputed = []
+        enc.model.encoder.layers[6].feed_forward.register_forward_hook(lambda *a: recomputed.append(1))
         out = enc(waves, lengths)
         sum(h.pow(2).mean() for h in out.hidden_states).backward()
+        assert len(recomputed) == (2 if ckpt else 1)  # the backward replays a checkpointed layer
         grads.append({n: p.grad.clone() for n, p in enc.model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
     for name in grads[0]:

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from metaser.constants import SAMPLE_RATE
 from metaser.errors import ConfigError
 from metaser.models.config import EncoderConfig
 from metaser.models.encoder.presets import FORCED, PRESET_SEED, PRESETS, config_overrides, preset_config
 
-__all__ = ["LoadedModel", "load_model", "model_from_hf_config", "read_do_normalize"]
+__all__ = ["LoadedModel", "load_model", "model_from_hf_config", "read_do_normalize", "write_preprocessor_config"]
 
 _WAVLM = "wavlm"
 
@@ -170,3 +171,17 @@ def read_do_normalize(name_or_path: str) -> bool | None:
         raise ConfigError(f"{file}: not valid JSON ({e})") from None
     value = data.get("do_normalize")
     return None if value is None else bool(value)
+
+
+def write_preprocessor_config(directory: Path, normalize_waveform: bool, uses_attention_mask: bool) -> None:
+    """A ``preprocessor_config.json`` carrying ``do_normalize`` (read back by :func:`read_do_normalize`)."""
+    pre = {
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+        "feature_size": 1,
+        "sampling_rate": SAMPLE_RATE,
+        "padding_value": 0.0,
+        "padding_side": "right",
+        "do_normalize": bool(normalize_waveform),
+        "return_attention_mask": bool(uses_attention_mask),
+    }
+    (Path(directory) / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")

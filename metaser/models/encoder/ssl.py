@@ -6,34 +6,25 @@
 It maps zero-padded waveforms ``(B, S)`` with true lengths ``(B,)`` to the outputs of the L
 transformer layers, each ``(B, T, D)``, plus the true number of frames per utterance.
 
-Execution policy (see docs/method.md):
+Execution policy (docs/method.md has the details):
 
-* The forward runs in pieces (:mod:`~metaser.models.encoder.execution` mirrors HF's forward):
+* The forward runs in pieces that mirror HF's (:mod:`~metaser.models.encoder.execution`):
   :meth:`~SSLEncoder.features` (the CNN) -> :meth:`~SSLEncoder.forward_features` (projection,
-  positional conv, layers). :meth:`~SSLEncoder.prefix` runs layers[:n] only and
-  :meth:`~SSLEncoder.forward_from_layer` continues from there, so a cache of the frozen
-  prefix can replace its computation. Every path gives the outputs of
-  ``model(..., output_hidden_states=True).hidden_states[1:]``.
-* The CNN feature encoder is always frozen and runs without autograd.
-* ``freeze_layers(n)`` freezes the feature projection, the positional convolution, the
-  pre-layer layer norm and the first ``n`` transformer layers; each frozen piece runs under
-  ``torch.no_grad()`` (no activations are kept), the trainable layers under the caller's grad
-  mode.
-* Frozen modules stay in eval mode (no dropout there), also after ``.train()``.
-* ``layerdrop`` is 0 (layer fusion needs every layer at every step) and HF's SpecAugment-style
-  masking is off (``mask_time_prob = mask_feature_prob = 0``).
-* ``attention_mask`` is passed only to encoders whose CNN uses layer norm
-  (``feat_extract_norm == "layer"``); group-norm encoders (wav2vec2-base, hubert-base,
-  wavlm-base) get zero-padded input without a mask, as in their pre-training. Our own pooling
-  and attention always use the true lengths (``frame_mask``). Whether an utterance's features
-  depend on the batch it is padded into: :attr:`SSLEncoder.batch_independent` (CNN) and
-  :attr:`SSLEncoder.batch_independent_layers`.
+  positional conv, layers); :meth:`~SSLEncoder.prefix` runs layers[:n] and
+  :meth:`~SSLEncoder.forward_from_layer` continues from there, so a cache can stand in for the
+  frozen prefix. Every path gives ``model(..., output_hidden_states=True).hidden_states[1:]``.
+* The CNN is always frozen. ``freeze_layers(n)`` also freezes the feature projection, the
+  positional conv, the pre-layer layer norm and layers[:n]. Frozen pieces run under
+  ``torch.no_grad()`` and stay in eval mode (no dropout), also after ``.train()``.
+* ``layerdrop`` is 0 (layer fusion needs every layer at every step); HF's SpecAugment masking is off.
+* ``attention_mask`` goes only to encoders whose CNN uses layer norm; group-norm encoders
+  (wavlm-base, ...) get zero-padded input without a mask, as in their pre-training. Whether an
+  utterance's outputs depend on the batch it is padded into: :attr:`SSLEncoder.batch_independent`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +33,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from metaser.constants import SAMPLE_RATE, receptive_field
-from metaser.errors import ConfigError, DataError
+from metaser.constants import receptive_field
+from metaser.errors import ConfigError
 from metaser.models.config import EncoderConfig
 from metaser.models.encoder import execution
-from metaser.models.encoder.loading import LoadedModel, load_model, model_from_hf_config
+from metaser.models.encoder.loading import load_model, model_from_hf_config, write_preprocessor_config
 from metaser.models.encoder.presets import FORCED
-from metaser.models.encoder.waveform import conv_output_lengths, length_mask, normalize_waveforms
+from metaser.models.encoder.waveform import check_min_length, conv_output_lengths, length_mask, normalize_waveforms
 
 __all__ = ["EncoderOutput", "SSLEncoder"]
 
@@ -118,16 +109,13 @@ class SSLEncoder(nn.Module):
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def _from_loaded(cls, loaded: LoadedModel, cfg: EncoderConfig) -> "SSLEncoder":
-        return cls(loaded.model, cfg, loaded.normalize_waveform)
-
-    @classmethod
     def from_pretrained(cls, cfg: EncoderConfig) -> "SSLEncoder":
         """Load ``cfg.name_or_path``: a preset name, a local directory or a hub id.
 
         Directories and hub ids go through ``AutoModel.from_pretrained`` (same code path).
         """
-        return cls._from_loaded(load_model(cfg), cfg)
+        loaded = load_model(cfg)
+        return cls(loaded.model, cfg, loaded.normalize_waveform)
 
     @classmethod
     def from_hf_config(cls, hf_config: dict[str, Any], cfg: EncoderConfig) -> "SSLEncoder":
@@ -136,7 +124,8 @@ class SSLEncoder(nn.Module):
         Used to load a saved metaser model, whose weights then come from its safetensors file.
         ``cfg.normalize_waveform`` None means False here (there is no checkpoint to read).
         """
-        return cls._from_loaded(model_from_hf_config(hf_config, cfg), cfg)
+        loaded = model_from_hf_config(hf_config, cfg)
+        return cls(loaded.model, cfg, loaded.normalize_waveform)
 
     def _enable_checkpointing(self) -> None:
         fn = getattr(self.model, "activation_checkpointing_enable", None)
@@ -151,16 +140,7 @@ class SSLEncoder(nn.Module):
         on this directory resolves ``normalize_waveform`` the same way."""
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        pre = {
-            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
-            "feature_size": 1,
-            "sampling_rate": SAMPLE_RATE,
-            "padding_value": 0.0,
-            "padding_side": "right",
-            "do_normalize": self.normalize_waveform,
-            "return_attention_mask": self.uses_attention_mask,
-        }
-        (directory / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+        write_preprocessor_config(directory, self.normalize_waveform, self.uses_attention_mask)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -307,13 +287,7 @@ class SSLEncoder(nn.Module):
         if waveforms.dim() != 2:
             raise ValueError(f"waveforms must be (B, S), got shape {tuple(waveforms.shape)}")
         lengths = lengths.to(waveforms.device).long()
-        short = int((lengths < self.min_samples).sum())
-        if short:
-            raise DataError(
-                f"{short} utterance(s) in the batch are shorter than {self.min_samples} samples "
-                f"({self.min_samples / SAMPLE_RATE * 1000:.0f} ms), the encoder's receptive field",
-                hint="filter out very short cuts when building the manifest",
-            )
+        check_min_length(lengths, self.min_samples)
         dtype = next(self.model.feature_extractor.parameters()).dtype
         x = self.prepare(waveforms.float(), lengths).to(dtype)  # (B, S)
         with self._grad(True):

@@ -6,7 +6,10 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["normalize_waveforms", "conv_output_lengths", "length_mask"]
+from metaser.constants import SAMPLE_RATE
+from metaser.errors import DataError
+
+__all__ = ["normalize_waveforms", "conv_output_lengths", "length_mask", "check_min_length"]
 
 
 def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
@@ -32,3 +35,14 @@ def normalize_waveforms(waveforms: torch.Tensor, lengths: torch.Tensor, eps: flo
     mean = (waveforms * mask).sum(1, keepdim=True) / n  # (B, 1)
     var = (((waveforms - mean) * mask) ** 2).sum(1, keepdim=True) / n  # (B, 1)
     return (waveforms - mean) / torch.sqrt(var + eps) * mask  # (B, S)
+
+
+def check_min_length(lengths: torch.Tensor, min_samples: int) -> None:
+    """DataError when an utterance is shorter than the CNN's receptive field (no frame at all)."""
+    short = int((lengths < min_samples).sum())
+    if short:
+        raise DataError(
+            f"{short} utterance(s) in the batch are shorter than {min_samples} samples "
+            f"({min_samples / SAMPLE_RATE * 1000:.0f} ms), the encoder's receptive field",
+            hint="filter out very short cuts when building the manifest",
+        )
