@@ -2,7 +2,8 @@
 
 Both runs use the same random weights (``base-random-wavlm`` by default). One step is a forward
 of the whole encoder on B utterances of S seconds plus a backward from the sum of squares of all
-layer outputs; the first `--warmup` steps are discarded, the median of `--steps` is printed.
+layer outputs; the first `--warmup` steps are discarded, the median of `--steps` is printed (eager and SDPA
+steps alternate).
 
     PYTHONPATH=. python scripts/bench_attention.py --threads 1 2 --steps 3
 
@@ -22,22 +23,30 @@ from metaser.models.config import EncoderConfig
 from metaser.models.encoder import SSLEncoder
 
 
-def step_times(enc: SSLEncoder, waves, lengths, steps: int, warmup: int, backward: bool) -> list[float]:
-    out = []
+def one_step(enc: SSLEncoder, waves, lengths, backward: bool) -> float:
+    t0 = time.perf_counter()
+    if backward:
+        res = enc(waves, lengths)
+        sum(h.pow(2).mean() for h in res.hidden_states).backward()
+        enc.zero_grad(set_to_none=True)
+    else:
+        with torch.no_grad():
+            enc(waves, lengths)
+    if waves.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def median_times(encs: dict[str, SSLEncoder], waves, lengths, steps: int, warmup: int, backward: bool):
+    """Median step time per implementation; the implementations alternate step by step, so a
+    change in the machine's load (shared CPUs) hits both alike."""
+    times: dict[str, list[float]] = {k: [] for k in encs}
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        if backward:
-            res = enc(waves, lengths)
-            sum(h.pow(2).mean() for h in res.hidden_states).backward()
-            enc.zero_grad(set_to_none=True)
-        else:
-            with torch.no_grad():
-                enc(waves, lengths)
-        if waves.is_cuda:
-            torch.cuda.synchronize()
-        if i >= warmup:
-            out.append(time.perf_counter() - t0)
-    return out
+        for k, enc in encs.items():
+            t = one_step(enc, waves, lengths, backward)
+            if i >= warmup:
+                times[k].append(t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -76,8 +85,7 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         for backward in (False, True):
-            med = {k: statistics.median(step_times(e, waves, lengths, args.steps, args.warmup, backward))
-                   for k, e in encs.items()}
+            med = median_times(encs, waves, lengths, args.steps, args.warmup, backward)
             name = "fwd+bwd" if backward else "fwd (no grad)"
             print(f"| {threads} | {name} | {med['eager']:.3f} | {med['sdpa']:.3f} | {med['eager'] / med['sdpa']:.2f}x |",
                   flush=True)
