@@ -17,12 +17,14 @@ class EncoderConfig:
     """The pretrained SSL speech encoder.
 
     name_or_path: a hub id (``microsoft/wavlm-base``), a local directory saved with
-        ``save_pretrained``, or a tiny random preset (``tiny-wav2vec2``, ``tiny-hubert``,
-        ``tiny-wavlm``) for tests and the offline demo.
+        ``save_pretrained``, or a random preset (``tiny-wavlm`` and the other ``tiny-*`` for
+        tests and the offline demo, ``base-random-*`` for benchmarks; see ``encoder.PRESETS``).
     normalize_waveform: zero-mean / unit-variance per utterance before the CNN. ``None``
         takes ``do_normalize`` from the checkpoint's ``preprocessor_config.json`` when present,
         else False.
-    attn_implementation: ``"eager"`` | ``"sdpa"`` | None (the library's default).
+    attn_implementation: ``"eager"`` | ``"sdpa"`` | None. None means SDPA: transformers' own
+        for wav2vec2 / HuBERT / data2vec-audio, metaser's for WavLM (whose transformers
+        implementation is eager only; ``metaser.models.encoder.wavlm_sdpa``).
     gradient_checkpointing: trade compute for memory in the trainable transformer layers.
     dropout: if set, overrides the checkpoint's hidden, attention, activation and
         feature-projection dropout (None keeps the checkpoint's values).
