@@ -20,6 +20,11 @@ class Batch:
     ctc_targets:        (B, U) int64 character ids (0-padded), or None when ASR is off
     ctc_target_lengths: (B,) int64, or None
     ids:       utterance (cut) ids, in batch order
+    features:  precomputed encoder inputs instead of audio (then ``waveforms`` is (B, 0)):
+               n tensors (B, T, C), zero-padded along T; None for audio batches
+    frame_lengths: (B,) int64 valid frames of ``features``, or None
+    feature_layer: what ``features`` are: 0 = the CNN output (one tensor), n = the outputs of
+               the encoder's first n transformer layers (n tensors)
     """
 
     waveforms: torch.Tensor
@@ -28,31 +33,31 @@ class Batch:
     ctc_targets: torch.Tensor | None = None
     ctc_target_lengths: torch.Tensor | None = None
     ids: list[str] = field(default_factory=list)
+    features: tuple[torch.Tensor, ...] | None = None
+    frame_lengths: torch.Tensor | None = None
+    feature_layer: int = 0
 
     def __len__(self) -> int:
         return int(self.waveforms.shape[0])
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
-        mv = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+    def _apply(self, fn) -> "Batch":
+        f = lambda t: None if t is None else fn(t)  # noqa: E731
         return replace(
             self,
-            waveforms=mv(self.waveforms),
-            lengths=mv(self.lengths),
-            targets={k: mv(v) for k, v in self.targets.items()},
-            ctc_targets=mv(self.ctc_targets),
-            ctc_target_lengths=mv(self.ctc_target_lengths),
+            waveforms=f(self.waveforms),
+            lengths=f(self.lengths),
+            targets={k: f(v) for k, v in self.targets.items()},
+            ctc_targets=f(self.ctc_targets),
+            ctc_target_lengths=f(self.ctc_target_lengths),
+            features=None if self.features is None else tuple(f(t) for t in self.features),
+            frame_lengths=f(self.frame_lengths),
         )
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return self._apply(lambda t: t.to(device, non_blocking=non_blocking))
+
     def pin_memory(self) -> "Batch":
-        pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731
-        return replace(
-            self,
-            waveforms=pin(self.waveforms),
-            lengths=pin(self.lengths),
-            targets={k: pin(v) for k, v in self.targets.items()},
-            ctc_targets=pin(self.ctc_targets),
-            ctc_target_lengths=pin(self.ctc_target_lengths),
-        )
+        return self._apply(lambda t: t.pin_memory())
 
     @property
     def mask(self) -> torch.Tensor:

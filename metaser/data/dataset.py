@@ -117,11 +117,17 @@ class SERDataset(torch.utils.data.Dataset):
         eval alike) is zero-padded at the end to ``min_samples``, and its length in the batch
         is ``min_samples``: the CNN sees enough input for one frame. Counted in
         ``num_padded_short`` like crops in ``num_cropped``. 0 = never pad.
+    features: a :class:`~metaser.data.feature_store.FeatureStore` of precomputed encoder
+        inputs per (cut, speed factor). When given, a batch carries the stored features
+        (``Batch.features``, zero-padded along time) instead of audio; the speed factor is
+        drawn exactly as for audio. Only valid without band / chunk dropping and cropping
+        (the store holds what :meth:`waveform` gives for each factor).
     """
 
     def __init__(self, labels: LabelSpace, tasks: list[str], *, train: bool = False,
                  augment: AugmentConfig | None = None, max_utterance_seconds: float | None = None,
-                 sample_rate: int = SAMPLE_RATE, seed: int = 0, min_samples: int = MIN_SAMPLES):
+                 sample_rate: int = SAMPLE_RATE, seed: int = 0, min_samples: int = MIN_SAMPLES,
+                 features: Any = None):
         self.labels = labels
         self.tasks = classification_tasks(tasks)
         missing = [t for t in self.tasks if t not in labels.classes]
@@ -140,6 +146,9 @@ class SERDataset(torch.utils.data.Dataset):
         if min_samples < 0:
             raise DataError(f"min_samples must be >= 0, got {min_samples}")
         self.min_samples = int(min_samples)
+        self.features = features
+        if features is not None and (self.max_samples is not None or (self.wave_aug and self.wave_aug.enabled)):
+            raise DataError("precomputed features cannot be used with band / chunk dropping or cropping")
         self.sample_rate = sample_rate
         self.seed = seed
         self.epoch = 0  # used when a cut carries no epoch tag (dataset called directly)
@@ -155,25 +164,42 @@ class SERDataset(torch.utils.data.Dataset):
         epoch = (getattr(cut, "custom", None) or {}).get(_EPOCH_KEY, self.epoch)
         return _utterance_rng(self.seed, epoch, cut.id)
 
-    def _load(self, cut: Any, rng: np.random.Generator) -> torch.Tensor:
-        """(S,) float32 audio of one utterance, augmented and cropped when training, and
-        zero-padded to ``min_samples`` when shorter."""
-        if self.speed is not None:
-            factor = self.speed.draw(rng)  # always drawn: keeps the rng stream identical
-            # Already resampled before bucketing (the same draw, except for lhotse's "_dup"
-            # padding copies under DDP, whose ids differ): keep what the sampler applied.
-            if (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
-                cut = self.speed.apply(cut, factor)
+    def _factor(self, cut: Any, rng: np.random.Generator) -> float:
+        """The TDSA factor of ``cut`` in this epoch (1.0 outside training)."""
+        return self.speed.draw(rng) if self.speed is not None else 1.0  # always drawn: same rng stream
+
+    def waveform(self, cut: Any, factor: float = 1.0) -> torch.Tensor:
+        """(S,) float32 audio of ``cut`` at speed ``factor``, zero-padded to ``min_samples``
+        when shorter: what the model sees, before band / chunk dropping and cropping."""
+        # Already resampled before bucketing (the same draw, except for lhotse's "_dup"
+        # padding copies under DDP, whose ids differ): keep what the sampler applied.
+        if factor != 1.0 and (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
+            cut = self.speed.apply(cut, factor) if self.speed is not None else cut
+        return self._pad_short(self._decode(cut), cut)
+
+    def _decode(self, cut: Any) -> torch.Tensor:
         audio = load_cut_audio(cut, self.sample_rate)  # (S,); raises AudioError (a DataError)
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)  # (S,)
         if wave.numel() == 0:
             raise DataError(f"cut {cut.id!r} has no audio samples")
+        return wave
+
+    def _load(self, cut: Any, rng: np.random.Generator) -> torch.Tensor:
+        """(S,) float32 audio of one utterance, augmented and cropped when training, and
+        zero-padded to ``min_samples`` when shorter."""
+        factor = self._factor(cut, rng)
+        if factor != 1.0 and (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
+            cut = self.speed.apply(cut, factor)
+        wave = self._decode(cut)
         if self.wave_aug is not None and self.wave_aug.enabled:
             wave = self.wave_aug(wave, rng)
         if self.max_samples is not None and wave.numel() > self.max_samples:
             start = int(rng.integers(0, wave.numel() - self.max_samples + 1))
             wave = wave[start:start + self.max_samples]
             self.num_cropped += 1
+        return self._pad_short(wave, cut)
+
+    def _pad_short(self, wave: torch.Tensor, cut: Any) -> torch.Tensor:
         if wave.numel() < self.min_samples:
             n = wave.numel()
             wave = torch.nn.functional.pad(wave, (0, self.min_samples - n))  # (min_samples,)
@@ -200,9 +226,20 @@ class SERDataset(torch.utils.data.Dataset):
         cuts = list(cuts)
         if not cuts:
             raise DataError("SERDataset received an empty batch")
-        waves = [self._load(c, self._rng(c)) for c in cuts]
-        lengths = torch.tensor([w.numel() for w in waves], dtype=torch.int64)  # (B,)
-        waveforms = pad_sequence(waves, batch_first=True)  # (B, S) zero-padded
+        features = frame_lengths = None
+        if self.features is not None:
+            factors = [self._factor(c, self._rng(c)) for c in cuts]
+            entries = [self.features.get(c.id, f) for c, f in zip(cuts, factors)]  # B x n x (T_i, C)
+            lengths = torch.tensor([self.features.num_samples(c.id, f) for c, f in zip(cuts, factors)],
+                                   dtype=torch.int64)  # (B,)
+            frame_lengths = torch.tensor([e[0].shape[0] for e in entries], dtype=torch.int64)  # (B,)
+            features = tuple(pad_sequence([e[j] for e in entries], batch_first=True)  # (B, T, C)
+                             for j in range(len(entries[0])))
+            waveforms = torch.zeros(len(cuts), 0)  # (B, 0): no audio in the batch
+        else:
+            waves = [self._load(c, self._rng(c)) for c in cuts]
+            lengths = torch.tensor([w.numel() for w in waves], dtype=torch.int64)  # (B,)
+            waveforms = pad_sequence(waves, batch_first=True)  # (B, S) zero-padded
         targets = {t: torch.tensor([self._target(c, t) for c in cuts], dtype=torch.int64)  # (B,)
                    for t in self.tasks}
         ctc_targets = ctc_lengths = None
@@ -215,7 +252,8 @@ class SERDataset(torch.utils.data.Dataset):
             ctc_targets = pad_sequence(encoded, batch_first=True)  # (B, U), 0-padded
         return Batch(waveforms=waveforms, lengths=lengths, targets=targets,
                      ctc_targets=ctc_targets, ctc_target_lengths=ctc_lengths,
-                     ids=[c.id for c in cuts])
+                     ids=[c.id for c in cuts], features=features, frame_lengths=frame_lengths,
+                     feature_layer=int(self.features.meta.get("layer", 0)) if self.features is not None else 0)
 
 
 def _utterance_rng(seed: int, epoch: int, cut_id: str) -> np.random.Generator:
@@ -254,7 +292,7 @@ class _TagEpoch:
 
 def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg: DataConfig, *,
                     train: bool, epoch_seed: int = 0, world_size: int | None = None,
-                    rank: int | None = None) -> torch.utils.data.DataLoader:
+                    rank: int | None = None, features: Any = None) -> torch.utils.data.DataLoader:
     """A DataLoader yielding :class:`Batch` es of ``cuts``.
 
     train: shuffled (per ``data_cfg.sampler``), augmented, cropped; else deterministic with
@@ -263,6 +301,7 @@ def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg
         shuffling and augmentation of epoch ``e`` depend only on ``(sampler.seed, e)``.
         Call :func:`metaser.data.sampling.set_epoch` (loader, e) before each epoch.
     world_size / rank: DDP sharding (default: from torch.distributed when initialised).
+    features: a FeatureStore of precomputed encoder inputs (see :class:`SERDataset`).
     """
     scfg = data_cfg.sampler
     sampler_cuts, pre = cuts, None
@@ -279,7 +318,7 @@ def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg
     sampler.map(_TagEpoch(sampler))
     dataset = SERDataset(labels, tasks, train=train, augment=data_cfg.augment if train else None,
                          max_utterance_seconds=scfg.max_utterance_seconds if train else None,
-                         seed=scfg.seed)
+                         seed=scfg.seed, features=features)
     if train and scfg.max_utterance_seconds:
         longer = sum(1 for c in cuts if c.duration > scfg.max_utterance_seconds)
         if longer:

@@ -145,9 +145,22 @@ class MetaSERModel(nn.Module):
         return cls(config, emotion_labels, tasks, encoder=SSLEncoder.from_pretrained(config.encoder))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor, *, compute_emotion: bool = True) -> MetaSEROutput:
-        """waveforms: (B, S) zero-padded 16 kHz audio; lengths: (B,) true samples."""
-        enc = self.encoder(waveforms, lengths)
+    def forward(self, waveforms: torch.Tensor | None, lengths: torch.Tensor | None, *, compute_emotion: bool = True,
+                features: tuple[torch.Tensor, ...] | None = None, frame_lengths: torch.Tensor | None = None,
+                feature_layer: int = 0) -> MetaSEROutput:
+        """waveforms: (B, S) zero-padded 16 kHz audio; lengths: (B,) true samples.
+
+        Or, from a frozen-prefix cache, ``features`` with ``frame_lengths`` (B,) instead of audio:
+        ``feature_layer = 0``: ``(cnn,)`` the CNN output (B, T, C); ``feature_layer = n``: the
+        outputs of the first n layers, n x (B, T, D) (see :meth:`SSLEncoder.forward_features`
+        and :meth:`SSLEncoder.forward_from_layer`).
+        """
+        if features is None:
+            enc = self.encoder(waveforms, lengths)
+        elif feature_layer == 0:
+            enc = self.encoder.forward_features(features[0], frame_lengths)
+        else:
+            enc = self.encoder.forward_from_layer(tuple(features), frame_lengths, feature_layer)
         mask = enc.frame_mask  # (B, T)
         out = MetaSEROutput(frame_lengths=enc.frame_lengths)
         if self.config.architecture == "baseline":

@@ -16,10 +16,11 @@ class FoldData(pl.LightningDataModule):
     """Builds loaders lazily, inside each (DDP) process, so lhotse samplers shard by rank."""
 
     def __init__(self, cfg: RunConfig, labels: LabelSpace, tasks: list[str],
-                 train: CutSet, valid: CutSet, test: CutSet):
+                 train: CutSet, valid: CutSet, test: CutSet, features=None):
         super().__init__()
         self.cfg, self.labels, self.tasks = cfg, labels, tasks
         self.cuts = {"train": train, "valid": valid, "test": test}
+        self.features = features  # a FeatureStore of the frozen prefix (metaser.training.cache), or None
 
     def _loader(self, split: str, epoch: int = 0):
         # Lightning calls set_epoch on the lhotse sampler at every epoch (resume included).
@@ -28,7 +29,8 @@ class FoldData(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         return make_dataloader(self.cuts[split], self.labels, self.tasks, self.cfg.data,
-                               train=split == "train", epoch_seed=epoch, world_size=world, rank=rank)
+                               train=split == "train", epoch_seed=epoch, world_size=world, rank=rank,
+                               features=self.features)
 
     def train_dataloader(self):
         # Lightning creates the first iterator (and prefetches a batch) before it calls

@@ -41,6 +41,7 @@ from metaser.data.labels import LabelSpace
 from metaser.data.manifest import load_manifest
 from metaser.errors import DataError, MetaserError
 from metaser.rundir import manifest_file, read_jsonl, write_json_atomic, write_jsonl
+from metaser.training.cache import stage_features
 from metaser.training.config import RunConfig
 from metaser.training.datamodule import FoldData
 from metaser.training.evaluate import fold_test_metrics, test_rows, validate
@@ -91,6 +92,8 @@ class FoldContext:
     out_dir: Path
     keys: dict[str, str]
     specs: list[StageSpec] = field(default_factory=list)
+    manifest_sha: str = ""
+    all_cuts: CutSet | None = None
 
     @property
     def aux(self) -> list[str]:
@@ -102,8 +105,9 @@ class FoldContext:
     def stage_dir(self, spec: StageSpec) -> Path:
         return store_root(self.cfg) / f"{spec.name}-{self.keys[spec.name]}" / f"fold{self.fold}"
 
-    def data(self) -> FoldData:
-        return FoldData(self.cfg, self.labels, self.aux, self.parts["train"], self.parts["valid"], self.parts["test"])
+    def data(self, features=None) -> FoldData:
+        return FoldData(self.cfg, self.labels, self.aux, self.parts["train"], self.parts["valid"], self.parts["test"],
+                        features=features)
 
 
 def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
@@ -125,7 +129,8 @@ def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
     _check_classes(labels, fold)
     digest = manifest_digest(cfg)
     ctx = FoldContext(cfg=cfg, fold=fold, split=split, parts={"train": train, "valid": valid, "test": test},
-                      labels=labels, out_dir=out_dir, keys=stage_keys(cfg, digest), specs=stage_plan(cfg))
+                      labels=labels, out_dir=out_dir, keys=stage_keys(cfg, digest), specs=stage_plan(cfg),
+                      manifest_sha=digest, all_cuts=cuts)
     if is_global_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
         if not labels_path.is_file():
@@ -206,7 +211,9 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
             raise MetaserError(f"{spec.name} of fold {ctx.fold} needs {spec.parent}, which is not trained yet")
         load_stage_weights(model, ctx.stage_dir(ctx.spec(spec.parent)) / parent["best"], prefixes=STAGE1_MODULES)
     module = build_stage(model, spec, ctx.labels, cfg)
-    data = ctx.data()
+    features = stage_features(cfg, model, spec.freeze_layers, ctx.parts, ctx.labels, ctx.manifest_sha,
+                              all_cuts=ctx.all_cuts)
+    data = ctx.data(features)
     if is_global_zero():
         sdir.mkdir(parents=True, exist_ok=True)
         ctx.labels.save(sdir / "labels.json")

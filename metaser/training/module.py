@@ -68,7 +68,9 @@ class SERModule(pl.LightningModule):
     def forward(self, batch: Batch, compute_emotion: bool | None = None):
         if compute_emotion is None:
             compute_emotion = self.objective == "emotion"
-        return self.model(batch.waveforms, batch.lengths, compute_emotion=compute_emotion)
+        return self.model(batch.waveforms, batch.lengths, compute_emotion=compute_emotion,
+                          features=batch.features, frame_lengths=batch.frame_lengths,
+                          feature_layer=batch.feature_layer)
 
     def _loss(self, out, batch: Batch):
         return self.loss_fn.aux(out, batch) if self.objective == "aux" else self.loss_fn.emotion(out, batch)

@@ -1,0 +1,160 @@
+"""The exact frozen-prefix cache: what the frozen part of the encoder computes, computed once.
+
+Frozen modules run in eval mode, so their output is a pure function of the (speed-perturbed)
+waveform:
+
+* stage 1 (and the emotion-only stage) freeze the CNN: its output is cached once per corpus,
+  encoder checkpoint and speed factor, shared by every fold and variant (``cnn-<digest>``);
+* stage 2 also freezes the feature projection, the positional convolution and the first n
+  transformer layers: their n outputs (all needed by ARI / the weighted sum) are cached once
+  per fold, right after stage 1 (``layer<n>-<digest>``).
+
+Training reads the entry of the speed factor it draws (the same per-utterance draw as for
+audio); validation and test read speed 1.0. The digest covers the frozen weights themselves,
+the manifest, the speed set and convention, the receptive-field padding and the stored dtype,
+so a changed checkpoint never reads a stale cache. Stores are written atomically
+(:mod:`metaser.data.feature_store`), in bf16 / fp16 only when training runs in that precision.
+
+Exactness: an utterance's frozen output must not depend on the batch it is padded into.
+That holds for layer-norm CNNs that get an attention mask (``SSLEncoder.batch_independent``,
+``batch_independent_layers``); group-norm CNNs (wav2vec2-base, HuBERT-base, WavLM-base)
+normalise over the padded time axis, so there ``cache.mode=auto`` switches the cache off and
+says why (``cache.mode=on`` forces it: per-utterance features, as at batch size 1). It is
+also off, and says so, with any waveform augmentation besides the discrete speed set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metaser.config import to_dict
+from metaser.constants import MIN_SAMPLES
+from metaser.data.dataset import SERDataset
+from metaser.data.feature_store import FeatureStore, FeatureStoreWriter
+from metaser.training.config import RunConfig
+
+__all__ = ["cache_layer", "stage_features", "STORE_DTYPES"]
+
+log = logging.getLogger(__name__)
+
+#: trainer precision -> dtype of the stored features
+STORE_DTYPES = {"bf16-mixed": "bfloat16", "bf16-true": "bfloat16", "bf16": "bfloat16",
+                "16-mixed": "float16", "16-true": "float16", "16": "float16"}
+
+
+def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None, str]:
+    """(layer, reason): the layer a stage can start from its cache (0 = the CNN output, n = the
+    outputs of the first n layers), or None (no cache) with the reason."""
+    c, aug = cfg.cache, cfg.data.augment
+    if c.mode == "off":
+        return None, "cache.mode=off"
+    if aug.band_drop_prob > 0 or aug.chunk_drop_prob > 0 or cfg.data.sampler.max_utterance_seconds:
+        return None, "a waveform augmentation other than the speed set is on (band / chunk drop, cropping)"
+    if getattr(encoder, "keep_frozen_graph", False):
+        return None, "the frozen parts keep their autograd graph (benchmark reference)"
+    forced = c.mode == "on"
+    if not (encoder.batch_independent or forced):
+        return None, ("the encoder's CNN normalises over the padded time axis (group norm): per-utterance "
+                      "features would differ from padded-batch ones; cache.mode=on forces the cache")
+    n = int(freeze_layers)
+    if n > 0 and (encoder.batch_independent_layers or forced):
+        return n, f"the CNN and the first {n} layers"
+    return 0, "the CNN"
+
+
+def _digest(parts: dict[str, Any], modules: list[torch.nn.Module]) -> str:
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for m in modules:
+        for name, t in sorted(m.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _factors(cfg: RunConfig) -> list[float]:
+    aug = cfg.data.augment
+    out = {1.0}
+    if aug.speed_prob > 0:
+        out |= {float(f) for f in aug.speeds}
+    return sorted(out)
+
+
+def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, Any], labels,
+                   manifest_sha: str, *, all_cuts=None, console=None) -> FeatureStore | None:
+    """The feature store a stage trains from (built if absent), or None when the cache is off.
+
+    parts: the fold's "train" / "valid" / "test" CutSets; ``all_cuts``: the whole manifest
+    (a CNN store covers every utterance, so all folds share it).
+    """
+    enc = model.encoder
+    layer, why = cache_layer(cfg, enc, freeze_layers)
+    say = console.print if console is not None else log.info
+    if layer is None:
+        say(f"feature cache off: {why}")
+        return None
+    dtype = STORE_DTYPES.get(str(cfg.trainer.precision), "float32")
+    factors = _factors(cfg)
+    if layer == 0:
+        wanted = {c.id: factors for c in (all_cuts if all_cuts is not None else
+                                           [c for p in parts.values() for c in p])}
+        frozen = [enc.model.feature_extractor]
+    else:
+        wanted = {c.id: factors for c in parts["train"]}
+        wanted.update({c.id: [1.0] for name in ("valid", "test") for c in parts[name]})
+        frozen = enc.frozen_modules()
+    ident = {"layer": layer, "dtype": dtype, "manifest": manifest_sha, "factors": factors,
+             "augment": to_dict(cfg.data.augment), "min_samples": MIN_SAMPLES,
+             "normalize": enc.normalize_waveform, "mask": enc.uses_attention_mask,
+             "cuts": hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest(),
+             "encoder": type(enc.model).__name__, "precision": str(cfg.trainer.precision)}
+    root = Path(cfg.cache.dir) if cfg.cache.dir else cfg.run_dir / "cache"
+    path = root / f"{'cnn' if layer == 0 else f'layer{layer}'}-{_digest(ident, frozen)}"
+    if not FeatureStore.exists(path):
+        say(f"feature cache: computing {why} for {sum(len(v) for v in wanted.values())} (utterance, speed) "
+            f"pairs -> {path}")
+        _build(path, cfg, model, layer, wanted, labels, dtype, ident, all_cuts, parts)
+    store = FeatureStore.open(path)
+    if cfg.cache.storage == "memory" or (cfg.cache.storage == "auto" and store.nbytes < cfg.cache.max_memory_gb * 2**30):
+        store = FeatureStore.open(path, in_memory=True)
+    return store
+
+
+def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list[float]], labels, dtype: str,
+           ident: dict, all_cuts, parts) -> None:
+    enc = model.encoder
+    cuts = {c.id: c for c in (all_cuts if all_cuts is not None else [])}
+    for p in parts.values():
+        cuts.update({c.id: c for c in p})
+    ds = SERDataset(labels, [], train=True, augment=cfg.data.augment, seed=cfg.data.sampler.seed)
+    device = torch.device("cuda") if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda") \
+        else torch.device("cpu")
+    home = next(model.parameters()).device
+    was_training = model.training
+    model.to(device).eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else (
+        torch.autocast(device.type, dtype=torch.float16) if dtype == "float16" else contextlib.nullcontext())
+    writer = FeatureStoreWriter(path, dtype=dtype, meta={"layer": layer, **ident})
+    try:
+        with torch.no_grad(), autocast:
+            for cut_id, factors in wanted.items():
+                for f in factors:
+                    wave = ds.waveform(cuts[cut_id], f)  # (S,)
+                    x = wave[None].to(device)  # (1, S)
+                    n = torch.tensor([wave.numel()], device=device)  # (1,)
+                    feats, fl = enc.features(x, n)  # (1, T, C), (1,)
+                    t = int(fl[0])
+                    outs = (feats,) if layer == 0 else enc.prefix(feats, fl, layer)  # n x (1, T, D)
+                    writer.add(cut_id, f, [o[0, :t] for o in outs], wave.numel())
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        model.to(home).train(was_training)
