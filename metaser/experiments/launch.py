@@ -1,21 +1,13 @@
-"""Run a plan of tasks (a DAG keyed by content) here, or on a Ray cluster.
+"""Run a plan of tasks (a DAG keyed by content) in this process or on a Ray cluster.
 
-A :class:`Task` is one unit of work (e.g. one stage of one fold of one variant); tasks with the
-same ``key`` are the same work and run once, however many tasks depend on them. A task runs once
-all its ``deps`` succeeded; a task whose dependency failed is not run and is reported as failed.
-A failing task is retried ``retries`` times, then reported with its log path, and every task that
-does not depend on it goes on.
-
-Both launchers execute a task through the same function (:func:`_execute`): the retry loop and the
-dependency check live there, so Ray only changes where and when a task runs, never what it does.
-
-- :class:`LocalLauncher` runs the tasks in topological order in this process; their output goes
-  to the terminal as usual, each failed attempt's traceback to the task's ``log_path``.
-- :class:`RayLauncher` makes each task a ``ray.remote`` task requesting ``num_gpus`` /
-  ``num_cpus``; dependencies are passed as ObjectRefs, so Ray orders them. Each task's
-  stdout/stderr go to its ``log_path``. Ray itself retries a task whose worker process died.
-
-Ray is an optional extra (``pip install 'metaser[ray]'``), imported only by the Ray launcher.
+Tasks with the same ``key`` are the same work and run once, however many tasks depend on them.
+A task runs once all its ``deps`` succeeded; one whose dependency failed is not run and is
+reported as failed. A failing task is retried ``retries`` times, then reported with its log path;
+the tasks that do not depend on it go on. Both launchers execute a task through one function
+(:func:`_execute`, which holds the retry loop and the dependency check), so Ray changes where and
+when a task runs, never what it does. Locally a task's output goes to the terminal (each failed
+attempt's traceback to its ``log_path``); under Ray all of its stdout/stderr go to ``log_path``.
+Ray is an optional extra (``pip install 'metaser[ray]'``), imported by the Ray launcher only.
 """
 
 from __future__ import annotations
@@ -71,10 +63,8 @@ class Launcher(Protocol):
 
 # ----------------------------------------------------------------------------- the plan
 def _same_work(a: Task, b: Task) -> bool:
-    if a.fn is not b.fn and (getattr(a.fn, "__module__", None), getattr(a.fn, "__qualname__", None)) != (
-            getattr(b.fn, "__module__", None), getattr(b.fn, "__qualname__", None)):
-        return False
-    if sorted(a.deps) != sorted(b.deps):
+    name = lambda f: (getattr(f, "__module__", None), getattr(f, "__qualname__", None))  # noqa: E731
+    if (a.fn is not b.fn and name(a.fn) != name(b.fn)) or sorted(a.deps) != sorted(b.deps):
         return False
     try:
         return bool(a.args == b.args and a.kwargs == b.kwargs)
@@ -118,21 +108,21 @@ def _captured(log_path: str | None, capture: bool) -> Iterator[None]:
     if not (capture and log_path):
         yield
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     with open(log_path, "ab", buffering=0) as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
+        os.dup2(f.fileno(), 1), os.dup2(f.fileno(), 2)
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            sys.stdout.flush(), sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def _failed(error: str, attempts: int, seconds: float = 0.0) -> dict:
+    return {"ok": False, "result": None, "error": error, "seconds": seconds, "attempts": attempts}
 
 
 def _append_log(log_path: str | None, text: str) -> None:
@@ -150,7 +140,7 @@ def _execute(key: str, fn: Callable[..., dict], args: tuple, kwargs: dict, log_p
     top-level arguments only (not inside a list)."""
     for dep, out in zip(dep_keys, dep_outcomes):
         if not out["ok"]:
-            return {"ok": False, "result": None, "error": f"dependency {dep} failed", "seconds": 0.0, "attempts": 0}
+            return _failed(f"dependency {dep} failed", 0)
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -170,7 +160,7 @@ def _execute(key: str, fn: Callable[..., dict], args: tuple, kwargs: dict, log_p
         except Exception as e:  # KeyboardInterrupt and SystemExit are not retried
             error = f"{type(e).__name__}: {e}"
             _append_log(log_path, traceback.format_exc())
-    return {"ok": False, "result": None, "error": error, "seconds": time.time() - t0, "attempts": retries + 1}
+    return _failed(error or "", retries + 1, time.time() - t0)
 
 
 def _to_result(key: str, task: Task, outcome: dict) -> TaskResult:
@@ -179,7 +169,18 @@ def _to_result(key: str, task: Task, outcome: dict) -> TaskResult:
 
 
 # ------------------------------------------------------------------------------- local
-class LocalLauncher:
+class _Closing:
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LocalLauncher(_Closing):
     """Every task in this process, one after the other, in topological order."""
 
     kind = "local"
@@ -200,15 +201,6 @@ class LocalLauncher:
                 on_done(t, results[key])
         return results
 
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "LocalLauncher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 # --------------------------------------------------------------------------------- ray
 def import_ray():
@@ -220,7 +212,7 @@ def import_ray():
     return ray
 
 
-class RayLauncher:
+class RayLauncher(_Closing):
     """Each task a Ray task; dependencies passed as ObjectRefs, so Ray orders them.
 
     ``ray_address=None`` starts a local Ray instance on this machine (and shuts it down on
@@ -242,10 +234,10 @@ class RayLauncher:
     def ensure_started(self):
         ray = self.ray
         if not ray.is_initialized():
-            quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
             try:
                 if self.ray_address is None:
-                    ray.init(num_cpus=os.cpu_count(), **quiet)
+                    ray.init(address="local", num_cpus=os.cpu_count(), **quiet)
                 else:
                     ray.init(address=self.ray_address, **quiet)
             except ConnectionError as e:
@@ -308,11 +300,9 @@ class RayLauncher:
         except Exception as e:  # the worker died (after Ray's retries), or a dependency's did
             failed = [d for d in task.deps if not self._dep_ok(d, outcomes, refs)]
             if failed:
-                return {"ok": False, "result": None, "error": f"dependency {failed[0]} failed",
-                        "seconds": 0.0, "attempts": 0}
+                return _failed(f"dependency {failed[0]} failed", 0)
             msg = str(e).strip().splitlines()
-            return {"ok": False, "result": None, "error": f"{type(e).__name__}: {msg[0] if msg else ''}",
-                    "seconds": 0.0, "attempts": self.retries + 1}
+            return _failed(f"{type(e).__name__}: {msg[0] if msg else ''}", self.retries + 1)
 
     def _dep_ok(self, dep: str, outcomes: dict[str, dict], refs: dict[str, Any]) -> bool:
         if dep in outcomes:
@@ -326,12 +316,6 @@ class RayLauncher:
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
         self._started = False
-
-    def __enter__(self) -> "RayLauncher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def make_launcher(kind: str = "local", *, ray_address: str | None = None, gpus_per_task: float | None = None,

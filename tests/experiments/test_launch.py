@@ -47,6 +47,16 @@ def flaky(marker: str, fail_times: int) -> dict:
     return {"metric": "ua", "value": 1.0}
 
 
+def dies(marker: str, times: int) -> dict:
+    """Kills its own process (as a segfault or the OOM killer would) the first ``times`` calls."""
+    n = len(Path(marker).read_text()) if Path(marker).is_file() else 0
+    with open(marker, "a") as f:
+        f.write("x")
+    if n < times:
+        os._exit(1)
+    return {"metric": "ua", "value": 1.0}
+
+
 def slow(calls: str, name: str, seconds: float) -> dict:
     record(calls, name + ":start")
     time.sleep(seconds)
@@ -211,6 +221,17 @@ def test_ray_failure_is_retried_once_then_reported_and_the_others_go_on(tmp_path
     assert "flaky failure number 2" in log.read_text()
     assert (res["child"].ok, res["child"].error) == (False, "dependency bad failed")
     assert res["other"].ok and calls_of(Path(calls)) == ["other"]
+
+
+def test_ray_retries_a_task_whose_worker_died_once_then_reports_it(tmp_path, ray_launcher):
+    calls = str(tmp_path / "calls.jsonl")
+    tasks = [Task("once", dies, (str(tmp_path / "m1"), 1)), Task("always", dies, (str(tmp_path / "m2"), 9)),
+             Task("child", record, (calls, "child"), deps=["always"]), Task("other", record, (calls, "other"))]
+    res = ray_launcher.run(tasks)
+    assert res["once"].ok and (tmp_path / "m1").read_text() == "xx"
+    assert not res["always"].ok and res["always"].error.startswith("WorkerCrashedError")
+    assert (tmp_path / "m2").read_text() == "xx"  # one retry, no more
+    assert res["child"].error == "dependency always failed" and res["other"].ok
 
 
 def test_ray_ctrl_c_cancels_the_remaining_tasks(tmp_path, ray_launcher):
