@@ -348,6 +348,22 @@ def _probe(directory: str, driver_token: str) -> dict:
     return {"host": socket.gethostname(), "seen": seen, "wrote": name, "error": None}
 
 
+def _judge_probes(d: Path, answers: list[dict]) -> None:
+    """Remove the workers' probe files; raise unless each saw ours and we see each of theirs."""
+    bad = []
+    for a in answers:
+        wrote = a["wrote"]
+        if a["error"] or not a["seen"] or not (wrote and (d / wrote).is_file()):
+            bad.append(f"{a['host']}: " + (a["error"] or "writes to a different filesystem than this machine"))
+        if wrote:
+            with contextlib.suppress(OSError):
+                (d / wrote).unlink()
+    if bad:
+        raise MetaserError(f"the output directory {d} is not shared with every Ray worker ({'; '.join(bad)})",
+                           hint="outputs must live on a filesystem every worker sees (NFS, Lustre, ...): "
+                                "set output_dir=/shared/path")
+
+
 def check_shared_output(path: str | Path, launcher: Launcher) -> None:
     """Fail with a clear message unless every worker can write ``path`` and the driver sees it.
 
@@ -375,18 +391,7 @@ def check_shared_output(path: str | Path, launcher: Launcher) -> None:
             answers = ray.get(refs, timeout=120)
         except Exception as e:
             raise MetaserError(f"the output-directory probe did not finish on every Ray node: {e}") from None
-        bad = []
-        for a in answers:
-            wrote = a["wrote"]
-            if a["error"] or not a["seen"] or not (wrote and (d / wrote).is_file()):
-                bad.append(f"{a['host']}: " + (a["error"] or "writes to a different filesystem than this machine"))
-            if wrote:
-                with contextlib.suppress(OSError):
-                    (d / wrote).unlink()
-        if bad:
-            raise MetaserError(f"the output directory {d} is not shared with every Ray worker ({'; '.join(bad)})",
-                               hint="outputs must live on a filesystem every worker sees (NFS, Lustre, ...): "
-                                    "set output_dir=/shared/path")
+        _judge_probes(d, answers)
     finally:
         with contextlib.suppress(OSError):
             (d / token).unlink()

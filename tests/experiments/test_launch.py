@@ -255,6 +255,21 @@ def test_ray_check_shared_output_passes_on_one_machine(tmp_path, ray_launcher):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_worker_on_another_filesystem_is_a_clear_error(tmp_path):
+    from metaser.experiments.launch import _judge_probes
+
+    (tmp_path / "mine").write_text("this machine sees it")
+    ok = {"host": "node-a", "seen": True, "wrote": "mine", "error": None}
+    elsewhere = {"host": "node-b", "seen": False, "wrote": "theirs", "error": None}  # its own /tmp, say
+    _judge_probes(tmp_path, [ok])
+    (tmp_path / "mine").write_text("again")
+    with pytest.raises(MetaserError) as e:
+        _judge_probes(tmp_path, [ok, elsewhere])
+    assert "is not shared with every Ray worker (node-b: writes to a different filesystem" in e.value.message
+    assert "a filesystem every worker sees" in e.value.hint
+    assert list(tmp_path.iterdir()) == []  # probes removed
+
+
 def test_ray_refuses_more_gpus_per_task_than_any_node_has(tmp_path, ray_launcher):
     launcher = RayLauncher(gpus_per_task=64)
     with pytest.raises(MetaserError, match="no node of the Ray cluster has that many GPUs"):

@@ -166,3 +166,21 @@ def test_a_sweep_under_ray_writes_the_same_fold_results_as_local(synth_manifest,
         m = json.loads((fold / "metrics.json").read_text())
         out[launcher] = (m["test"], m["valid"], (fold / "predictions.jsonl").read_text())
     assert out["ray"] == out["local"]
+
+
+@pytest.mark.parametrize("preset", ["wavlm-base", "hubert-base", "wav2vec2-base"])
+def test_the_sweep_in_each_iemocap_preset_comment_plans_its_grid(preset, tmp_path):
+    import shlex
+
+    path = TINY_PRESET.parents[1] / "iemocap" / f"{preset}.yaml"
+    line = next(x for x in path.read_text().splitlines() if x.startswith("#   metaser sweep"))
+    argv = shlex.split(line[1:])
+    assert argv[:3] == ["metaser", "sweep", f"configs/iemocap/{preset}.yaml"]
+    params = [argv[i + 1] for i, a in enumerate(argv) if a == "--param"]
+    assert argv[argv.index("--select") + 1] == "valid.ua"
+    base = load_config(RunConfig, path, [f"output_dir={tmp_path}"])
+    trials = plan_trials(base, parse_params(params))
+    assert len(trials) == 8 and len({t.slug for t in trials}) == 8
+    assert {(t.cfg.aux_tasks["asr"], t.cfg.aux_tasks["gender"]) for t in trials} == \
+           {(a, g) for a in (0.1, 0.3, 1, 3) for g in (0.1, 1)}
+    assert all(t.cfg.aux_tasks["speaker"] == base.aux_tasks["speaker"] for t in trials)
