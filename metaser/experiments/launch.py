@@ -131,16 +131,28 @@ def _append_log(log_path: str | None, text: str) -> None:
             f.write(text)
 
 
+def _set_threads(n: int) -> None:
+    """Torch intra-op threads = the task's CPUs. A Ray worker process serves many tasks, and torch
+    keeps the thread count of the first one otherwise (CPU results depend on it)."""
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def _execute(key: str, fn: Callable[..., dict], args: tuple, kwargs: dict, log_path: str | None,
-             retries: int, capture: bool, dep_keys: list[str], *dep_outcomes: dict) -> dict:
+             retries: int, threads: int | None, dep_keys: list[str], *dep_outcomes: dict) -> dict:
     """Run one task with retries; never raises for the task's own errors. Returns an outcome dict
     ``{"ok", "result", "error", "seconds", "attempts"}`` (what a TaskResult is made of).
 
+    ``threads`` (Ray only): capture stdout/stderr in ``log_path`` and use that many torch threads.
     ``dep_outcomes`` come last, one positional argument each: Ray resolves ObjectRefs passed as
     top-level arguments only (not inside a list)."""
     for dep, out in zip(dep_keys, dep_outcomes):
         if not out["ok"]:
             return _failed(f"dependency {dep} failed", 0)
+    capture = threads is not None
+    if capture:
+        _set_threads(threads)
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -194,7 +206,7 @@ class LocalLauncher(_Closing):
         results: dict[str, TaskResult] = {}
         for key in order:
             t = unique[key]
-            outcomes[key] = _execute(key, t.fn, t.args, t.kwargs, t.log_path, self.retries, False,
+            outcomes[key] = _execute(key, t.fn, t.args, t.kwargs, t.log_path, self.retries, None,
                                      list(t.deps), *[outcomes[d] for d in t.deps])
             results[key] = _to_result(key, t, outcomes[key])
             if on_done:
@@ -271,7 +283,7 @@ class RayLauncher(_Closing):
         refs: dict[str, Any] = {}
         for key in order:
             t = unique[key]
-            refs[key] = remote.remote(key, t.fn, t.args, t.kwargs, t.log_path, self.retries, True,
+            refs[key] = remote.remote(key, t.fn, t.args, t.kwargs, t.log_path, self.retries, max(1, int(cpus)),
                                       list(t.deps), *[refs[d] for d in t.deps])
         by_ref = {ref: key for key, ref in refs.items()}
         outcomes: dict[str, dict] = {}

@@ -63,6 +63,12 @@ def slow(calls: str, name: str, seconds: float) -> dict:
     return record(calls, name + ":end")
 
 
+def torch_threads() -> dict:
+    import torch
+
+    return {"threads": torch.get_num_threads()}
+
+
 def square(x: float) -> dict:
     return {"metric": "value", "value": x * x, "x": x}
 
@@ -184,7 +190,7 @@ def test_check_shared_output_local_creates_the_directory_and_leaves_nothing(tmp_
 def ray_launcher():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield RayLauncher(cpus_per_task=1, retries=1)
     ray.shutdown()
 
@@ -248,6 +254,13 @@ def test_ray_ctrl_c_cancels_the_remaining_tasks(tmp_path, ray_launcher):
     time.sleep(5.0)  # longer than the slow task would take
     ran = calls_of(Path(calls))
     assert "quick" in ran and "slow:end" not in ran and "later" not in ran
+
+
+def test_ray_task_uses_as_many_torch_threads_as_it_has_cpus(ray_launcher):
+    # a worker process serves several tasks: the second one must not inherit the first one's threads
+    for cpus in (2, 1, 2):
+        res = RayLauncher(cpus_per_task=cpus).run([Task("t", torch_threads)])
+        assert res["t"].result == {"threads": cpus}
 
 
 def test_ray_check_shared_output_passes_on_one_machine(tmp_path, ray_launcher):
