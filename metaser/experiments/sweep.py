@@ -24,7 +24,7 @@ import yaml
 from metaser.config import apply_overrides, from_dict, to_dict
 from metaser.errors import ConfigError, MetaserError
 from metaser.experiments.launch import Launcher, Task, TaskResult, check_shared_output
-from metaser.rundir import write_json_atomic
+from metaser.rundir import manifest_file, write_json_atomic
 from metaser.training.config import RunConfig
 
 #: validation metrics where lower is better; every other one is maximised
@@ -177,6 +177,7 @@ def run_sweep(base: RunConfig, params: list[tuple[str, list[str]]], *, select: s
     """
     parse_select(select)
     trials = plan_trials(base, params, folds=folds)
+    check_folds(base, folds)
     root = sweep_root(base)
     check_shared_output(root, launcher)
     tasks = sweep_tasks(trials, select=select, resume=resume)
@@ -185,6 +186,17 @@ def run_sweep(base: RunConfig, params: list[tuple[str, list[str]]], *, select: s
     write_json_atomic(summary, root / "summary.json")
     (root / "summary.md").write_text(render_sweep(summary))
     return summary, tasks, results
+
+
+def check_folds(base: RunConfig, folds: list[int] | None) -> None:
+    """Read the manifest once here, so a missing corpus or a fold out of range fails before any trial."""
+    from metaser.data.folds import make_folds
+    from metaser.data.manifest import load_manifest
+
+    n = len(make_folds(load_manifest(manifest_file(base.data.manifest)), base.data.split))
+    bad = [k for k in folds or [] if not 1 <= k <= n]
+    if bad:
+        raise MetaserError(f"--folds {','.join(map(str, bad))}: out of range, this corpus has {n} folds")
 
 
 def summarize(trials: list[Trial], results: list[TaskResult], select: str) -> dict[str, Any]:

@@ -27,14 +27,17 @@ from tests.conftest import TINY_PRESET, run_config_overrides
 FAKE = {0.1: {"valid": 0.60, "test": 0.90}, 1.0: {"valid": 0.70, "test": 0.50}, 3.0: {"valid": 0.65, "test": 0.95}}
 
 
+SEEN_FOLDS: list[list[int]] = []
+
+
 def _fake_run_cv(cfg, *, resume=False, on_fold=None):
+    SEEN_FOLDS.append(list(cfg.folds))
     asr = cfg.aux_tasks["asr"]
     if asr == 99.0:
         raise RuntimeError("this trial breaks")
     s = FAKE[asr]
     return {"valid": {"ua": {"mean": s["valid"], "std": 0.0, "n": 1}, "loss": {"mean": 1 - s["valid"], "std": 0, "n": 1}},
-            "test": {"ua": {"mean": s["test"], "std": 0.0, "n": 1}, "wa": {"mean": s["test"], "std": 0.0, "n": 1}},
-            "folds_seen": cfg.folds}
+            "test": {"ua": {"mean": s["test"], "std": 0.0, "n": 1}, "wa": {"mean": s["test"], "std": 0.0, "n": 1}}}
 
 
 def _base(tmp_path: Path) -> RunConfig:
@@ -88,12 +91,26 @@ def test_cli_refuses_select_test_and_exits_2(tmp_path):
     assert not (tmp_path / "demo-tiny").exists()  # nothing ran
 
 
-# -------------------------------------------------------------------------- selection
-def test_best_is_chosen_on_validation_not_test(tmp_path, monkeypatch):
+def test_missing_corpus_or_fold_out_of_range_fails_before_any_trial(tmp_path, synth_manifest, monkeypatch):
     monkeypatch.setattr(cv_module, "run_cv", _fake_run_cv)
+    SEEN_FOLDS.clear()
+    base = ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "--param", "aux_tasks.asr=0.1,1.0"]
+    result = CliRunner().invoke(main, base + [f"data.manifest={synth_manifest}", "--folds", "1,9"])
+    assert result.exit_code == 2 and "--folds 9: out of range, this corpus has 5 folds" in result.output
+    result = CliRunner().invoke(main, base + [f"data.manifest={tmp_path / 'nope'}"])
+    assert result.exit_code == 2 and "nope" in result.output
+    assert SEEN_FOLDS == []
+
+
+# -------------------------------------------------------------------------- selection
+def test_best_is_chosen_on_validation_not_test(tmp_path, monkeypatch, synth_manifest):
+    monkeypatch.setattr(cv_module, "run_cv", _fake_run_cv)
+    SEEN_FOLDS.clear()
     result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "name=sw",
+                                       f"data.manifest={synth_manifest}",
                                        "--param", "aux_tasks.asr=0.1,1.0,3.0", "--select", "valid.ua", "--folds", "2"])
     assert result.exit_code == 0, result.output
+    assert SEEN_FOLDS == [[2], [2], [2]]
     root = tmp_path / "sw" / "sweep"
     summary = json.loads((root / "summary.json").read_text())
     assert list(summary) == ["select", "trials", "best"] and summary["select"] == "valid.ua"
@@ -116,9 +133,10 @@ def test_lower_is_better_for_a_validation_loss(tmp_path):
     assert summarize(trials, results, "valid.loss")["best"]["run_dir"] == "b"
 
 
-def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, monkeypatch):
+def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, monkeypatch, synth_manifest):
     monkeypatch.setattr(cv_module, "run_cv", _fake_run_cv)
     result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "name=sw",
+                                       f"data.manifest={synth_manifest}",
                                        "--param", "aux_tasks.asr=99.0,0.1"])
     assert result.exit_code == 1, result.output
     root = tmp_path / "sw" / "sweep"
