@@ -306,7 +306,7 @@ def sweep(config: Path, overrides: tuple[str, ...], params: tuple[str, ...], sel
     grid = parse_params(params)
     cfg = _load_run_config(config, overrides)
     with _make_launcher(launcher, ray_address, gpus_per_task, cpus_per_task) as runner:
-        summary, tasks, results = run_sweep(cfg, grid, select=select, launcher=runner, folds=folds, resume=resume,
+        _, tasks, results = run_sweep(cfg, grid, select=select, launcher=runner, folds=folds, resume=resume,
                                             on_done=lambda t, r: console.print(format_done(t, r)))
     console.print(render_summary(tasks, results, title="sweep trials"))
     root = sweep_root(cfg)
