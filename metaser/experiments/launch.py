@@ -423,7 +423,8 @@ def task_metric(result: dict | None) -> tuple[str, float] | None:
 
 
 def describe(task: Task) -> str:
-    return " ".join(f"{v}" if k in ("variant", "trial") else f"{k} {v}" for k, v in task.label.items()) or task.key
+    """``full fold 1 stage2``: label values, with the key in front of bare numbers (``fold 1``)."""
+    return " ".join(f"{k} {v}" if isinstance(v, (int, float)) else str(v) for k, v in task.label.items()) or task.key
 
 
 def format_done(task: Task, res: TaskResult) -> str:
