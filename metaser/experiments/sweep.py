@@ -227,7 +227,8 @@ def render_sweep(summary: dict[str, Any]) -> str:
     shown = [(s, m) for s, m in (("valid", "ua"), ("test", "ua"), ("test", "wa")) if f"{s}.{m}" != select]
     lines = [f"# Sweep: selected by {select}", "",
              f"Scores are cross-validation means over the folds run, in %; {select} "
-             f"({'lower' if metric.endswith(LOWER_IS_BETTER) else 'higher'} is better) chose the best trial (**bold**). "
+             f"({'lower' if metric.endswith(LOWER_IS_BETTER) else 'higher'} is better; on a tie, the first in grid "
+             "order) chose the best trial (**bold**). "
              "Test scores are shown for the record only: they played no part in the choice.", "",
              "| " + " | ".join(keys + [select] + [f"{s}.{m}" for s, m in shown]) + " | run |",
              "|" + "---|" * (len(keys) + len(shown) + 2)]
