@@ -75,6 +75,15 @@ def test_same_last_key_component_uses_the_whole_key_in_slugs(tmp_path):
     assert [t.slug for t in trials] == ["stage1.epochs1_stage2.epochs2", "stage1.epochs1_stage2.epochs3"]
 
 
+def test_cli_bad_override_or_param_is_a_usage_error(tmp_path):
+    for args, msg in [(["stage1.epoks=3", "--param", "aux_tasks.asr=1"], "unknown config key 'stage1.epoks'"),
+                      (["--param", "stage1.epoks=1,2"], "unknown config key 'stage1.epoks'"),
+                      (["--param", "aux_tasks.asr"], "must look like KEY=V1,V2"),
+                      (["--param", "aux_tasks.asr=1", "--folds", "0"], "fold numbers start at 1")]:
+        result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", *args])
+        assert result.exit_code == 2 and msg in result.output and "Traceback" not in result.output, result.output
+
+
 def test_select_refuses_test_metrics_with_the_reason():
     assert parse_select("valid.ua") == ("valid", "ua")
     with pytest.raises(MetaserError, match="choosing on test leaks the test folds into model selection"):
