@@ -194,6 +194,30 @@ def _task_line(task, res) -> None:
     console.print(f"{lab.get('variant')}  fold {lab.get('fold')}  {lab.get('stage')}  {metric}  ({how})")
 
 
+def _launcher_options(f):
+    """--launcher / --ray-address / --gpus-per-task / --cpus-per-task (build one with _make_launcher)."""
+    for option in reversed([
+        click.option("--launcher", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: every task in this process, one after the other. ray: each task a Ray task, "
+                          "as many at once as the cluster's GPUs/CPUs allow (pip install 'metaser[ray]')."),
+        click.option("--ray-address", default=None, metavar="ADDRESS",
+                     help="Join this Ray cluster ('auto', or host:port); left out, a local Ray instance starts. "
+                          "Outputs must live on a filesystem every worker sees."),
+        click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
+                     help="GPUs each Ray task requests  [default: 1 when the cluster has GPUs, else 0]"),
+        click.option("--cpus-per-task", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                     help="CPUs each Ray task requests."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _make_launcher(launcher: str, ray_address: str | None, gpus_per_task: float | None, cpus_per_task: float):
+    from metaser.experiments.launch import make_launcher
+
+    return make_launcher(launcher, ray_address=ray_address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
+
+
 @main.command()
 @_config
 @_overrides
@@ -275,6 +299,46 @@ def report(run_dir: Path) -> None:
     res = write_report(run_dir)
     print_results(res, console)
     console.print(f"report: {run_dir / 'report.md'}")
+
+
+# ----------------------------------------------------------------------------- sweep
+@main.command()
+@_config
+@_overrides
+@click.option("--param", "params", multiple=True, required=True, metavar="KEY=V1,V2[,...]",
+              help="A config key and its values (YAML: 0.1 is a number, true a bool); repeat for a grid.")
+@click.option("--select", default="valid.ua", show_default=True, metavar="valid.METRIC",
+              help="Validation metric (mean over folds) that picks the best trial; test.* is refused.")
+@_folds
+@_launcher_options
+@_resume
+def sweep(config: Path, overrides: tuple[str, ...], params: tuple[str, ...], select: str, folds: list[int] | None,
+          launcher: str, ray_address: str | None, gpus_per_task: float | None, cpus_per_task: float,
+          resume: bool) -> None:
+    """Grid of config values, each trial a CV run; the best is chosen on validation only.
+
+    \b
+    Writes <output_dir>/<name>/sweep/<trial>/ (each trial's CV run) and sweep/summary.json, summary.md.
+    Exit code 1 if a trial failed (the summary still lists every trial).
+    Example, the paper's per-encoder auxiliary weights:
+      metaser sweep configs/iemocap/wavlm-base.yaml --param aux_tasks.asr=0.1,0.3,1,3 \\
+          --param aux_tasks.gender=0.1,1 --select valid.ua
+    """
+    from metaser.experiments.launch import format_done, render_summary
+    from metaser.experiments.sweep import parse_params, parse_select, run_sweep, sweep_root
+
+    parse_select(select)
+    grid = parse_params(params)
+    cfg = _load_run_config(config, overrides)
+    with _make_launcher(launcher, ray_address, gpus_per_task, cpus_per_task) as runner:
+        _, tasks, results = run_sweep(cfg, grid, select=select, launcher=runner, folds=folds, resume=resume,
+                                            on_done=lambda t, r: console.print(format_done(t, r)))
+    console.print(render_summary(tasks, results, title="sweep trials"))
+    root = sweep_root(cfg)
+    console.print((root / "summary.md").read_text(), markup=False)
+    console.print(f"summary: {root / 'summary.json'}")
+    if not all(r.ok for r in results.values()):
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------- inference
