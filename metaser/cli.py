@@ -168,8 +168,8 @@ def _int_list(ctx, param, value: str | None) -> list[int] | None:
         out = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated fold numbers like 1,3, got {value!r}") from None
-    if not out:
-        raise click.BadParameter("no fold given")
+    if not out or min(out) < 1:
+        raise click.BadParameter(f"{value!r}: fold numbers start at 1")
     return out
 
 
@@ -179,19 +179,13 @@ _folds = click.option("--folds", "folds", default=None, callback=_int_list, meta
 
 def _task_line(task, res) -> None:
     """One line per finished task: variant, fold, stage, its key metric and its time."""
-    lab = task.label
-    if not res.ok:
-        console.print(f"[red]failed[/] {lab.get('variant')} fold {lab.get('fold')} {lab.get('stage')}: "
-                      f"{res.error} (log: {res.log_path})", soft_wrap=True)
+    from metaser.experiments.launch import format_done
+
+    if res.ok and task.label.get("stage") == "done":
+        console.print(f"fold {task.label.get('fold')}: already finished, skipped ({task.label.get('variant')})")
         return
-    r = res.result or {}
-    if lab.get("stage") == "done":
-        console.print(f"fold {lab.get('fold')}: already finished, skipped ({lab.get('variant')})")
-        return
-    val = r.get("value")
-    metric = f"{r.get('metric')} {val:.4f}" if isinstance(val, (int, float)) else ""
-    how = "reused" if r.get("reused") else f"{res.seconds:.0f} s"
-    console.print(f"{lab.get('variant')}  fold {lab.get('fold')}  {lab.get('stage')}  {metric}  ({how})")
+    reused = " (reused)" if res.ok and (res.result or {}).get("reused") else ""
+    console.print(format_done(task, res) + reused, soft_wrap=True)
 
 
 def _launcher_options(f):
@@ -240,14 +234,20 @@ def train(config: Path, overrides: tuple[str, ...], fold: int, resume: bool) -> 
 @_config
 @_overrides
 @_folds
+@_launcher_options
 @_resume
-def cv(config: Path, overrides: tuple[str, ...], folds: list[int] | None, resume: bool) -> None:
-    """Cross-validate: every fold, every stage; writes results.json, report.md and plots."""
+def cv(config: Path, overrides: tuple[str, ...], folds: list[int] | None, launcher: str, ray_address: str | None,
+       gpus_per_task: float | None, cpus_per_task: float, resume: bool) -> None:
+    """Cross-validate: every fold, every stage; writes results.json, report.md and plots.
+
+    Exit code 1 if a task failed (the finished folds' results are still written).
+    """
     from metaser.experiments.cv import run_cv, run_dir
     from metaser.experiments.tables import print_results
 
     cfg = _load_run_config(config, overrides)
-    res = run_cv(cfg, resume=resume, folds=folds, on_done=_task_line)
+    with _make_launcher(launcher, ray_address, gpus_per_task, cpus_per_task) as runner:
+        res = run_cv(cfg, resume=resume, folds=folds, launcher=runner, on_done=_task_line)
     if not res:  # an extra DDP process: rank 0 reports
         return
     print_results(res, console)
@@ -266,9 +266,11 @@ def cv(config: Path, overrides: tuple[str, ...], folds: list[int] | None, resume
 @click.option("--only", default=None, metavar="SLUG[,SLUG...]", help="Run only these variants of the study.")
 @_folds
 @click.option("--no-reuse", is_flag=True, help="Train every variant's stages itself, even those it shares.")
+@_launcher_options
 @_resume
 def ablate(config: Path, overrides: tuple[str, ...], study: str, show_plan: bool, only: str | None,
-           folds: list[int] | None, no_reuse: bool, resume: bool) -> None:
+           folds: list[int] | None, no_reuse: bool, launcher: str, ray_address: str | None,
+           gpus_per_task: float | None, cpus_per_task: float, resume: bool) -> None:
     """Run one of the paper's ablation studies (each variant a full CV run)."""
     import json
 
@@ -279,7 +281,9 @@ def ablate(config: Path, overrides: tuple[str, ...], study: str, show_plan: bool
     if show_plan:
         click.echo(json.dumps(plan(cfg, study, only_list), indent=2))
         return
-    summary = run_ablation(cfg, study, resume=resume, only=only_list, folds=folds, on_done=_task_line)
+    with _make_launcher(launcher, ray_address, gpus_per_task, cpus_per_task) as runner:
+        summary = run_ablation(cfg, study, resume=resume, only=only_list, folds=folds, launcher=runner,
+                               on_done=_task_line)
     if not summary:  # an extra DDP process: rank 0 reports
         return
     for st in (summary["studies"] if study == "all" else {study: summary}):

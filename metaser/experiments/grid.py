@@ -92,6 +92,7 @@ def grid_tasks(runs: list[GridRun], folds: dict[str, list[int]], *, resume: bool
     from metaser.training.stages import stage_plan
 
     tasks: list[Task] = []
+    claimed: set[str] = set()  # a stage shared by several runs is one task, set up by the first
     for run in runs:
         cfg = run.cfg
         keys = stage_keys(cfg, manifest_digest(cfg))
@@ -105,11 +106,15 @@ def grid_tasks(runs: list[GridRun], folds: dict[str, list[int]], *, resume: bool
             store = store_root(cfg)
             ids = {s.name: f"{store}/{s.name}-{keys[s.name]}/fold{k}" for s in specs}
             for s in specs:
+                if ids[s.name] in claimed:
+                    continue
+                claimed.add(ids[s.name])
                 tasks.append(Task(key=ids[s.name], fn=stage_task, args=(cfg, k, s.name, resume),
                                   deps=[ids[s.parent]] if s.parent else [], label={**label, "stage": s.name},
                                   log_path=str(cfg.run_dir / "logs" / f"fold{k}-{s.name}.log")))
             tasks.append(Task(key=finish_key, fn=finish_task, args=(cfg, k), deps=[ids[specs[-1].name]],
-                              label={**label, "stage": "finish"}))
+                              label={**label, "stage": "finish"},
+                              log_path=str(cfg.run_dir / "logs" / f"fold{k}-finish.log")))
     return tasks
 
 
@@ -117,11 +122,20 @@ def run_grid(runs: list[GridRun], *, folds: list[int] | None = None, resume: boo
              on_done: Callable | None = None) -> dict[str, Any]:
     """Run every stage of every fold of ``runs``; returns the launcher's results by task key.
 
-    ``launcher``: from :func:`metaser.experiments.launch.make_launcher` (default: local).
+    ``launcher``: from :func:`metaser.experiments.launch.make_launcher` (default: local). The
+    output tree is checked first to be writable by every worker.
     """
-    from metaser.experiments.launch import make_launcher
+    from metaser.experiments.launch import check_shared_output, make_launcher
 
     chosen = {r.slug: select_folds(r.cfg, folds) for r in runs}
     tasks = grid_tasks(runs, chosen, resume=resume)
     launcher = launcher or make_launcher("local")
+    for root in sorted({str(r.cfg.run_dir.parent) for r in runs}):
+        check_shared_output(root, launcher)
     return launcher.run(tasks, on_done=on_done)
+
+
+def run_failures(run: GridRun, results: dict[str, Any]) -> list:
+    """The failed task results of ``run`` (its finish tasks, which fail when any stage did)."""
+    prefix = f"finish:{run.cfg.run_dir}/"
+    return [r for k, r in results.items() if k.startswith(prefix) and not r.ok]

@@ -130,7 +130,8 @@ def plan_trials(base: RunConfig, params: list[tuple[str, list[str]]], *, folds: 
         overrides = [f"{k}={raw}" for k, raw in combo]
         parsed = {k: yaml.safe_load(raw) for k, raw in combo}
         slug = trial_slug(parsed, short)
-        extra = [f"output_dir={sweep_dir}", f"name={slug}"] + ([f"folds={list(folds)}"] if folds else [])
+        extra = [f"output_dir={sweep_dir}", f"name={slug}", f"store_dir={sweep_dir / '.stages'}",
+                 f"cache.dir={base.cache.dir or base.run_dir / 'cache'}"] + ([f"folds={list(folds)}"] if folds else [])
         cfg = apply_overrides(base, overrides + extra)
         trials.append(Trial(slug, parsed, overrides, cfg))
     slugs = [t.slug for t in trials]
@@ -145,44 +146,46 @@ def sweep_root(base: RunConfig) -> Path:
 
 
 # ----------------------------------------------------------------------------- running
-def run_trial(cfg: dict, resume: bool, select: str) -> dict:
-    """One trial (a Task function, so module-level): its CV run, then its mean scores."""
-    from metaser.experiments.cv import run_cv, run_dir
+def trial_result(trial: Trial, results: dict[str, TaskResult], select: str) -> TaskResult:
+    """One trial's outcome from its stage tasks: its CV means (valid / test), or the first failure."""
+    from metaser.experiments.grid import GridRun, run_failures
+    from metaser.experiments.report import write_report
 
-    config = from_dict(RunConfig, cfg)
-    res = run_cv(config, resume=resume)
-    if not res:  # an extra DDP process: rank 0 reports
-        return {}
+    failed = run_failures(GridRun(trial.slug, trial.slug, trial.cfg), results)
+    if failed:
+        return TaskResult(key=trial.slug, ok=False, result=None, error=failed[0].error, seconds=0.0,
+                          attempts=failed[0].attempts, log_path=failed[0].log_path)
+    res = write_report(trial.run_dir)
     valid = {k: v["mean"] for k, v in res["valid"].items() if "mean" in v}
     test = {k: v["mean"] for k, v in res["test"].items() if "mean" in v}
     _, metric = parse_select(select)
-    out = {"valid": valid, "test": test, "run_dir": str(run_dir(config))}
+    out = {"valid": valid, "test": test, "run_dir": str(trial.run_dir)}
     if metric in valid:
         out.update(metric=f"valid.{metric}", value=valid[metric])
-    return out
-
-
-def sweep_tasks(trials: list[Trial], *, select: str, resume: bool = False) -> list[Task]:
-    return [Task(key=f"sweep-trial:{t.run_dir.resolve()}", fn=run_trial, args=(to_dict(t.cfg), resume, select),
-                 label={"trial": t.slug}, log_path=str(t.run_dir / "launch.log")) for t in trials]
+    return TaskResult(key=trial.slug, ok=True, result=out, error=None, seconds=0.0, attempts=1, log_path=None)
 
 
 def run_sweep(base: RunConfig, params: list[tuple[str, list[str]]], *, select: str, launcher: Launcher,
               folds: list[int] | None = None, resume: bool = False,
               on_done: Callable[[Task, TaskResult], None] | None = None
               ) -> tuple[dict[str, Any], list[Task], dict[str, TaskResult]]:
-    """Run every trial through ``launcher``; write summary.json / summary.md even when some failed.
+    """Run every trial's stages through ``launcher``; write summary.json / summary.md even when
+    some failed. The trials share one stage store: a stage they have in common (same key, e.g.
+    stage 1 of trials that differ only in stage-2 settings) is trained once.
 
     Returns ``(summary, tasks, results)``; the caller exits 1 if a result is not ok.
     """
+    from metaser.experiments.grid import GridRun, grid_tasks, select_folds
+
     parse_select(select)
     trials = plan_trials(base, params, folds=folds)
     check_folds(base, folds)
     root = sweep_root(base)
     check_shared_output(root, launcher)
-    tasks = sweep_tasks(trials, select=select, resume=resume)
+    runs = [GridRun(t.slug, t.slug, t.cfg) for t in trials]
+    tasks = grid_tasks(runs, {r.slug: select_folds(r.cfg, folds) for r in runs}, resume=resume)
     results = launcher.run(tasks, on_done=on_done)
-    summary = summarize(trials, [results[t.key] for t in tasks], select)
+    summary = summarize(trials, [trial_result(t, results, select) for t in trials], select)
     write_json_atomic(summary, root / "summary.json")
     (root / "summary.md").write_text(render_sweep(summary))
     return summary, tasks, results

@@ -1,8 +1,8 @@
 """``metaser sweep``: parsing, trial layout, selection on validation only, a real tiny sweep.
 
-The selection tests fake each trial's CV run (``run_cv`` monkeypatched) so that the trial with
-the best test score is not the one with the best validation score; the last test runs a real
-two-trial sweep on the synthetic corpus (1 fold, 1 epoch per stage).
+The selection tests fake each trial's stage tasks and its CV report (``fake_trials``) so that
+the trial with the best test score is not the one with the best validation score; the last
+test runs a real two-trial sweep on the synthetic corpus (1 fold, 1 epoch per stage).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from metaser.cli import main
 from metaser.config import load_config
 from metaser.errors import ConfigError, MetaserError
-from metaser.experiments import cv as cv_module
+from metaser.experiments import grid as grid_module
+from metaser.experiments import report as report_module
 from metaser.experiments.launch import TaskResult
 from metaser.experiments.sweep import _split_values, parse_params, parse_select, plan_trials, summarize
 from metaser.training.config import RunConfig
@@ -30,14 +31,31 @@ FAKE = {0.1: {"valid": 0.60, "test": 0.90}, 1.0: {"valid": 0.70, "test": 0.50}, 
 SEEN_FOLDS: list[list[int]] = []
 
 
-def _fake_run_cv(cfg, *, resume=False, on_fold=None):
-    SEEN_FOLDS.append(list(cfg.folds))
-    asr = cfg.aux_tasks["asr"]
-    if asr == 99.0:
+def _fake_stage(cfg, fold, stage, resume=False):
+    return {}
+
+
+def _fake_finish(cfg, fold):
+    SEEN_FOLDS.append([fold])
+    if cfg.aux_tasks["asr"] == 99.0:
         raise RuntimeError("this trial breaks")
+    return {"metric": "test/ua", "value": FAKE[cfg.aux_tasks["asr"]]["test"]}
+
+
+def _fake_report(run_dir):
+    asr = float(Path(run_dir).name.removeprefix("asr"))
     s = FAKE[asr]
     return {"valid": {"ua": {"mean": s["valid"], "std": 0.0, "n": 1}, "loss": {"mean": 1 - s["valid"], "std": 0, "n": 1}},
             "test": {"ua": {"mean": s["test"], "std": 0.0, "n": 1}, "wa": {"mean": s["test"], "std": 0.0, "n": 1}}}
+
+
+@pytest.fixture
+def fake_trials(monkeypatch):
+    """Every trial's stages do nothing and its CV report is FAKE's (asr 99 fails in its finish task)."""
+    monkeypatch.setattr(grid_module, "stage_task", _fake_stage)
+    monkeypatch.setattr(grid_module, "finish_task", _fake_finish)
+    monkeypatch.setattr(report_module, "write_report", _fake_report)
+    SEEN_FOLDS.clear()
 
 
 def _base(tmp_path: Path) -> RunConfig:
@@ -100,9 +118,7 @@ def test_cli_refuses_select_test_and_exits_2(tmp_path):
     assert not (tmp_path / "demo-tiny").exists()  # nothing ran
 
 
-def test_missing_corpus_or_fold_out_of_range_fails_before_any_trial(tmp_path, synth_manifest, monkeypatch):
-    monkeypatch.setattr(cv_module, "run_cv", _fake_run_cv)
-    SEEN_FOLDS.clear()
+def test_missing_corpus_or_fold_out_of_range_fails_before_any_trial(tmp_path, synth_manifest, fake_trials):
     base = ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "--param", "aux_tasks.asr=0.1,1.0"]
     result = CliRunner().invoke(main, base + [f"data.manifest={synth_manifest}", "--folds", "1,9"])
     assert result.exit_code == 2 and "--folds 9: out of range, this corpus has 5 folds" in result.output
@@ -112,9 +128,7 @@ def test_missing_corpus_or_fold_out_of_range_fails_before_any_trial(tmp_path, sy
 
 
 # -------------------------------------------------------------------------- selection
-def test_best_is_chosen_on_validation_not_test(tmp_path, monkeypatch, synth_manifest):
-    monkeypatch.setattr(cv_module, "run_cv", _fake_run_cv)
-    SEEN_FOLDS.clear()
+def test_best_is_chosen_on_validation_not_test(tmp_path, fake_trials, synth_manifest):
     result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "name=sw",
                                        f"data.manifest={synth_manifest}",
                                        "--param", "aux_tasks.asr=0.1,1.0,3.0", "--select", "valid.ua", "--folds", "2"])
@@ -132,7 +146,7 @@ def test_best_is_chosen_on_validation_not_test(tmp_path, monkeypatch, synth_mani
     assert summary["best"] == {"params": {"aux_tasks.asr": 1.0}, "run_dir": str(root / "asr1.0")}
     md = (root / "summary.md").read_text()
     assert "| **1.0** | **70.00** |" in md and "played no part in the choice" in md
-    assert "done   asr1.0  valid.ua 0.7000" in result.output
+    assert "asr1.0" in result.output and "test/ua 0.5000" in result.output
 
 
 def test_lower_is_better_for_a_validation_loss(tmp_path):
@@ -142,8 +156,7 @@ def test_lower_is_better_for_a_validation_loss(tmp_path):
     assert summarize(trials, results, "valid.loss")["best"]["run_dir"] == "b"
 
 
-def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, monkeypatch, synth_manifest):
-    monkeypatch.setattr(cv_module, "run_cv", _fake_run_cv)
+def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, fake_trials, synth_manifest):
     result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "name=sw",
                                        f"data.manifest={synth_manifest}",
                                        "--param", "aux_tasks.asr=99.0,0.1"])
@@ -153,7 +166,7 @@ def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, monk
     bad, good = summary["trials"]
     assert bad["valid"] is None and bad["error"] == "RuntimeError: this trial breaks"
     assert summary["best"]["params"] == {"aux_tasks.asr": 0.1}
-    log = root / "asr99.0" / "launch.log"
+    log = root / "asr99.0" / "logs" / "fold1-finish.log"
     assert log.read_text().count("RuntimeError: this trial breaks") == 2  # tried, retried once
     assert str(log) in result.output.replace("\n", "")
 
