@@ -19,7 +19,7 @@ Exactness: an utterance's frozen output must not depend on the batch it is padde
 That holds for layer-norm CNNs that get an attention mask (``SSLEncoder.batch_independent``,
 ``batch_independent_layers``); group-norm CNNs (wav2vec2-base, HuBERT-base, WavLM-base)
 normalise over the padded time axis, so there ``cache.mode=auto`` switches the cache off and
-says why (``cache.mode=on`` forces it: per-utterance features, as at batch size 1). It is
+says why (``cache.mode=force`` forces it: per-utterance features, as at batch size 1). It is
 also off, and says so, with any waveform augmentation besides the discrete speed set.
 """
 
@@ -53,16 +53,16 @@ def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None
     """(layer, reason): the layer a stage can start from its cache (0 = the CNN output, n = the
     outputs of the first n layers), or None (no cache) with the reason."""
     c, aug = cfg.cache, cfg.data.augment
-    if c.mode == "off":
-        return None, "cache.mode=off"
+    if c.mode == "none":
+        return None, "cache.mode=none"
     if aug.band_drop_prob > 0 or aug.chunk_drop_prob > 0 or cfg.data.sampler.max_utterance_seconds:
         return None, "a waveform augmentation other than the speed set is on (band / chunk drop, cropping)"
     if getattr(encoder, "keep_frozen_graph", False):
         return None, "the frozen parts keep their autograd graph (benchmark reference)"
-    forced = c.mode == "on"
+    forced = c.mode == "force"
     if not (encoder.batch_independent or forced):
         return None, ("the encoder's CNN normalises over the padded time axis (group norm): per-utterance "
-                      "features would differ from padded-batch ones; cache.mode=on forces the cache")
+                      "features would differ from padded-batch ones; cache.mode=force forces the cache")
     n = int(freeze_layers)
     if n > 0 and (encoder.batch_independent_layers or forced):
         return n, f"the CNN and the first {n} layers"

@@ -89,13 +89,15 @@ class TrainerConfig:
 class CacheConfig:
     """The exact frozen-prefix feature cache (see :mod:`metaser.training.cache`).
 
-    mode: ``auto`` (on wherever it is exact, off with a message elsewhere) or ``off``.
+    mode: ``auto`` (on wherever it is exact, off with a message elsewhere), ``force`` (also
+        where it is not bit-exact: group-norm CNNs, whose per-utterance features differ from
+        padded-batch ones) or ``none`` (never). Not "on"/"off": YAML reads those as booleans.
     dir: where cached features live; None = ``<output_dir>/<name>/cache``.
     storage: ``auto`` (host RAM when the estimate fits in ``max_memory_gb``, else
         memory-mapped files on disk), ``memory`` or ``disk``.
     """
 
-    mode: Literal["auto", "off"] = "auto"
+    mode: Literal["auto", "force", "none"] = "auto"
     dir: str | None = None
     storage: Literal["auto", "memory", "disk"] = "auto"
     max_memory_gb: float = 8.0
