@@ -413,20 +413,24 @@ def bench() -> None:
 @_overrides
 @click.option("--steps", default=20, show_default=True, help="Timed optimizer steps per mode and stage.")
 @click.option("--warmup", default=3, show_default=True, help="Untimed steps first.")
+@click.option("--modes", default="reference,tuned", show_default=True,
+              help="Comma-separated: reference, tuned, tuned-nocache, tuned-eager.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write figures here.")
-def bench_train(config: Path, overrides: tuple[str, ...], steps: int, warmup: int, json_out: Path | None) -> None:
-    """Training throughput (audio-s per wall-s), padding ratio, peak memory: tuned vs naive.
+def bench_train(config: Path, overrides: tuple[str, ...], steps: int, warmup: int, modes: str,
+                json_out: Path | None) -> None:
+    """Training throughput (audio-s per wall-s), padding, peak memory: tuned vs reference.
 
     \b
-    naive = random order, fixed batches of 4, full autograd graph through the frozen CNN and
-            layers, fp32, data in the main process
-    tuned = the config's sampler (length buckets), frozen parts under no_grad, and on CUDA
-            bf16 autocast, TF32 and fused Adam
+    reference = the SpeechBrain-recipe loop: fixed batches of 4 in random order, fp32, frozen parts
+                requires_grad=False, speed perturbation in the loop, data in the main process
+    tuned     = exactly what `metaser train` runs for this config (bucketed batches, the exact
+                frozen-prefix feature cache, SDPA, the config's precision)
     """
-    from metaser.experiments.bench import bench_train as run
+    from metaser.experiments.bench_train import bench_train as run
 
     cfg = _load_run_config(config, overrides)
-    run(cfg, steps=steps, warmup=warmup, json_out=json_out, console=console)
+    run(cfg, steps=steps, warmup=warmup, json_out=json_out, console=console,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()))
 
 
 @bench.command("infer")

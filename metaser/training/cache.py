@@ -57,8 +57,6 @@ def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None
         return None, "cache.mode=none"
     if aug.band_drop_prob > 0 or aug.chunk_drop_prob > 0 or cfg.data.sampler.max_utterance_seconds:
         return None, "a waveform augmentation other than the speed set is on (band / chunk drop, cropping)"
-    if getattr(encoder, "keep_frozen_graph", False):
-        return None, "the frozen parts keep their autograd graph (benchmark reference)"
     forced = c.mode == "force"
     if not (encoder.batch_independent or forced):
         return None, ("the encoder's CNN normalises over the padded time axis (group norm): per-utterance "

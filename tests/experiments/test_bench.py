@@ -10,22 +10,39 @@ from metaser.cli import main
 from tests.conftest import TINY_PRESET, run_config_overrides
 
 
-def test_bench_train_reports_naive_and_tuned_for_both_stages(synth_manifest, tmp_path):
+def test_bench_train_reports_reference_and_tuned_for_both_stages(synth_manifest, tmp_path):
     out = tmp_path / "bench.json"
     overrides = run_config_overrides(synth_manifest, tmp_path / "runs")
     r = CliRunner().invoke(main, ["bench", "train", str(TINY_PRESET), *overrides, "--steps", "2", "--warmup", "1",
-                                  "--json", str(out)])
+                                  "--modes", "reference,tuned,tuned-nocache", "--json", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert [(x["stage"], x["mode"]) for x in res["results"]] == [
-        ("stage1", "naive"), ("stage1", "tuned"), ("stage2", "naive"), ("stage2", "tuned")]
+        (s, m) for s in ("stage1", "stage2") for m in ("reference", "tuned", "tuned-nocache")]
+    by = {(x["stage"], x["mode"]): x for x in res["results"]}
     for x in res["results"]:
-        assert x["steps"] == 2 and x["throughput"] > 0 and x["padding_ratio"] >= 1.0
-        assert x["flops_per_step"] > 0
-    naive = [x for x in res["results"] if x["mode"] == "naive"]
-    assert all(x["batch_utterances_mean"] == 4.0 for x in naive)  # fixed batches of 4
+        assert x["steps"] == 2 and x["audio_seconds"] > 0 and x["flops_per_step"] > 0
+        assert 0 <= x["padding_ratio"] < 1
+    for s in ("stage1", "stage2"):
+        ref, tuned = by[(s, "reference")], by[(s, "tuned")]
+        assert ref["batch_utterances_mean"] == 4.0 and ref["cached_layer"] is None  # fixed batches of 4, audio
+        assert ref["attention"] == "eager" and tuned["attention"] == "sdpa"
+        assert by[(s, "tuned-nocache")]["cached_layer"] is None
+    # tuned is what `metaser train` runs: the CNN output cached in stage 1, the 4 frozen layers in stage 2
+    assert (by[("stage1", "tuned")]["cached_layer"], by[("stage2", "tuned")]["cached_layer"]) == (0, 4)
     assert set(res["speedup"]) == {"stage1", "stage2"}
-    assert "tuned / naive throughput" in r.output
+    assert set(res["speedup"]["stage1"]) == {"tuned", "tuned-nocache"}
+    assert "tuned / reference throughput" in r.output
+
+
+def test_bench_train_follows_the_stage_plan(synth_manifest, tmp_path):
+    """The baseline has one emotion-only stage; the bench times that one, not a stage 1."""
+    out = tmp_path / "bench.json"
+    overrides = run_config_overrides(synth_manifest, tmp_path / "runs", "model.architecture=baseline")
+    r = CliRunner().invoke(main, ["bench", "train", str(TINY_PRESET), *overrides, "--steps", "1", "--warmup", "0",
+                                  "--modes", "tuned", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [x["stage"] for x in json.loads(out.read_text())["results"]] == ["emotion_only"]
 
 
 def test_bench_infer_reports_rtf(cv_run, tmp_path):

@@ -101,9 +101,6 @@ class SSLEncoder(nn.Module):
         if cfg.gradient_checkpointing:
             self._enable_checkpointing()
         self._frozen = 0
-        # Benchmark reference only (``metaser bench``'s naive mode): run the frozen parts with
-        # autograd like a straightforward implementation would. Never set in training.
-        self.keep_frozen_graph = False
         self.freeze_layers(0)
         self.train()  # a new nn.Module trains by default; frozen parts stay in eval
 
@@ -264,8 +261,8 @@ class SSLEncoder(nn.Module):
 
     # ------------------------------------------------------------------- forward
     def _grad(self, frozen: bool):
-        """no_grad for a frozen piece (unless the naive benchmark keeps its graph)."""
-        return torch.no_grad() if frozen and not self.keep_frozen_graph else contextlib.nullcontext()
+        """no_grad for a frozen piece."""
+        return torch.no_grad() if frozen else contextlib.nullcontext()
 
     def _hf_mask(self, frame_lengths: torch.Tensor, frames: int) -> torch.Tensor | None:
         """The frame mask HF derives from the sample mask (B, T) bool, or None without a mask."""
