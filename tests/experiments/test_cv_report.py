@@ -185,3 +185,30 @@ def test_cli_cv_reproduces_fold1_of_run_cv(cv_run: Path, synth_manifest: Path, t
     assert again.exit_code == 0, again.output
     assert "fold 1: already finished, skipped" in again.output
     assert json.loads((run / "fold1" / "metrics.json").read_text()) == ours
+
+
+def test_report_ignores_stray_fold_like_entries(cv_run, tmp_path):
+    """fold2.bak/ and folds/ beside the fold folders: report works and reads fold1..fold5 only."""
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(cv_run, run, symlinks=True)
+    shutil.copytree(run / "fold2", run / "fold2.bak", symlinks=True)
+    (run / "folds").mkdir()
+    (run / "fold").write_text("not a folder")
+    result = CliRunner().invoke(main, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    res = json.loads((run / "results.json").read_text())
+    assert [f["fold"] for f in res["folds"]] == [1, 2, 3, 4, 5]
+    ref = json.loads((cv_run / "results.json").read_text())
+    assert res["test"] == ref["test"]
+
+
+def test_fold_discovery_is_one_function_for_report_and_export(tmp_path):
+    from metaser.inference.export import list_folds
+    from metaser.rundir import fold_dirs
+
+    for name in ("fold10", "fold2", "fold1", "fold2.bak", "folds", "fold"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in fold_dirs(tmp_path)] == ["fold1", "fold2", "fold10"]
+    assert [f.fold for f in list_folds(tmp_path)] == [1, 2, 10]

@@ -28,19 +28,29 @@ def test_masked_mean_all_zero_mask_gives_zeros_not_nan():
     assert torch.equal(out, torch.zeros(2, 3))
 
 
-def test_classification_head_structure_and_padding():
-    x, mask = frames_and_mask()
-    head = ClassificationHead(6, 8, 3, dropout=0.5).eval()
+def _set(linear: torch.nn.Linear, weight, bias) -> None:
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        linear.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+
+
+def test_classification_head_values_by_hand_and_padding():
+    """Pool -> Linear -> ReLU (= a_k) -> Dropout -> Linear, checked on numbers worked out by hand."""
+    head = ClassificationHead(2, 2, 2, dropout=0.5).eval()
+    _set(head.hidden, [[1.0, 0.0], [0.0, -1.0]], [0.0, 0.5])
+    _set(head.out, [[1.0, 1.0], [2.0, 0.0]], [0.0, -1.0])
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [1e3, 1e3]]])  # (1, 3, 2); the last frame is padding
+    mask = torch.tensor([[True, True, False]])
     out = head(x, mask)
-    assert out.logits.shape == (2, 3) and out.hidden.shape == (2, 8)
-    pooled = torch.stack([x[0].mean(0), x[1, :2].mean(0)])
-    hidden = F.relu(head.hidden(pooled))
-    torch.testing.assert_close(out.hidden, hidden)
-    torch.testing.assert_close(out.logits, head.out(hidden))
-    assert bool((out.hidden >= 0).all())
-    x2 = x.clone()
-    x2[1, 2:] = 1e3  # padded frames must not matter
-    torch.testing.assert_close(head(x2, mask).logits, out.logits)
+    # mean of the valid frames = (2, 3); hidden = relu(2, -3 + 0.5) = (2, 0); logits = (2 + 0, 4 - 1)
+    assert out.hidden.tolist() == [[2.0, 0.0]]
+    assert out.logits.tolist() == [[2.0, 3.0]]
+    head.train()  # dropout acts between a_k and the output layer only: a_k is never dropped
+    torch.manual_seed(0)
+    outs = [head(x, mask) for _ in range(20)]
+    assert all(o.hidden.tolist() == [[2.0, 0.0]] for o in outs)
+    assert {tuple(o.logits[0].tolist()) for o in outs} <= {(4.0, 7.0), (0.0, -1.0), (2.0, 3.0), (4.0, 3.0), (0.0, 3.0)}
+    assert len({tuple(o.logits[0].tolist()) for o in outs}) > 1
 
 
 def test_ctc_head_log_probs_float32_and_hidden_mean():
@@ -54,7 +64,8 @@ def test_ctc_head_log_probs_float32_and_hidden_mean():
 
 
 def test_baseline_head_is_one_linear_on_the_masked_mean():
-    x, mask = frames_and_mask()
-    head = BaselineHead(6, 4)
+    head = BaselineHead(2, 1)
     assert len(list(head.parameters())) == 2
-    torch.testing.assert_close(head(x, mask), head.out(masked_mean(x, mask)))
+    _set(head.out, [[1.0, -2.0]], [0.5])
+    x = torch.tensor([[[1.0, 1.0], [3.0, 0.0], [9.0, 9.0]]])  # mean of the 2 valid frames: (2, 0.5)
+    assert head(x, torch.tensor([[True, True, False]])).tolist() == [[2.0 - 1.0 + 0.5]]

@@ -174,3 +174,66 @@ def test_stage1_can_freeze_the_layer_fusion(parts):
     moved = changed(module, before)
     assert not any(k.startswith("layer_fusion.") for k in moved)
     assert any(k.startswith("task_heads.") for k in moved)
+
+
+@pytest.mark.parametrize("scheduler,warmup", [("none", 4), ("cosine", 2), ("linear", 0)])
+def test_lr_schedules_are_transformers_warmup_schedules(parts, scheduler, warmup):
+    """warm-up then constant / cosine / linear decay over the stage's steps (transformers' schedules)."""
+    import math
+
+    from metaser.config import apply_overrides
+
+    cfg, labels, aux, _ = parts
+    cfg = apply_overrides(cfg, [f"stage1.optim.scheduler={scheduler}", f"stage1.optim.warmup_steps={warmup}"])
+    module = stage(cfg, build_model(cfg, labels, aux), labels, "stage1")
+
+    class FakeTrainer:
+        estimated_stepping_batches = 10
+
+    module._trainer = FakeTrainer()  # only the step count is read
+    opts, scheds = module.configure_optimizers()
+    sched = scheds[0]["scheduler"]
+    assert scheds[0]["interval"] == "step"
+    factors = []
+    for _ in range(10):
+        factors.append(opts[0].param_groups[1]["lr"] / HEAD_LR)
+        opts[0].step()
+        sched.step()
+    for step, f in enumerate(factors):
+        if step < warmup:
+            expected = step / warmup
+        elif scheduler == "cosine":
+            expected = 0.5 * (1 + math.cos(math.pi * (step - warmup) / (10 - warmup)))
+        elif scheduler == "linear":
+            expected = (10 - step) / (10 - warmup)
+        else:
+            expected = 1.0
+        assert f == pytest.approx(expected, abs=1e-9), (step, factors)
+
+
+@pytest.mark.parametrize("name,monitor,mode", [("stage1", "val/loss", "min"), ("stage2", "val/ua", "max")])
+def test_early_stopping_watches_the_stages_selection_metric(parts, tmp_path, name, monitor, mode):
+    import torch as _torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    from metaser.config import apply_overrides
+    from metaser.training.stages import stage_plan
+    from metaser.training.trainer import make_trainer
+
+    cfg, *_ = parts
+    cfg = apply_overrides(cfg, [f"{name}.early_stopping_patience=2"])
+    spec = next(s for s in stage_plan(cfg) if s.name == name)
+    assert spec.monitor == (monitor, mode)
+    trainer, ckpt = make_trainer(cfg, spec.config, tmp_path, *spec.monitor)
+    stops = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert len(stops) == 1 and (stops[0].monitor, stops[0].mode, stops[0].patience) == (monitor, mode, 2)
+    assert (ckpt.monitor, ckpt.mode) == (monitor, mode)
+    # it stops after 2 epochs without improvement of that metric, in that direction
+    es = stops[0]
+    worse = [1.0, 0.9, 1.1, 1.2] if mode == "min" else [0.5, 0.6, 0.4, 0.3]
+    verdicts = [es._evaluate_stopping_criteria(_torch.tensor(v))[0] for v in worse]
+    assert verdicts == [False, False, False, True]
+    none = apply_overrides(cfg, [f"{name}.early_stopping_patience=null"])
+    trainer, _ = make_trainer(none, next(s for s in stage_plan(none) if s.name == name).config, tmp_path, monitor, mode)
+    assert not any(isinstance(c, EarlyStopping) for c in trainer.callbacks)
+    assert any(isinstance(c, ModelCheckpoint) for c in trainer.callbacks)
