@@ -396,7 +396,14 @@ def predict(model_dir: Path, audio: tuple[Path, ...], fmt: str, output: Path | N
 @click.option("--seed", default=0, show_default=True)
 @click.argument("overrides", nargs=-1)
 def demo(out: Path, config: Path | None, seed: int, overrides: tuple[str, ...]) -> None:
-    """The whole pipeline offline: synthesize, prepare, 5-fold two-stage training, export."""
+    """The whole pipeline offline: synthesize, prepare, 5-fold two-stage training, export.
+
+    \b
+    For figures that agree across CPUs as far as torch allows, the demo pins the CPU kernels
+    before torch loads: ATEN_CPU_CAPABILITY=avx2 and MKL_CBWR=AVX2 (unless already set).
+    """
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+    os.environ.setdefault("MKL_CBWR", "AVX2")
     from metaser.experiments.demo import run_demo
 
     run_demo(out, config=config, seed=seed, overrides=list(overrides), console=console)

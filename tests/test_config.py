@@ -35,10 +35,26 @@ def test_paper_presets_hold_the_paper_protocol(enc):
     assert cfg.data.split.group_by == "session" and cfg.data.split.num_folds is None
     assert (cfg.stage1.epochs, cfg.stage2.epochs) == (100, 100)
     assert (cfg.stage1.freeze_layers, cfg.stage2.freeze_layers) == (0, 4)
-    for st in (cfg.stage1, cfg.stage2):
+    for st in (cfg.stage1, cfg.stage2, cfg.emotion_only):
         assert (st.optim.encoder_lr, st.optim.head_lr) == (1e-5, 1e-4)
+    assert (cfg.emotion_only.epochs, cfg.emotion_only.freeze_layers) == (100, 0)  # baseline / SER only
+    assert cfg.data.augment.speed_convention == "length"  # 0.8 keeps 0.8x the samples (SpeechBrain)
     assert set(cfg.aux_tasks) == {"gender", "speaker", "style", "asr"}
+    assert cfg.model.architecture == "metaser"
     assert cfg.model.fusion.layers == "ari" and cfg.model.fusion.tasks == "coattention"
+    assert cfg.model.fusion.weights == "softmax" and cfg.model.fusion.normalize == "none"
+    assert not cfg.stage1.freeze_layer_fusion
+    text = (CONFIG_DIR / "iemocap" / f"{enc}.yaml").read_text()
+    assert "gives no values" in text and "metaser sweep" in text  # the w_k are not the paper's
+
+
+def test_mode_is_gone_and_says_where_the_baseline_lives():
+    from metaser.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown config key 'mode'"):
+        apply_overrides(RunConfig(), ["mode=baseline"])
+    assert RunConfig().baseline is False
+    assert apply_overrides(RunConfig(), ["model.architecture=baseline"]).active_aux_tasks == []
 
 
 def test_dotted_overrides_are_typed():
