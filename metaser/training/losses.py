@@ -1,8 +1,8 @@
 """The one place where task losses are computed and weighted.
 
-Stage 1 (auxiliary):  L = sum_k w_k L_k  over the enabled auxiliary tasks
-                      (cross-entropy for utterance-level tasks, CTC for ASR).
-Stage 2 / baseline:   L = CE(emotion).
+Stage 1 (auxiliary):  L = sum_k w_k L_k over the enabled auxiliary tasks (Eq. 1, :class:`AuxiliaryLoss`;
+                      cross-entropy for utterance-level tasks, CTC for ASR).
+Stage 2 / one-stage:  L = CE(emotion) (Eq. 2, :class:`EmotionLoss`).
 """
 
 from __future__ import annotations
@@ -43,13 +43,20 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
 
 
-class MultiTaskLoss:
-    """Weighted sum of task losses; ``weights`` maps task name -> w_k."""
+class AuxiliaryLoss:
+    """Implements Eq. (1): L_stage1 = alpha L_aux1 + beta L_aux2 + gamma L_aux3 + ... = sum_k w_k L_k.
+
+    ``weights`` maps task name -> w_k (``aux_tasks`` in the run config; the paper tunes them per
+    encoder and publishes none). L_k is cross-entropy for utterance-level tasks and CTC for ASR.
+    This is the one place where task losses are weighted.
+    """
 
     def __init__(self, weights: dict[str, float]):
+        if not weights:
+            raise ValueError("stage 1 needs at least one auxiliary task")
         self.weights = dict(weights)
 
-    def aux(self, out, batch: Batch) -> LossOutput:
+    def __call__(self, out, batch: Batch) -> LossOutput:
         parts: dict[str, torch.Tensor] = {}
         total = None
         for task, w in self.weights.items():
@@ -62,10 +69,13 @@ class MultiTaskLoss:
                 loss = classification_loss(out.task_logits[task], batch.targets[task])
             parts[task] = loss.detach()
             total = w * loss if total is None else total + w * loss
-        if total is None:
-            raise RuntimeError("stage 1 needs at least one auxiliary task")
         return LossOutput(total=total, parts=parts)
 
-    def emotion(self, out, batch: Batch) -> LossOutput:
+
+class EmotionLoss:
+    """Implements Eq. (2): L_stage2 = L_emotion, the cross-entropy of the SER classifier (also
+    the loss of the one-stage baseline and "SER only" rows)."""
+
+    def __call__(self, out, batch: Batch) -> LossOutput:
         loss = classification_loss(out.emotion_logits, batch.targets["emotion"])
         return LossOutput(total=loss, parts={"emotion": loss.detach()})

@@ -21,7 +21,7 @@ from metaser.constants import SAMPLE_RATE
 from metaser.data.batch import Batch
 from metaser.data.labels import IGNORE_INDEX, LabelSpace
 from metaser.training.config import StageConfig
-from metaser.training.losses import MultiTaskLoss
+from metaser.training.losses import AuxiliaryLoss, EmotionLoss
 from metaser.training.metrics import ASRMetric, ClassificationMetric
 
 Stage = Literal["stage1", "stage2", "emotion_only"]
@@ -51,7 +51,7 @@ class SERModule(pl.LightningModule):
         self.labels = labels
         self.stage_cfg = stage_cfg
         self.seed = seed
-        self.loss_fn = MultiTaskLoss(aux_weights)
+        self.loss_fn = AuxiliaryLoss(aux_weights) if self.objective == "aux" else EmotionLoss()
         self.aux_tasks = list(aux_weights)
         self.cls_tasks = [t for t in self.aux_tasks if t != "asr"]
         self.val_metrics = torch.nn.ModuleDict(self._make_metrics())
@@ -73,7 +73,7 @@ class SERModule(pl.LightningModule):
                           feature_layer=batch.feature_layer)
 
     def _loss(self, out, batch: Batch):
-        return self.loss_fn.aux(out, batch) if self.objective == "aux" else self.loss_fn.emotion(out, batch)
+        return self.loss_fn(out, batch)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch.to(device, non_blocking=True) if isinstance(batch, Batch) else super(

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from metaser.data.batch import Batch
-from metaser.training.losses import MultiTaskLoss, ctc_loss
+from metaser.training.losses import AuxiliaryLoss, EmotionLoss, ctc_loss
 
 
 def _fake(B=3, T=20, V=6):
@@ -31,7 +31,7 @@ def _fake(B=3, T=20, V=6):
 
 def test_aux_loss_is_the_weighted_sum():
     out, batch = _fake()
-    lo = MultiTaskLoss({"gender": 0.5, "style": 2.0, "asr": 0.3}).aux(out, batch)
+    lo = AuxiliaryLoss({"gender": 0.5, "style": 2.0, "asr": 0.3})(out, batch)
     g = F.cross_entropy(out.task_logits["gender"][:2], batch.targets["gender"][:2])
     s = F.cross_entropy(out.task_logits["style"], batch.targets["style"])
     c = F.ctc_loss(out.ctc_log_probs.transpose(0, 1), batch.ctc_targets, out.ctc_lengths,
@@ -42,8 +42,13 @@ def test_aux_loss_is_the_weighted_sum():
 
 def test_emotion_loss_is_plain_cross_entropy():
     out, batch = _fake()
-    lo = MultiTaskLoss({"gender": 1.0}).emotion(out, batch)
+    lo = EmotionLoss()(out, batch)
     assert lo.total.item() == pytest.approx(F.cross_entropy(out.emotion_logits, batch.targets["emotion"]).item())
+
+
+def test_stage1_needs_a_task():
+    with pytest.raises(ValueError, match="at least one auxiliary task"):
+        AuxiliaryLoss({})
 
 
 def test_ctc_zero_infinity_and_empty_transcripts():

@@ -39,7 +39,8 @@ from metaser.models.config import EncoderConfig
 from metaser.models.encoder import execution
 from metaser.models.encoder.loading import load_model, model_from_hf_config, write_preprocessor_config
 from metaser.models.encoder.presets import FORCED
-from metaser.models.encoder.waveform import check_min_length, conv_output_lengths, length_mask, normalize_waveforms
+from metaser.masks import lengths_to_mask
+from metaser.models.encoder.waveform import check_min_length, conv_output_lengths, normalize_waveforms
 
 __all__ = ["EncoderOutput", "SSLEncoder"]
 
@@ -266,11 +267,11 @@ class SSLEncoder(nn.Module):
 
     def _hf_mask(self, frame_lengths: torch.Tensor, frames: int) -> torch.Tensor | None:
         """The frame mask HF derives from the sample mask (B, T) bool, or None without a mask."""
-        return length_mask(frame_lengths, frames) if self.uses_attention_mask else None
+        return lengths_to_mask(frame_lengths, frames) if self.uses_attention_mask else None
 
     def prepare(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Zero the padding, then normalise per utterance when ``normalize_waveform``."""
-        x = waveforms * length_mask(lengths, waveforms.shape[1]).to(waveforms.dtype)  # (B, S)
+        x = waveforms * lengths_to_mask(lengths, waveforms.shape[1]).to(waveforms.dtype)  # (B, S)
         if self.normalize_waveform:
             x = normalize_waveforms(x, lengths)
         return x
@@ -389,5 +390,5 @@ class SSLEncoder(nn.Module):
             raise RuntimeError(f"expected {self.num_layers - first} layer outputs, got {len(hidden)}")
         t = hidden[-1].shape[1]
         frame_lengths = frame_lengths.to(hidden[-1].device).long()
-        frame_mask = length_mask(frame_lengths, t)  # (B, T)
+        frame_mask = lengths_to_mask(frame_lengths, t)  # (B, T)
         return EncoderOutput(hidden_states=hidden, frame_lengths=frame_lengths, frame_mask=frame_mask, first_layer=first)

@@ -8,13 +8,9 @@ import torch
 
 from metaser.constants import SAMPLE_RATE
 from metaser.errors import DataError
+from metaser.masks import lengths_to_mask
 
-__all__ = ["normalize_waveforms", "conv_output_lengths", "length_mask", "check_min_length"]
-
-
-def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """(B,) true lengths -> (B, size) bool, True on the valid positions."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]  # (B, size)
+__all__ = ["normalize_waveforms", "conv_output_lengths", "check_min_length"]
 
 
 def conv_output_lengths(lengths: torch.Tensor, kernels: Sequence[int], strides: Sequence[int]) -> torch.Tensor:
@@ -30,7 +26,7 @@ def normalize_waveforms(waveforms: torch.Tensor, lengths: torch.Tensor, eps: flo
     Same statistics as HF's ``Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm`` (population
     variance, ``eps = 1e-7``). waveforms: (B, S); lengths: (B,).
     """
-    mask = length_mask(lengths.to(waveforms.device), waveforms.shape[1]).to(waveforms.dtype)  # (B, S)
+    mask = lengths_to_mask(lengths.to(waveforms.device), waveforms.shape[1]).to(waveforms.dtype)  # (B, S)
     n = lengths.clamp(min=1).to(waveforms.dtype)[:, None]  # (B, 1)
     mean = (waveforms * mask).sum(1, keepdim=True) / n  # (B, 1)
     var = (((waveforms - mean) * mask) ** 2).sum(1, keepdim=True) / n  # (B, 1)
