@@ -1,4 +1,6 @@
-"""``metaser bench``: measured throughput, padding and memory — tuned vs naive — and inference speed.
+"""``metaser bench train``: measured throughput, padding and memory — tuned vs naive.
+
+(Inference benchmarks: :mod:`metaser.experiments.bench_infer`.)
 
 Training benchmark. For each stage (1: auxiliary tasks, 2: emotion) and each mode, a fresh
 Python process (so peak memory is that mode's own) builds the fold-1 training data and the
@@ -228,51 +230,6 @@ def bench_train(cfg: RunConfig, *, steps: int = 20, warmup: int = 3, json_out: P
            "cpu_count": os.cpu_count()}
     if json_out:
         Path(json_out).write_text(json.dumps(out, indent=2))
-    return out
-
-
-# ------------------------------------------------------------------------------- infer
-def bench_infer(model_dir: Path, audio: list[Path], *, json_out: Path | None = None, console=None,
-                repeats: int = 3) -> dict:
-    import numpy as np
-    import soundfile as sf
-    from rich.console import Console
-
-    from metaser.inference.recognizer import EmotionRecognizer
-
-    console = console or Console()
-    rec = EmotionRecognizer.from_pretrained(model_dir)
-    tmp = None
-    if not audio:  # 32 files of 1-6 s of speech-like noise bursts
-        tmp = tempfile.TemporaryDirectory()
-        rng = np.random.default_rng(0)
-        audio = []
-        for i in range(32):
-            n = int(16000 * rng.uniform(1, 6))
-            t = np.arange(n) / 16000
-            x = 0.1 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) * (1 + np.sin(2 * np.pi * 3 * t))
-            x += 0.01 * rng.standard_normal(n)
-            p = Path(tmp.name) / f"f{i:02d}.wav"
-            sf.write(p, x.astype(np.float32), 16000)
-            audio.append(p)
-    files = [str(p) for p in audio]
-    duration = sum(sf.info(f).duration for f in files)
-    rec.predict_batch(files[:2])  # warm-up
-    walls = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        rec.predict_batch(files)
-        walls.append(time.perf_counter() - t0)
-    wall = statistics.median(walls)
-    out = {"kind": "infer", "files": len(files), "audio_seconds": round(duration, 2),
-           "median_wall_seconds": round(wall, 3), "rtf": round(wall / duration, 5),
-           "files_per_second": round(len(files) / wall, 2), "repeats": repeats}
-    console.print(f"{len(files)} files, {duration:.1f} s audio: median {wall:.2f} s over {repeats} runs -> "
-                  f"RTF {out['rtf']:.4f} ({1 / out['rtf']:.0f}x real time), {out['files_per_second']:.1f} files/s")
-    if json_out:
-        Path(json_out).write_text(json.dumps(out, indent=2))
-    if tmp:
-        tmp.cleanup()
     return out
 
 
