@@ -68,7 +68,7 @@ def test_export_onnx_then_predict_backend_onnx_matches_torch_on_the_demo_test_fi
     out = tmp_path / "model"
     r = CliRunner().invoke(main, ["export", str(cv_run), "-o", str(out), "--onnx"])
     assert r.exit_code == 0, r.output
-    assert (out / "model.onnx").is_file() and (out / "SYNTHETIC").is_file()
+    assert (out / "model.onnx").is_file()
     assert json.loads((out / "config.json").read_text())["onnx"]["opset"] == 17
     fold = json.loads((out / "export.json").read_text())["fold"]
     rows, paths = _test_files(cv_run, synth_manifest, fold)
