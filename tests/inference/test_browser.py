@@ -70,8 +70,11 @@ def browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which(CHROME)
+    # the fake media flags give the page a microphone that plays a beep, with no permission prompt
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=1000,1250", "--force-device-scale-factor=1"):
+              "--window-size=1000,1250", "--force-device-scale-factor=1",
+              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+              "--autoplay-policy=no-user-gesture-required"):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
     drv.set_page_load_timeout(60)
@@ -136,3 +139,24 @@ def test_page_shows_the_error_of_a_bad_upload(server, browser, tmp_path):
     WebDriverWait(browser, 60).until(EC.text_to_be_present_in_element((By.ID, "status"), "unreadable"))
     assert "error" in browser.find_element(By.ID, "status").get_attribute("class")
     assert not browser.find_element(By.ID, "result").is_displayed()
+
+
+def test_page_records_from_the_microphone(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = server
+    browser.get(url + "/")
+    wait = WebDriverWait(browser, 60)
+    button = browser.find_element(By.ID, "record-button")
+    button.click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "record-status"), "recording"))
+    time.sleep(1.5)  # the fake microphone's beep, recorded as 16-bit WAV by the page
+    button.click()
+    wait.until(lambda d: "recording.wav" in d.find_element(By.ID, "status").text
+               and "predicting" not in d.find_element(By.ID, "status").text)
+    assert browser.find_element(By.ID, "status").text == "recording.wav: done"
+    duration = float(browser.find_element(By.ID, "duration").text.split()[0])
+    assert 0.5 < duration < 5.0
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart .bar")) == 4
