@@ -273,13 +273,20 @@ def bench_serve(model_dir: str | Path, audio: list[Path] | None = None, *, clien
                     raise MetaserError(f"bench serve: no /health answer within {startup_timeout:.0f} s")
                 time.sleep(0.3)
             rss_start = _rss_mb(proc.pid)
-            for b in bodies[: min(len(bodies), clients)]:  # warm-up, untimed
-                _post(base + "/v1/predict", b)
+            url = base + "/v1/predict"
+            with ThreadPoolExecutor(clients) as ex:  # warm-up, untimed: concurrent, so batches form
+                list(ex.map(lambda i: _post(url, bodies[i % len(bodies)]), range(2 * clients)))
             rss_before = _rss_mb(proc.pid)
             console.print(f"[dim]bench serve: {requests} requests from {clients} clients ...[/]")
+            res: list[tuple[int, float]] = []
+            trace = []
+            quarter = max(1, requests // 4)
             t0 = time.perf_counter()
             with ThreadPoolExecutor(clients) as ex:
-                res = list(ex.map(lambda i: _post(base + "/v1/predict", bodies[i % len(bodies)]), range(requests)))
+                for q0 in range(0, requests, quarter):  # RSS after each quarter: growth vs plateau
+                    n = min(quarter, requests - q0)
+                    res += list(ex.map(lambda i: _post(url, bodies[i % len(bodies)]), range(q0, q0 + n)))
+                    trace.append(_rss_mb(proc.pid))
             wall = time.perf_counter() - t0
             rss_after = _rss_mb(proc.pid)
         finally:
@@ -295,10 +302,11 @@ def bench_serve(model_dir: str | Path, audio: list[Path] | None = None, *, clien
            "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
            "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
            "rss_start_mb": rss_start, "rss_before_mb": rss_before, "rss_after_mb": rss_after,
+           "rss_trace_mb": trace,
            "cpu_count": os.cpu_count()}
     console.print(f"{requests} requests, {clients} clients ({backend}): p50 {out['p50_ms']:.0f} ms, p95 "
                   f"{out['p95_ms']:.0f} ms, {out['requests_per_second']:.2f} req/s, {errors} error(s); "
-                  f"server RSS {rss_before} -> {rss_after} MB (after start {rss_start} MB)")
+                  f"server RSS {rss_before} -> {rss_after} MB (after start {rss_start} MB; per quarter {trace})")
     if json_out:
         Path(json_out).write_text(json.dumps(out, indent=2))
     return out
