@@ -350,12 +350,34 @@ def sweep(config: Path, overrides: tuple[str, ...], params: tuple[str, ...], sel
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Model directory to write.")
 @click.option("--fold", type=int, default=None, help="Fold whose model to export (default: best validation UA).")
-def export(run_dir: Path, out: Path, fold: int | None) -> None:
+@click.option("--onnx", "onnx", is_flag=True, help="Also write model.onnx (checked against torch).")
+@click.option("--opset", default=17, show_default=True, help="ONNX opset (with --onnx).")
+def export(run_dir: Path, out: Path, fold: int | None, onnx: bool, opset: int) -> None:
     """Export a trained run's selected stage-2 model as a self-contained model directory."""
     from metaser.inference.export import export_model
 
     info = export_model(run_dir, out, fold=fold)
     console.print(f"[green]exported[/] fold {info['fold']} (valid UA {100 * info['valid_ua']:.2f}) -> {out}")
+    if onnx:
+        _export_onnx(out, opset)
+
+
+def _export_onnx(model_dir: Path, opset: int) -> None:
+    from metaser.inference.onnx_export import export_onnx
+
+    e = export_onnx(model_dir, opset=opset)
+    worst = max(v for k, v in e["parity"]["max_abs_diff"].items() if k.endswith("_probs") and k != "ctc_log_probs")
+    console.print(f"[green]wrote[/] {model_dir / e['file']} (opset {e['opset']}; largest probability difference "
+                  f"to torch {worst:.1e} over {len(e['parity']['cases'])} checks)")
+
+
+@main.command("export-onnx")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--opset", default=17, show_default=True, help="ONNX opset.")
+def export_onnx_cmd(model_dir: Path, opset: int) -> None:
+    """Write MODEL_DIR/model.onnx for an exported model directory (checked against torch:
+    two lengths and a padded batch, probabilities within 1e-4; a failing export is refused)."""
+    _export_onnx(model_dir, opset)
 
 
 @main.command()
@@ -368,8 +390,10 @@ def export(run_dir: Path, out: Path, fold: int | None) -> None:
 @click.option("--max-seconds", default=30.0, show_default=True,
               help="Longer recordings are split into segments (silero-vad, else fixed windows).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: run MODEL_DIR/model.onnx with onnxruntime (write it with `metaser export-onnx`).")
 def predict(model_dir: Path, audio: tuple[Path, ...], fmt: str, output: Path | None, batch_size: int,
-            max_seconds: float, device: str) -> None:
+            max_seconds: float, device: str, backend: str) -> None:
     """Recognise emotion (and gender, style, transcript) in audio files or directories.
 
     \b
@@ -382,9 +406,29 @@ def predict(model_dir: Path, audio: tuple[Path, ...], fmt: str, output: Path | N
     from metaser.inference.predict import run_predict
 
     n_failed = run_predict(model_dir, list(audio), fmt=fmt, output=output, batch_size=batch_size,
-                           max_seconds=max_seconds, device=device, console=console, err_console=err_console)
+                           max_seconds=max_seconds, device=device, backend=backend, console=console,
+                           err_console=err_console)
     if n_failed:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind (loopback by default; for the internet put a TLS + auth proxy in front).")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
+@click.option("--max-upload-mb", default=50.0, show_default=True, help="Larger uploads get 413.")
+@click.option("--max-seconds", default=600.0, show_default=True, help="Longer audio gets 422 (too_long).")
+@click.option("--batch-size", default=8, show_default=True, help="Most requests per micro-batched forward.")
+def serve(model_dir: Path, host: str, port: int, backend: str, device: str, max_upload_mb: float,
+          max_seconds: float, batch_size: int) -> None:
+    """HTTP service and web page: POST /v1/predict, GET /health, the page at /, API docs at /docs."""
+    from metaser.inference.serve.app import ServeConfig, run_server
+
+    run_server(model_dir, host=host, port=port, backend=backend, device=device, console=console,
+               config=ServeConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, batch_size=batch_size))
 
 
 # ------------------------------------------------------------------------------ demo
@@ -443,12 +487,43 @@ def bench_train(config: Path, overrides: tuple[str, ...], steps: int, warmup: in
 @bench.command("infer")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--backend", "backends", type=click.Choice(["torch", "onnx"]), multiple=True,
+              help="Backend(s) to time (repeat the option; default: torch, and onnx when model.onnx exists).")
+@click.option("--batch-sizes", default="1,2,4,8", show_default=True, help="Batch sizes tried per backend.")
+@click.option("--threads", type=int, default=None, help="torch / onnxruntime intra-op threads (default: all cores).")
+@click.option("--repeats", default=3, show_default=True, help="Timed passes (the median is reported).")
+@click.option("--no-reference", is_flag=True, help="Skip the plain transformers forward of the encoder.")
+@click.option("--int8", is_flag=True, help="Also time dynamic int8 quantisation of model.onnx (and its drift).")
+@click.option("--onnx-opt", default="all", show_default=True,
+              help="onnxruntime graph optimisation level(s) tried: disable, basic, extended, all (comma-separated).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-def bench_infer(model_dir: Path, audio: tuple[Path, ...], json_out: Path | None) -> None:
-    """Real-time factor and files per second of predict."""
-    from metaser.experiments.bench import bench_infer as run
+def bench_infer(model_dir: Path, audio: tuple[Path, ...], backends: tuple[str, ...], batch_sizes: str,
+                threads: int | None, repeats: int, no_reference: bool, int8: bool, onnx_opt: str,
+                json_out: Path | None) -> None:
+    """Real-time factor of predict per backend and batch size, beside a plain transformers forward."""
+    from metaser.experiments.bench_infer import bench_infer as run
 
-    run(model_dir, list(audio), json_out=json_out, console=console)
+    sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    run(model_dir, list(audio), backends=list(backends) or None, batch_sizes=sizes, threads=threads,
+        repeats=repeats, reference=not no_reference, int8=int8, json_out=json_out, console=console,
+        onnx_opt_levels=tuple(x.strip() for x in onnx_opt.split(",") if x.strip()))
+
+
+@bench.command("serve")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
+@click.option("--requests", "requests", default=200, show_default=True, help="Requests in all.")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--port", default=0, help="Port for the server (0: a free one).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+def bench_serve(model_dir: Path, audio: tuple[Path, ...], clients: int, requests: int, backend: str, port: int,
+                json_out: Path | None) -> None:
+    """Latency (p50 / p95), requests/s, errors and server RSS of `metaser serve` on loopback."""
+    from metaser.experiments.bench_infer import bench_serve as run
+
+    run(model_dir, list(audio), clients=clients, requests=requests, backend=backend, port=port,
+        json_out=json_out, console=console)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from metaser.constants import SAMPLE_RATE
 from metaser.errors import MetaserError
 
 __all__ = ["FoldInfo", "list_folds", "select_fold", "export_model", "model_card", "EXPORT_INFO"]
@@ -118,7 +119,7 @@ def model_card(info: dict[str, Any], fold: FoldInfo, model_cfg: dict[str, Any], 
         "",
         f"- emotions: {', '.join(model_cfg.get('emotion_labels', []))}",
         "- auxiliary tasks: " + (", ".join(f"{t['name']} ({t['kind']})" for t in tasks) or "none"),
-        f"- input: mono audio at {model_cfg.get('sample_rate', 16000)} Hz (other rates and channel counts "
+        f"- input: mono audio at {model_cfg.get('sample_rate', SAMPLE_RATE)} Hz (other rates and channel counts "
         "are converted); recordings longer than 30 s are split into segments",
         "",
         "## Selection",
@@ -151,6 +152,8 @@ def model_card(info: dict[str, Any], fold: FoldInfo, model_cfg: dict[str, Any], 
         "",
         "```bash",
         f"metaser predict {out_name} my_audio.wav another_dir/ --format json",
+        f"metaser export-onnx {out_name}        # model.onnx, then: predict / serve --backend onnx",
+        f"metaser serve {out_name}              # HTTP API + web page on http://127.0.0.1:8000/",
         "```",
         "",
         "```python",

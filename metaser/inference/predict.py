@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from metaser.errors import ConfigError, MetaserError
-from metaser.inference.recognizer import EmotionRecognizer, Prediction, PredictionError
+from metaser.inference.recognizer import EmotionRecognizer
+from metaser.inference.results import Prediction, PredictionError
 
 __all__ = ["AUDIO_EXTENSIONS", "FORMATS", "expand_inputs", "render", "run_predict"]
 
@@ -166,8 +167,10 @@ def render(results: Sequence[Prediction | PredictionError], fmt: str, classes: l
 # ---------------------------------------------------------------------------- command
 def run_predict(model_dir: str | Path, paths: Sequence[str | Path], *, fmt: str = "table",
                 output: str | Path | None = None, batch_size: int = 8, max_seconds: float = 30.0,
-                device: str = "auto", console=None, err_console=None) -> int:
+                device: str = "auto", backend: str = "torch", console=None, err_console=None) -> int:
     """Predict every file (directories: every audio file inside) and print or write the results.
+
+    backend: ``torch`` or ``onnx`` (``model.onnx`` in onnxruntime); the results are the same.
 
     Returns the number of inputs that failed (each has an entry with its reason). Raises
     :class:`MetaserError` (exit code 2) for a missing / invalid model directory, an unknown
@@ -186,8 +189,8 @@ def run_predict(model_dir: str | Path, paths: Sequence[str | Path], *, fmt: str 
         raise MetaserError(f"-o {out_path}: is a directory, give a file name")
 
     rec = EmotionRecognizer.from_pretrained(model_dir, device=device, batch_size=batch_size,
-                                            max_seconds=max_seconds)
-    if (Path(model_dir) / "SYNTHETIC").exists():
+                                            max_seconds=max_seconds, backend=backend)
+    if rec.synthetic:
         err_console.print("[yellow]note:[/] this model was trained on the synthetic demo corpus; "
                           "its predictions on real speech mean nothing")
 

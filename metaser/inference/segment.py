@@ -18,13 +18,12 @@ from typing import Literal
 
 import numpy as np
 
+from metaser.constants import SAMPLE_RATE
 from metaser.errors import ConfigError
 
 __all__ = ["SegmentConfig", "Segmentation", "fixed_windows", "vad_spans", "segment_audio"]
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
 
 
 @dataclass

@@ -45,12 +45,37 @@ def test_bench_train_follows_the_stage_plan(synth_manifest, tmp_path):
     assert [x["stage"] for x in json.loads(out.read_text())["results"]] == ["emotion_only"]
 
 
-def test_bench_infer_reports_rtf(cv_run, tmp_path):
+def test_bench_infer_times_every_backend_and_batch_size_beside_the_reference(cv_run, tmp_path):
     from metaser.inference.export import export_model
 
     export_model(cv_run, tmp_path / "model")
     out = tmp_path / "infer.json"
-    r = CliRunner().invoke(main, ["bench", "infer", str(tmp_path / "model"), "--json", str(out)])
+    r = CliRunner().invoke(main, ["export-onnx", str(tmp_path / "model")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["bench", "infer", str(tmp_path / "model"), "--batch-sizes", "2,4", "--repeats", "1",
+                                  "--threads", "1", "--json", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
-    assert res["files"] == 32 and res["rtf"] > 0 and res["files_per_second"] > 0
+    assert res["files"] == 32 and res["reference"]["backend"] == "transformers"
+    # batch size 1 is always measured: it is what every batch size is held to
+    assert [(x["backend"], x["batch_size"]) for x in res["results"]] == [
+        ("torch", 1), ("torch", 2), ("torch", 4), ("onnx", 1), ("onnx", 2), ("onnx", 4)]
+    for x in res["results"]:
+        assert x["max_prob_diff"] <= 1e-4 and x["label_agreement"] == 1.0  # same answers everywhere
+    best = res["best_batch_size"]
+    for key, bs in best.items():  # the recommended batch size is the measured fastest
+        rows = [x for x in res["results"] if f"{x['backend']} {x['variant']}".strip() == key]
+        assert min(rows, key=lambda x: x["rtf"])["batch_size"] == bs
+
+
+def test_bench_serve_answers_every_request(cv_run, tmp_path):
+    from metaser.inference.export import export_model
+
+    export_model(cv_run, tmp_path / "model")
+    out = tmp_path / "serve.json"
+    r = CliRunner().invoke(main, ["bench", "serve", str(tmp_path / "model"), "--clients", "3", "--requests", "9",
+                                  "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["requests"] == 9 and res["errors"] == 0
+    assert res["p95_ms"] >= res["p50_ms"] > 0 and res["rss_after_mb"] > 0

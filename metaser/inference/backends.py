@@ -1,0 +1,133 @@
+"""Where the forward pass runs: torch (the saved ``MetaSERModel``) or onnxruntime (``model.onnx``).
+
+Both backends take one zero-padded batch, ``wav`` (B, S) float32 and ``lens`` (B,) int64, and
+return numpy arrays: ``"emotion"`` (B, C) probabilities, one ``"<task>"`` (B, C_k) entry per
+classification task, and for a model with a CTC head ``"ctc_ids"`` (B, T) greedy labels with
+``"ctc_lengths"`` (B,) valid frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metaser.errors import ConfigError, MetaserError
+
+__all__ = ["BACKENDS", "resolve_device", "TorchBackend", "OnnxBackend", "onnx_providers"]
+
+BACKENDS = ("torch", "onnx")
+ONNX_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def resolve_device(device: str | None = "auto"):
+    """``auto`` -> cuda when available, else cpu. Raises ConfigError for unknown or absent devices."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"--device: unknown device {device!r} ({e})", hint="cpu, cuda, cuda:1, mps or auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available here", hint="use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"--device {device}: MPS is not available here", hint="use --device cpu or auto")
+    return dev
+
+
+class TorchBackend:
+    """The model in eval mode under ``torch.inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, model, device):
+        import torch
+
+        self.device = device if isinstance(device, torch.device) else torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    def run(self, wav: np.ndarray, lens: np.ndarray) -> dict[str, Any]:
+        import torch
+
+        with torch.inference_mode():
+            w = torch.from_numpy(wav).to(self.device)  # (B, S)
+            n = torch.from_numpy(lens).to(self.device)  # (B,)
+            res = self.model(w, n, compute_emotion=True)
+            out: dict[str, Any] = {"emotion": torch.softmax(res.emotion_logits.float(), -1).cpu().numpy()}  # (B, C)
+            out.update({k: torch.softmax(v.float(), -1).cpu().numpy()  # (B, C_k)
+                        for k, v in (res.task_logits or {}).items()})
+            if getattr(res, "ctc_log_probs", None) is not None:
+                out["ctc_ids"] = res.ctc_log_probs.argmax(dim=-1).cpu().numpy()  # (B, T)
+                out["ctc_lengths"] = res.ctc_lengths.cpu().numpy()  # (B,)
+        return out
+
+
+def onnx_providers(device: str | None) -> list[str]:
+    """onnxruntime providers for ``device``: CPU unless CUDA is asked for (``cuda``, ``cuda:N``)
+    and onnxruntime's CUDA provider is installed; ``auto`` takes CUDA only when it is installed."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    dev = (device or "auto").lower()
+    if dev.startswith("cuda"):
+        if "CUDAExecutionProvider" not in have:
+            raise ConfigError(f"--device {device}: onnxruntime here has no CUDA provider ({', '.join(have)})",
+                              hint="install onnxruntime-gpu, or use --device cpu")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if dev == "auto" and "CUDAExecutionProvider" in have:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if dev not in ("auto", "cpu"):
+        raise ConfigError(f"--device {device}: the onnx backend runs on cpu or cuda", hint="use --device cpu")
+    return ["CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    """``model.onnx`` in an onnxruntime session.
+
+    threads: intra-op threads (None: onnxruntime's default, one per core); optimization: the
+    graph optimisation level (``disable``, ``basic``, ``extended``, ``all``).
+    """
+
+    name = "onnx"
+
+    def __init__(self, onnx_file: str | Path, *, device: str | None = "cpu", threads: int | None = None,
+                 optimization: str = "all"):
+        import onnxruntime as ort
+
+        if optimization not in ONNX_OPT_LEVELS:
+            raise ConfigError(f"onnx optimization: {optimization!r} is not one of {', '.join(ONNX_OPT_LEVELS)}")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3  # errors only
+        self.providers = onnx_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(onnx_file), sess_options=opts, providers=self.providers)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise MetaserError(f"cannot load {onnx_file}: {type(e).__name__}: {e}",
+                               hint="re-export it with `metaser export-onnx MODEL_DIR`") from None
+        self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, wav: np.ndarray, lens: np.ndarray) -> dict[str, Any]:
+        res = dict(zip(self.outputs, self.session.run(None, {"waveforms": wav, "lengths": lens})))
+        out: dict[str, Any] = {}
+        for name, v in res.items():
+            if name == "ctc_log_probs":
+                out["ctc_ids"] = v.argmax(axis=-1)  # (B, T)
+            elif name == "ctc_lengths":
+                out["ctc_lengths"] = v  # (B,)
+            elif name.endswith("_probs"):
+                out[name[: -len("_probs")]] = v  # (B, C) / (B, C_k)
+        return out
