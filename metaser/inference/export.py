@@ -9,7 +9,6 @@ choose), or the fold the user names. The output directory holds the fold's ``mod
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,11 +17,11 @@ from typing import Any
 
 from metaser.constants import SAMPLE_RATE
 from metaser.errors import MetaserError
+from metaser.rundir import fold_dirs, fold_number
 
 __all__ = ["FoldInfo", "list_folds", "select_fold", "export_model", "model_card", "EXPORT_INFO"]
 
 EXPORT_INFO = "export.json"  # marks a directory written by export_model (safe to overwrite)
-_FOLD_RE = re.compile(r"^fold(\d+)$")
 
 
 @dataclass
@@ -51,11 +50,8 @@ def list_folds(run_dir: str | Path) -> list[FoldInfo]:
         raise MetaserError(f"run directory not found: {run_dir}",
                            hint="give the directory `metaser cv` wrote, e.g. runs/<name>")
     folds = []
-    for d in run_dir.iterdir():
-        m = _FOLD_RE.match(d.name)
-        if not (m and d.is_dir()):
-            continue
-        info = FoldInfo(fold=int(m.group(1)), path=d, finished=False)
+    for d in fold_dirs(run_dir):
+        info = FoldInfo(fold=fold_number(d), path=d, finished=False)
         if not (d / "metrics.json").is_file():
             info.problem = "unfinished (no metrics.json)"
         elif not (d / "model" / "config.json").is_file():
