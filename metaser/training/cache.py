@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from metaser.config import to_dict
-from metaser.constants import MIN_SAMPLES
+from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.dataset import SERDataset
 from metaser.data.feature_store import FeatureStore, FeatureStoreWriter
 from metaser.training.config import RunConfig
@@ -125,7 +126,11 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
 
 
 def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list[float]], labels, dtype: str,
-           ident: dict, all_cuts, parts) -> None:
+           ident: dict, all_cuts, parts, *, batch_seconds: float = 60.0) -> None:
+    """Compute and write the store. Utterances of similar length are batched (at most
+    ``batch_seconds`` of padded audio per forward): exact wherever the cache is on by default,
+    since there the valid frames do not depend on the batch. Under ``cache.mode=force`` (group
+    norm) every utterance runs alone, so its features are those of batch size 1."""
     enc = model.encoder
     cuts = {c.id: c for c in (all_cuts if all_cuts is not None else [])}
     for p in parts.values():
@@ -133,23 +138,35 @@ def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list
     ds = SERDataset(labels, [], train=True, augment=cfg.data.augment, seed=cfg.data.sampler.seed)
     device = torch.device("cuda") if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda") \
         else torch.device("cpu")
+    exact = enc.batch_independent_layers if layer > 0 else enc.batch_independent
+    budget = int(batch_seconds * SAMPLE_RATE) if exact else 0
     home = next(model.parameters()).device
     was_training = model.training
     model.to(device).eval()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else (
         torch.autocast(device.type, dtype=torch.float16) if dtype == "float16" else contextlib.nullcontext())
     writer = FeatureStoreWriter(path, dtype=dtype, meta={"layer": layer, **ident})
+
+    def flush(group: list[tuple[str, float, torch.Tensor]]) -> None:
+        lengths = torch.tensor([w.numel() for _, _, w in group], device=device)  # (B,)
+        x = pad_sequence([w for _, _, w in group], batch_first=True).to(device)  # (B, S)
+        feats, fl = enc.features(x, lengths)  # (B, T, C), (B,)
+        outs = (feats,) if layer == 0 else enc.prefix(feats, fl, layer)  # n x (B, T, D)
+        for i, (cut_id, f, w) in enumerate(group):
+            writer.add(cut_id, f, [o[i, :int(fl[i])] for o in outs], w.numel())
+
     try:
+        items = [(cut_id, f, ds.waveform(cuts[cut_id], f)) for cut_id, factors in wanted.items() for f in factors]
+        items.sort(key=lambda it: it[2].numel())
         with torch.no_grad(), autocast:
-            for cut_id, factors in wanted.items():
-                for f in factors:
-                    wave = ds.waveform(cuts[cut_id], f)  # (S,)
-                    x = wave[None].to(device)  # (1, S)
-                    n = torch.tensor([wave.numel()], device=device)  # (1,)
-                    feats, fl = enc.features(x, n)  # (1, T, C), (1,)
-                    t = int(fl[0])
-                    outs = (feats,) if layer == 0 else enc.prefix(feats, fl, layer)  # n x (1, T, D)
-                    writer.add(cut_id, f, [o[0, :t] for o in outs], wave.numel())
+            group: list = []
+            for it in items:
+                if group and (len(group) + 1) * it[2].numel() > budget:
+                    flush(group)
+                    group = []
+                group.append(it)
+            if group:
+                flush(group)
         writer.commit()
     except BaseException:
         writer.abort()
