@@ -3,6 +3,11 @@
 Exit codes: 0 success; 1 the command ran but some inputs failed (e.g. predict on a bad file);
 2 usage or input error (bad config key, missing corpus directory, ...). Errors print one
 clear message, never a traceback (set METASER_DEBUG=1 to see one).
+
+Why one file of ~500 lines: it holds only the click declarations (options, help texts) of
+every command and hands each to a function in the layers below; read top to bottom it is the
+command reference, and splitting it would scatter the shared options (--folds, --resume, the
+launcher options) over several modules.
 """
 
 from __future__ import annotations
@@ -179,7 +184,7 @@ _folds = click.option("--folds", "folds", default=None, callback=_int_list, meta
 
 def _task_line(task, res) -> None:
     """One line per finished task: variant, fold, stage, its key metric and its time."""
-    from metaser.experiments.launch import format_done
+    from metaser.experiments.launch_report import format_done
 
     if res.ok and task.label.get("stage") == "done":
         console.print(f"fold {task.label.get('fold')}: already finished, skipped ({task.label.get('variant')})")
@@ -328,7 +333,7 @@ def sweep(config: Path, overrides: tuple[str, ...], params: tuple[str, ...], sel
       metaser sweep configs/iemocap/wavlm-base.yaml --param aux_tasks.asr=0.1,0.3,1,3 \\
           --param aux_tasks.gender=0.1,1 --select valid.ua
     """
-    from metaser.experiments.launch import format_done, render_summary
+    from metaser.experiments.launch_report import format_done, render_summary
     from metaser.experiments.sweep import parse_params, parse_select, run_sweep, sweep_root
 
     parse_select(select)

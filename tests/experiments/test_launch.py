@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from metaser.errors import MetaserError
-from metaser.experiments.launch import (LocalLauncher, RayLauncher, Task, check_shared_output,
-                                        format_done, make_launcher, plan, render_summary)
+from metaser.experiments.launch import LocalLauncher, RayLauncher, Task, check_shared_output, make_launcher, plan
+from metaser.experiments.launch_report import format_done, render_summary
 
 
 # ------------------------------------------------------------------------ toy tasks
