@@ -33,7 +33,7 @@ TEST_OVERRIDES = [
 ]
 
 
-#: Lightning chatter that metaser.training.fold silences at import (pytest resets those filters)
+#: Lightning chatter that the training commands silence when they run (metaser.training.trainer.quiet_lightning)
 _LIGHTNING_NOISE = [
     r"Checkpoint directory .* exists and is not empty",
     r"Found \d+ module\(s\) in eval mode",

@@ -237,3 +237,27 @@ def test_early_stopping_watches_the_stages_selection_metric(parts, tmp_path, nam
     trainer, _ = make_trainer(none, next(s for s in stage_plan(none) if s.name == name).config, tmp_path, monitor, mode)
     assert not any(isinstance(c, EarlyStopping) for c in trainer.callbacks)
     assert any(isinstance(c, ModelCheckpoint) for c in trainer.callbacks)
+
+
+def test_importing_metaser_changes_no_warning_filter_or_logger():
+    """Logging and warning filters are set when a training command runs, not at import."""
+    import logging
+    import subprocess
+    import sys
+
+    code = ("import warnings, logging, torch, pytorch_lightning, transformers, lhotse, torchmetrics; "
+            "from transformers import AutoModel; before = list(warnings.filters); "
+            "lvl = logging.getLogger('pytorch_lightning').level; "
+            "import metaser.training.fold, metaser.experiments.cv, metaser.cli; "
+            "assert warnings.filters == before, 'filters changed'; "
+            "assert logging.getLogger('pytorch_lightning').level == lvl; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    from metaser.training.trainer import quiet_lightning
+
+    level = logging.getLogger("pytorch_lightning").level
+    try:
+        quiet_lightning()
+        assert logging.getLogger("pytorch_lightning").level == logging.WARNING
+    finally:
+        logging.getLogger("pytorch_lightning").setLevel(level)
