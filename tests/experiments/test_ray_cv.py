@@ -48,6 +48,7 @@ def test_ray_prints_one_line_per_task(runs):
     assert output.count("stage1") >= 2 and output.count("stage2") >= 2
 
 
+@pytest.mark.slow  # minutes on 2 cores; the dedup itself is the grid's, tested locally in test_reuse.py
 def test_a_shared_stage_runs_once_under_ray(synth_manifest, tmp_path):
     """w/o Co and the full model share stage 1: one stage-1 task, linked into both folds."""
     args = ["ablate", str(TINY_PRESET), "--study", "modules", "--only", "wo_co,full", "--folds", "1",
