@@ -163,6 +163,9 @@ def bench_infer(model_dir: str | Path, audio: list[Path] | None = None, *, backe
                              "files_per_second": round(len(files) / wall, 2),
                              "max_prob_diff": float(np.abs(probs - base_probs).max()),
                              "label_agreement": float(np.mean(probs.argmax(1) == base_probs.argmax(1)))})
+                if json_out:  # partial results survive an interrupted run
+                    Path(json_out).write_text(json.dumps({"kind": "infer", "partial": True, "reference": ref_row,
+                                                          "results": rows}, indent=2))
             del rec
     best = min(rows, key=lambda r: r["rtf"])
     for r in rows:
