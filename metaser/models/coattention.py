@@ -98,6 +98,13 @@ class TaskFusion(nn.Module):
         if k != self.num_tasks:
             raise ValueError(f"expected {self.num_tasks} task hidden layers, got {k}")
 
+    def _inputs(self, frames: torch.Tensor, task_hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """U = X W_u (B, T, H) and A (B, K, H) in U's dtype, or None without auxiliary tasks."""
+        self._check(task_hidden)
+        u = self.frame_proj(frames)  # (B, T, H)
+        a = None if task_hidden is None or self.num_tasks == 0 else task_hidden.to(u.dtype)  # (B, K, H)
+        return u, a
+
 
 class CoAttentionFusion(TaskFusion):
     """Implements the co-attention module (Sec. II-A-5; the paper gives no formula: this is
@@ -132,11 +139,9 @@ class CoAttentionFusion(TaskFusion):
         return (2 * self.num_tasks + 1) * self.hidden_dim
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor, task_hidden: torch.Tensor | None) -> TaskFusionOutput:
-        self._check(task_hidden)
-        u = self.frame_proj(frames)  # (B, T, H)
-        if task_hidden is None or self.num_tasks == 0:
+        u, a = self._inputs(frames, task_hidden)  # (B, T, H), (B, K, H)
+        if a is None:
             return TaskFusionOutput(features=masked_mean(u, mask))  # (B, H)
-        a = task_hidden.to(u.dtype)  # (B, K, H)
         b, k, h = a.shape
         # task-to-frame attention
         q = self.t2f_query(a)  # (B, K, H)
@@ -171,11 +176,9 @@ class GuidedPoolingFusion(TaskFusion):
         return (self.num_tasks + 1) * self.hidden_dim
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor, task_hidden: torch.Tensor | None) -> TaskFusionOutput:
-        self._check(task_hidden)
-        u = self.frame_proj(frames)  # (B, T, H)
-        if task_hidden is None or self.num_tasks == 0:
+        u, a = self._inputs(frames, task_hidden)  # (B, T, H), (B, K, H)
+        if a is None:
             return TaskFusionOutput(features=masked_mean(u, mask))  # (B, H)
-        a = task_hidden.to(u.dtype)  # (B, K, H)
         u_tilde, beta = self.gate(u, a, mask)  # (B, T, H), (B, T, K)
         z = torch.cat([masked_mean(u_tilde, mask), a.flatten(1)], dim=-1)  # (B, (K+1) H)
         return TaskFusionOutput(features=z, attentions={"frame_to_task": beta})
@@ -191,12 +194,11 @@ class ConcatTaskFusion(TaskFusion):
         return (self.num_tasks + 1) * self.hidden_dim
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor, task_hidden: torch.Tensor | None) -> TaskFusionOutput:
-        self._check(task_hidden)
-        pooled = masked_mean(self.frame_proj(frames), mask)  # (B, H)
-        if task_hidden is None or self.num_tasks == 0:
+        u, a = self._inputs(frames, task_hidden)  # (B, T, H), (B, K, H)
+        pooled = masked_mean(u, mask)  # (B, H)
+        if a is None:
             return TaskFusionOutput(features=pooled)
-        a = task_hidden.to(pooled.dtype).flatten(1)  # (B, K H)
-        return TaskFusionOutput(features=torch.cat([pooled, a], dim=-1))  # (B, (K+1) H)
+        return TaskFusionOutput(features=torch.cat([pooled, a.flatten(1)], dim=-1))  # (B, (K+1) H)
 
 
 class PooledFramesFusion(TaskFusion):
