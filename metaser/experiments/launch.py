@@ -95,9 +95,24 @@ def plan(tasks: list[Task]) -> tuple[dict[str, Task], list[str]]:
             raise MetaserError(f"task {t.key!r} depends on {missing[0]!r}, which is not in the plan")
     sorter = graphlib.TopologicalSorter({k: list(dict.fromkeys(t.deps)) for k, t in unique.items()})
     try:
-        order = list(sorter.static_order())
+        sorter.prepare()  # raises on a cycle
     except graphlib.CycleError as e:
         raise MetaserError(f"the task dependencies form a cycle: {' -> '.join(map(str, e.args[1]))}") from None
+    # Depth first in the order given: a task runs right after its dependencies, so a local run
+    # finishes fold 1 (all its stages) before it starts fold 2.
+    order: list[str] = []
+    done: set[str] = set()
+
+    def visit(key: str) -> None:
+        if key in done:
+            return
+        done.add(key)
+        for d in unique[key].deps:
+            visit(d)
+        order.append(key)
+
+    for key in unique:
+        visit(key)
     return unique, order
 
 
