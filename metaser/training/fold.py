@@ -250,6 +250,10 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
             model.save_pretrained(model_dir)
         result["seconds"] = round(time.time() - t0, 1)
         write_json_atomic(result, sdir / "done.json")  # last: "done" means every output is there
+        if features is not None and features.meta.get("layer", 0) > 0:
+            # A frozen-layer store serves this (stage, fold) only: once it is done, the store
+            # (n x a layer's size per frame) goes. The CNN store is shared and stays.
+            shutil.rmtree(features.path, ignore_errors=True)
     return {**result, "reused": False}
 
 

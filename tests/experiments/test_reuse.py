@@ -39,6 +39,9 @@ def test_shared_stage1_is_trained_once_and_linked(shared):
     assert (root / "full" / "fold1" / "stage1").resolve() == (root / "wo_co" / "fold1" / "stage1").resolve()
     stage_dirs = list((root.parent / "stages").glob("stage1-*"))
     assert len(stage_dirs) == 1
+    # one CNN feature store shared by every stage; the per-(stage 2, fold) frozen-layer stores are gone
+    cache = sorted(p.name.split("-")[0] for p in (root.parent / "cache").iterdir() if not p.name.startswith("."))
+    assert cache == ["cnn"]
 
 
 def test_reused_stage1_gives_bit_identical_stage2(shared):
