@@ -25,5 +25,6 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.
         raise ValueError(f"lengths must be 1-D (B,), got shape {tuple(lengths.shape)}")
     if max_len is None:
         max_len = int(lengths.max()) if lengths.numel() else 0
-    positions = torch.arange(int(max_len), device=lengths.device)  # (T,)
+    # max_len is used as given (no int()): a traced shape stays dynamic in an ONNX export
+    positions = torch.arange(max_len, device=lengths.device)  # (T,)
     return positions.unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
