@@ -19,7 +19,7 @@ for reuse in reuse no-reuse; do
   flag=""; [ "$reuse" = no-reuse ] && flag=--no-reuse
   /usr/bin/time -f "%e" -o "$OUT/ablate-$reuse.seconds" \
     $M ablate configs/demo/tiny.yaml $MAN --study modules --folds 1 $flag output_dir="$OUT/ablate-$reuse" \
-      stage1.epochs=2 stage2.epochs=2 emotion_only.epochs=2 trainer.enable_progress_bar=false \
+      stage1.epochs=1 stage2.epochs=1 emotion_only.epochs=1 trainer.enable_progress_bar=false \
       > "$OUT/ablate-$reuse.log" 2>&1
 done
 # inference: a base-size random WavLM with gender, style and CTC heads, torch vs onnx vs plain forward
