@@ -14,11 +14,11 @@ def test_bench_train_reports_reference_and_tuned_for_both_stages(synth_manifest,
     out = tmp_path / "bench.json"
     overrides = run_config_overrides(synth_manifest, tmp_path / "runs")
     r = CliRunner().invoke(main, ["bench", "train", str(TINY_PRESET), *overrides, "--steps", "2", "--warmup", "1",
-                                  "--modes", "reference,tuned,tuned-nocache", "--json", str(out)])
+                                  "--modes", "reference,tuned", "--json", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert [(x["stage"], x["mode"]) for x in res["results"]] == [
-        (s, m) for s in ("stage1", "stage2") for m in ("reference", "tuned", "tuned-nocache")]
+        (s, m) for s in ("stage1", "stage2") for m in ("reference", "tuned")]
     by = {(x["stage"], x["mode"]): x for x in res["results"]}
     for x in res["results"]:
         assert x["steps"] == 2 and x["audio_seconds"] > 0 and x["flops_per_step"] > 0
@@ -27,11 +27,10 @@ def test_bench_train_reports_reference_and_tuned_for_both_stages(synth_manifest,
         ref, tuned = by[(s, "reference")], by[(s, "tuned")]
         assert ref["batch_utterances_mean"] == 4.0 and ref["cached_layer"] is None  # fixed batches of 4, audio
         assert ref["attention"] == "eager" and tuned["attention"] == "sdpa"
-        assert by[(s, "tuned-nocache")]["cached_layer"] is None
     # tuned is what `metaser train` runs: the CNN output cached in stage 1, the 4 frozen layers in stage 2
     assert (by[("stage1", "tuned")]["cached_layer"], by[("stage2", "tuned")]["cached_layer"]) == (0, 4)
     assert set(res["speedup"]) == {"stage1", "stage2"}
-    assert set(res["speedup"]["stage1"]) == {"tuned", "tuned-nocache"}
+    assert set(res["speedup"]["stage1"]) == {"tuned"}
     assert "tuned / reference throughput" in r.output
 
 

@@ -191,6 +191,7 @@ def test_tiny_sweep_on_the_synthetic_corpus_picks_the_higher_validation_ua(synth
     assert Path(summary["best"]["run_dir"]).name == best
 
 
+@pytest.mark.slow  # minutes on 2 cores; Ray vs local equality stays in the default suite (test_ray_cv.py)
 def test_a_sweep_under_ray_writes_the_same_fold_results_as_local(synth_manifest, tmp_path):
     pytest.importorskip("ray")
     # CPU results depend on the number of torch threads; Ray gives a 1-CPU task one thread

@@ -79,8 +79,11 @@ def test_last_checkpoint_is_the_last_epoch(reference):
         last = torch.load(ref_dir / stage / "last.ckpt", map_location="cpu", weights_only=False)
         best = torch.load(ref_dir / stage / "best.ckpt", map_location="cpu", weights_only=False)
         assert last["epoch"] == 1  # 0-based: the second of 2 epochs
+        # epochs may differ in batch count (TDSA changes the bucketed lengths every epoch): the best
+        # checkpoint is the end of epoch 1 (all steps) or of epoch 0 (fewer steps)
         steps = last["global_step"]
-        assert steps == 2 * (steps // 2) and best["global_step"] in (steps // 2, steps)
+        assert (best["epoch"], best["global_step"] == steps) in ((1, True), (0, False)), (best["epoch"], steps)
+        assert 0 < best["global_step"] <= steps
 
 
 def test_interrupt_in_stage1_then_resume(make_run_config, tmp_path, reference):
