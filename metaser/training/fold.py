@@ -257,17 +257,17 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
     return {**result, "reused": False}
 
 
-def finish_fold(ctx: FoldContext, results: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def finish_fold(ctx: FoldContext) -> dict[str, Any]:
     """Collect the fold's stages from the store into its folder and write metrics.json."""
-    results = dict(results or {})
+    results = {}
     for spec in ctx.specs:
         sdir = ctx.stage_dir(spec)
         _link(ctx.out_dir / spec.name, sdir)
-        if spec.name not in results:
-            done = _read_done(sdir)
-            if done is None:
-                raise MetaserError(f"fold {ctx.fold}: stage {spec.name} is not trained ({sdir})")
-            results[spec.name] = {**done, "reused": done.get("trained_by") != str(ctx.out_dir)}
+        done = _read_done(sdir)
+        if done is None:
+            raise MetaserError(f"fold {ctx.fold}: stage {spec.name} is not trained ({sdir})")
+        # reused = trained for another run of the tree (a resumed run of this fold is not reuse)
+        results[spec.name] = {**done, "reused": done.get("trained_by") != str(ctx.out_dir)}
     final = ctx.specs[-1]
     fdir = ctx.stage_dir(final)
     rows = read_jsonl(fdir / "predictions.jsonl")
@@ -307,8 +307,9 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
         return json.loads(out.read_text())
     ctx = prepare_fold(cfg, fold, cuts=cuts, split=split)
     cbs = stage_callbacks or (lambda _stage: [])
-    results = {spec.name: run_stage(ctx, spec, resume=resume, callbacks=cbs(spec.name)) for spec in ctx.specs}
-    return finish_fold(ctx, results)
+    for spec in ctx.specs:
+        run_stage(ctx, spec, resume=resume, callbacks=cbs(spec.name))
+    return finish_fold(ctx)
 
 
 def _layer_weights(model) -> list[float] | None:
