@@ -72,8 +72,10 @@ def stage_task(cfg: RunConfig, fold: int, stage: str, resume: bool = False) -> d
 
 def finish_task(cfg: RunConfig, fold: int) -> dict[str, Any]:
     """Collect a fold's stages and write its metrics.json; a launcher task."""
-    from metaser.training.fold import finish_fold, fold_dir
+    from metaser.training.fold import finish_fold, fold_dir, is_global_zero
 
+    if not is_global_zero():  # an extra DDP process: rank 0 collects and writes
+        return {}
     done = fold_dir(cfg, fold) / "metrics.json"
     if done.is_file():
         import json

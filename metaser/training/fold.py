@@ -155,6 +155,14 @@ def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
     return ctx
 
 
+def _barrier() -> None:
+    """Wait for every process of a DDP run (no-op in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def _check_classes(labels: LabelSpace, fold: int) -> None:
     """Every classification task needs two classes in the fold's training part."""
     for task, names in labels.classes.items():
@@ -254,6 +262,7 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
             # A frozen-layer store serves this (stage, fold) only: once it is done, the store
             # (n x a layer's size per frame) goes. The CNN store is shared and stays.
             shutil.rmtree(features.path, ignore_errors=True)
+    _barrier()  # every DDP process goes on only once rank 0 has written the stage's outputs
     return {**result, "reused": False}
 
 
@@ -309,7 +318,10 @@ def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet 
     cbs = stage_callbacks or (lambda _stage: [])
     for spec in ctx.specs:
         run_stage(ctx, spec, resume=resume, callbacks=cbs(spec.name))
-    return finish_fold(ctx)
+    # rank 0 collects and writes; the extra DDP processes read what it wrote
+    metrics = finish_fold(ctx) if is_global_zero() else None
+    _barrier()
+    return metrics if metrics is not None else json.loads(out.read_text())
 
 
 def _layer_weights(model) -> list[float] | None:

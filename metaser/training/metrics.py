@@ -82,11 +82,15 @@ class ClassificationMetric(Metric):
 
 
 class ASRMetric:
-    """CER / WER over greedy-decoded hypotheses (strings) against references."""
+    """CER / WER over greedy-decoded hypotheses (strings) against references.
 
-    def __init__(self) -> None:
-        self.cer = CharErrorRate()
-        self.wer = WordErrorRate()
+    sync: gather the counts of every DDP process at ``compute`` (validation, where each process
+    sees its shard); False for a recomputation from saved predictions in one process.
+    """
+
+    def __init__(self, sync: bool = True) -> None:
+        self.cer = CharErrorRate(sync_on_compute=sync)
+        self.wer = WordErrorRate(sync_on_compute=sync)
         self.n = 0
 
     def update(self, hyps: list[str], refs: list[str]) -> None:
