@@ -171,11 +171,15 @@ class SERDataset(torch.utils.data.Dataset):
     def waveform(self, cut: Any, factor: float = 1.0) -> torch.Tensor:
         """(S,) float32 audio of ``cut`` at speed ``factor``, zero-padded to ``min_samples``
         when shorter: what the model sees, before band / chunk dropping and cropping."""
-        # Already resampled before bucketing (the same draw, except for lhotse's "_dup"
-        # padding copies under DDP, whose ids differ): keep what the sampler applied.
-        if factor != 1.0 and (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
-            cut = self.speed.apply(cut, factor) if self.speed is not None else cut
+        cut = self._at_speed(cut, factor)
         return self._pad_short(self._decode(cut), cut)
+
+    def _at_speed(self, cut: Any, factor: float) -> Any:
+        """``cut`` resampled by ``factor``, unless the bucketing sampler already did it (the
+        same draw, except for lhotse's "_dup" padding copies under DDP, whose ids differ)."""
+        if factor != 1.0 and self.speed is not None and (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
+            return self.speed.apply(cut, factor)
+        return cut
 
     def _decode(self, cut: Any) -> torch.Tensor:
         audio = load_cut_audio(cut, self.sample_rate)  # (S,); raises AudioError (a DataError)
@@ -187,9 +191,7 @@ class SERDataset(torch.utils.data.Dataset):
     def _load(self, cut: Any, rng: np.random.Generator) -> torch.Tensor:
         """(S,) float32 audio of one utterance, augmented and cropped when training, and
         zero-padded to ``min_samples`` when shorter."""
-        factor = self._factor(cut, rng)
-        if factor != 1.0 and (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
-            cut = self.speed.apply(cut, factor)
+        cut = self._at_speed(cut, self._factor(cut, rng))
         wave = self._decode(cut)
         if self.wave_aug is not None and self.wave_aug.enabled:
             wave = self.wave_aug(wave, rng)
