@@ -13,8 +13,8 @@ MAN=data.manifest=demo/manifest
 $M bench train configs/demo/tiny.yaml $MAN --steps 20 --modes reference,tuned,tuned-nocache,tuned-eager \
     --json "$OUT/train-tiny.json" > "$OUT/train-tiny.log" 2>&1
 $M bench train configs/demo/tiny.yaml $MAN model.encoder.name_or_path=base-random-wavlm \
-    model.aux_head.hidden_dim=256 model.emotion_head.hidden_dim=256 --steps 3 --warmup 1 \
-    --modes reference,tuned --json "$OUT/train-base.json" > "$OUT/train-base.log" 2>&1
+    model.aux_head.hidden_dim=256 model.emotion_head.hidden_dim=256 --steps 6 --warmup 1 \
+    --modes reference,tuned,tuned-nocache,tuned-eager --json "$OUT/train-base.json" > "$OUT/train-base.log" 2>&1
 for reuse in reuse no-reuse; do
   flag=""; [ "$reuse" = no-reuse ] && flag=--no-reuse
   /usr/bin/time -f "%e" -o "$OUT/ablate-$reuse.seconds" \

@@ -11,15 +11,15 @@ from pathlib import Path
 
 
 def train_table(doc: dict) -> str:
-    rows = ["| stage | mode | audio s / wall s | × reference | padding | utt / batch | median step (s) | cache | attention | peak RSS (MB) |",
-            "|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
+    rows = ["| stage | mode | audio s / wall s | × reference | padding | utt / batch | median step (s) | cache | attention | Adam | peak RSS (MB) |",
+            "|---|---|---:|---:|---:|---:|---:|---|---|---|---:|"]
     ref = {r["stage"]: r["throughput"] for r in doc["results"] if r["mode"] == "reference"}
     for r in doc["results"]:
         x = r["throughput"] / ref[r["stage"]] if r["stage"] in ref else None
         rows.append(f"| {r['stage']} | {r['mode']} | {r['throughput']:.2f} | {'–' if x is None else f'{x:.2f}x'} | "
                     f"{r['padding_ratio']:.3f} | {r['batch_utterances_mean']:.1f} | {r['median_step_s']:.3f} | "
                     f"{'–' if r['cached_layer'] is None else 'L' + str(r['cached_layer'])} | {r['attention']} | "
-                    f"{r['peak_memory_mb']:.0f} |")
+                    f"{'fused' if r.get('fused_optimizer') else 'loop'} | {r['peak_memory_mb']:.0f} |")
     return "\n".join(rows)
 
 
@@ -29,7 +29,7 @@ def main(root: Path) -> None:
         if f.is_file():
             print(f"### {name}\n\n{train_table(json.loads(f.read_text()))}\n")
     secs = {k: (root / f"ablate-{k}.seconds") for k in ("reuse", "no-reuse")}
-    if all(p.is_file() for p in secs.values()):
+    if all(p.is_file() and p.read_text().strip() for p in secs.values()):
         a, b = (float(p.read_text().split()[-1]) for p in secs.values())
         print(f"### ablate modules\n\nreuse {a:.0f} s, --no-reuse {b:.0f} s, ratio {b / a:.2f}x\n")
     f = root / "infer-base.json"

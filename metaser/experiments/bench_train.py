@@ -12,9 +12,10 @@ Modes:
 - ``reference``: the loop a user of the SpeechBrain IEMOCAP recipe gets. Fixed batches of 4 in
   random order, fp32, frozen parts with ``requires_grad=False`` (autograd builds no graph
   through them), speed perturbation applied in the loop, data loaded in the main process, no
-  feature cache, transformers' default attention (eager for WavLM).
+  feature cache, transformers' default attention (eager for WavLM), torch's default Adam (the
+  per-parameter loop on CPU).
 - ``tuned``: exactly what ``metaser train`` runs for the config (length-bucketed batches, the
-  frozen-prefix feature cache where exact, SDPA, the config's precision and workers).
+  frozen-prefix feature cache, SDPA, fused Adam, the config's precision and workers).
 - ``tuned-nocache`` / ``tuned-eager``: tuned without the feature cache / with eager attention,
   to measure those two on their own.
 
@@ -70,6 +71,7 @@ class ModeResult:
     cached_layer: int | None = None  # the feature cache the stage read (None: audio)
     cache_build_seconds: float = 0.0
     attention: str = ""
+    fused_optimizer: bool = False
     flops_per_step: float | None = None
     achieved_tflops: float | None = None
     mfu: float | None = None
@@ -81,6 +83,7 @@ def mode_config(cfg: RunConfig, mode: str, workdir: str) -> RunConfig:
     if mode == "reference":
         out += ["data.sampler.mode=fixed", "data.sampler.batch_size=4", "data.sampler.num_workers=0",
                 "data.sampler.shuffle=true", "trainer.precision=32-true", "cache.mode=none", "trainer.compile=false"]
+        out += [f"{s}.optim.fused=false" for s in ("stage1", "stage2", "emotion_only")]  # torch's default Adam
         if "wavlm" in cfg.model.encoder.name_or_path.lower():
             out.append("model.encoder.attn_implementation=eager")
     elif mode == "tuned-nocache":
@@ -126,17 +129,14 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
         store = stage_features(cfg, model, spec.freeze_layers, {"train": ctx.parts["train"], "valid": [], "test": []},
                                ctx.labels, ctx.manifest_sha)
         build_s = time.perf_counter() - t0
-        if cuda and spec.config.optim.fused is False and mode != "reference":
-            from dataclasses import replace
-
-            module.stage_cfg = replace(spec.config, optim=replace(spec.config.optim, fused=True))
         opt = module.configure_optimizers()
         opt = opt[0][0] if isinstance(opt, tuple) else opt
         module.to(device)
         module.train()
         loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, features=store)
         prec = str(cfg.trainer.precision)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if prec.startswith("bf16") and cuda else (
+        # as Lightning's precision plugin: bf16-mixed autocasts on CPU too, 16-mixed on CUDA only
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if prec == "bf16-mixed" or (prec.startswith("bf16") and cuda) else (
             torch.autocast(device.type, dtype=torch.float16) if prec.startswith("16") and cuda else None)
         params = [p for g in opt.param_groups for p in g["params"]]
 
@@ -178,7 +178,8 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
                          peak_memory_mb=round(peak, 1), median_step_s=round(statistics.median(times), 4),
                          batch_utterances_mean=round(statistics.fmean(sizes), 2),
                          cached_layer=None if store is None else int(store.meta.get("layer", 0)),
-                         cache_build_seconds=round(build_s, 2), attention=model.encoder.attn_implementation)
+                         cache_build_seconds=round(build_s, 2), attention=model.encoder.attn_implementation,
+                         fused_optimizer=bool(opt.defaults.get("fused")))
         if count_flops and kept:
             from torch.utils.flop_counter import FlopCounterMode
 

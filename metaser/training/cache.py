@@ -18,9 +18,14 @@ so a changed checkpoint never reads a stale cache. Stores are written atomically
 
 Exactness: an utterance's frozen output must not depend on the batch it is padded into.
 That holds for layer-norm CNNs that get an attention mask (``SSLEncoder.batch_independent``,
-``batch_independent_layers``); group-norm CNNs (wav2vec2-base, HuBERT-base, WavLM-base)
-normalise over the padded time axis, so there ``cache.mode=auto`` switches the cache off and
-says why (``cache.mode=force`` forces it: per-utterance features, as at batch size 1). It is
+``batch_independent_layers``): there the store is built in length-sorted batches and training
+from it gives the audio path's per-step losses (within 1e-5). Group-norm CNNs (wav2vec2-base,
+HuBERT-base, WavLM-base) normalise over the padded time axis, so in the audio path an
+utterance's features depend on how much padding its batch gives it. For them
+``cache.mode=auto`` (metaser's choice, docs/method.md) computes each utterance *alone*: its
+features are those of batch size 1, the same as single-file inference, and no longer change
+with the batch. ``cache.mode=strict`` keeps the cache only where it equals the padded-batch
+audio path (group-norm encoders then train from audio); ``none`` never caches. The cache is
 also off, and says so, with any waveform augmentation besides the discrete speed set.
 """
 
@@ -59,14 +64,19 @@ def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None
         return None, "cache.mode=none"
     if aug.band_drop_prob > 0 or aug.chunk_drop_prob > 0 or cfg.data.sampler.max_utterance_seconds:
         return None, "a waveform augmentation other than the speed set is on (band / chunk drop, cropping)"
-    forced = c.mode == "force"
-    if not (encoder.batch_independent or forced):
-        return None, ("the encoder's CNN normalises over the padded time axis (group norm): per-utterance "
-                      "features would differ from padded-batch ones; cache.mode=force forces the cache")
+    strict = c.mode == "strict"
+    if strict and not encoder.batch_independent:
+        return None, ("cache.mode=strict and the encoder's CNN normalises over the padded time axis (group norm): "
+                      "its per-utterance features differ from padded-batch ones")
     n = int(freeze_layers)
-    if n > 0 and (encoder.batch_independent_layers or forced):
-        return n, f"the CNN and the first {n} layers"
-    return 0, "the CNN"
+    alone = "" if encoder.batch_independent else (
+        ", each utterance computed alone (group-norm CNN: as at batch size 1; cache.mode=strict trains from "
+        "padded audio instead)")
+    if n > 0 and (encoder.batch_independent_layers or not strict):
+        if not alone and not encoder.batch_independent_layers:
+            alone = ", each utterance computed alone (the layers' outputs depend on the padding)"
+        return n, f"the CNN and the first {n} layers{alone}"
+    return 0, f"the CNN{alone}"
 
 
 def _digest(parts: dict[str, Any], modules: list[torch.nn.Module]) -> str:
@@ -109,7 +119,8 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
         wanted = {c.id: factors for c in parts["train"]}
         wanted.update({c.id: [1.0] for name in ("valid", "test") for c in parts[name]})
         frozen = enc.frozen_modules()
-    ident = {"layer": layer, "dtype": dtype, "manifest": manifest_sha, "factors": factors,
+    exact = enc.batch_independent_layers if layer > 0 else enc.batch_independent
+    ident = {"layer": layer, "dtype": dtype, "alone": not exact, "manifest": manifest_sha, "factors": factors,
              "augment": to_dict(cfg.data.augment), "min_samples": MIN_SAMPLES,
              "normalize": enc.normalize_waveform, "mask": enc.uses_attention_mask,
              "cuts": hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest(),
@@ -119,7 +130,7 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
     if not FeatureStore.exists(path):
         say(f"feature cache: computing {why} for {sum(len(v) for v in wanted.values())} (utterance, speed) "
             f"pairs -> {path}")
-        _build(path, cfg, model, layer, wanted, labels, dtype, ident, all_cuts, parts)
+        _build(path, cfg, model, layer, wanted, labels, dtype, ident, all_cuts, parts, exact=exact)
     store = FeatureStore.open(path)
     if cfg.cache.storage == "memory" or (cfg.cache.storage == "auto" and store.nbytes < cfg.cache.max_memory_gb * 2**30):
         store = FeatureStore.open(path, in_memory=True)
@@ -127,11 +138,11 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
 
 
 def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list[float]], labels, dtype: str,
-           ident: dict, all_cuts, parts, *, batch_seconds: float = 60.0) -> None:
+           ident: dict, all_cuts, parts, *, exact: bool, batch_seconds: float = 60.0) -> None:
     """Compute and write the store. Utterances of similar length are batched (at most
     ``batch_seconds`` of padded audio per forward): exact wherever the cache is on by default,
-    since there the valid frames do not depend on the batch. Under ``cache.mode=force`` (group
-    norm) every utterance runs alone, so its features are those of batch size 1."""
+    since there the valid frames do not depend on the batch. Elsewhere (group norm) every
+    utterance runs alone, so its features are those of batch size 1."""
     enc = model.encoder
     cuts = {c.id: c for c in (all_cuts if all_cuts is not None else [])}
     for p in parts.values():
@@ -139,7 +150,6 @@ def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list
     ds = SERDataset(labels, [], train=True, augment=cfg.data.augment, seed=cfg.data.sampler.seed)
     device = torch.device("cuda") if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda") \
         else torch.device("cpu")
-    exact = enc.batch_independent_layers if layer > 0 else enc.batch_independent
     budget = int(batch_seconds * SAMPLE_RATE) if exact else 0
     home = next(model.parameters()).device
     was_training = model.training

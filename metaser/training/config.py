@@ -30,7 +30,7 @@ class OptimConfig:
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     grad_clip: float | None = 5.0
-    fused: bool = False  # fused Adam kernels (CUDA only)
+    fused: bool = True  # torch's fused Adam kernel (CPU and CUDA); false: the per-parameter loop
 
 
 @dataclass
@@ -89,15 +89,19 @@ class TrainerConfig:
 class CacheConfig:
     """The exact frozen-prefix feature cache (see :mod:`metaser.training.cache`).
 
-    mode: ``auto`` (on wherever it is exact, off with a message elsewhere), ``force`` (also
-        where it is not bit-exact: group-norm CNNs, whose per-utterance features differ from
-        padded-batch ones) or ``none`` (never). Not "on"/"off": YAML reads those as booleans.
+    mode: ``auto`` (on wherever only the discrete speed set augments the waveform; for
+        group-norm CNNs, whose padded-batch features depend on the padding, each utterance is
+        computed alone, as at batch size 1), ``strict`` (only where training from the cache
+        equals the padded-batch audio path: group-norm encoders then train from audio),
+        ``force`` (the same as ``auto``, kept for configs that name it) or ``none`` (never).
+        Not "on"/"off": YAML reads those as booleans. Part of the stage keys (see
+        :mod:`metaser.training.keys`): with a group-norm encoder it changes the result.
     dir: where cached features live; None = ``<output_dir>/<name>/cache``.
     storage: ``auto`` (host RAM when the estimate fits in ``max_memory_gb``, else
         memory-mapped files on disk), ``memory`` or ``disk``.
     """
 
-    mode: Literal["auto", "force", "none"] = "auto"
+    mode: Literal["auto", "strict", "force", "none"] = "auto"
     dir: str | None = None
     storage: Literal["auto", "memory", "disk"] = "auto"
     max_memory_gb: float = 8.0

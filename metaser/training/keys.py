@@ -4,7 +4,9 @@ A stage's key hashes everything that decides its result: the config fields it re
 manifest's sha256, the seed and the key of the stage it starts from. The fold is not part of
 the key; a stage's folds live under it (``<store>/<stage>-<key>/fold<K>``), so one key names
 the same computation on every fold. Fields that only change speed or where files go (the
-feature cache, loader workers, progress bars, output paths, the run name) are left out.
+cache's storage and directory, loader workers, progress bars, output paths, the run name) are
+left out. ``cache.mode`` is in: with a group-norm encoder the cache computes each utterance
+alone, which changes the result (``force`` counts as ``auto``, which it equals).
 
 Stage 1 reads no co-attention or emotion-head setting: the Table II variants "w/o Co" and the
 full model share their stage 1, and so do "w/o ARI & Co" and "w/o ARI".
@@ -51,6 +53,7 @@ def _material(cfg: RunConfig, spec: StageSpec, manifest: str, parent_key: str | 
         "encoder": model["encoder"],
         "stage_config": to_dict(spec.config),
         "parent": parent_key,
+        "cache_mode": "auto" if cfg.cache.mode == "force" else cfg.cache.mode,
     }
     if spec.name == "stage1":
         out["aux_tasks"] = {t: cfg.aux_tasks[t] for t in cfg.active_aux_tasks}

@@ -97,7 +97,8 @@ def test_stage1_key_ignores_what_stage1_does_not_read(change):
 
 
 @pytest.mark.parametrize("change", ["aux_tasks.asr=0.5", "stage1.optim.encoder_lr=1e-4", "seed=1",
-                                    "model.fusion.layers=weighted_sum", "data.augment.speeds=[1.0]"])
+                                    "model.fusion.layers=weighted_sum", "data.augment.speeds=[1.0]",
+                                    "cache.mode=none", "cache.mode=strict"])
 def test_stage_keys_follow_what_decides_the_result(change):
     from metaser.config import apply_overrides, load_config
     from metaser.training.config import RunConfig
@@ -107,4 +108,6 @@ def test_stage_keys_follow_what_decides_the_result(change):
     a, b = stage_keys(cfg, "m"), stage_keys(apply_overrides(cfg, [change]), "m")
     assert a["stage1"] != b["stage1"] and a["stage2"] != b["stage2"]  # stage 2 starts from stage 1
     assert stage_keys(cfg, "other-manifest")["stage1"] != a["stage1"]
-    assert stage_keys(apply_overrides(cfg, ["data.sampler.num_workers=3", "name=x", "output_dir=y"]), "m") == a
+    same = ["data.sampler.num_workers=3", "name=x", "output_dir=y", "cache.mode=force", "cache.dir=z",
+            "cache.storage=disk"]
+    assert stage_keys(apply_overrides(cfg, same), "m") == a

@@ -47,7 +47,7 @@ def test_training_from_the_cache_gives_the_same_per_step_losses(ctx, stage, laye
     torch.set_num_threads(1)
     ref, _ = losses(ctx, stage, cached=False)
     got, store = losses(ctx, stage, cached=True)
-    assert store is not None and store.meta["layer"] == layer
+    assert store is not None and store.meta["layer"] == layer and store.meta["alone"] is False
     assert len(ref) == len(got) == 6
     assert max(abs(a - b) for a, b in zip(ref, got)) <= 1e-5, (ref, got)
     # every training utterance has an entry for each speed, valid / test at 1.0
@@ -74,7 +74,7 @@ def test_cache_is_keyed_by_the_frozen_weights(ctx):
 
 
 @pytest.mark.parametrize("change,why", [
-    (["model.encoder.name_or_path=tiny-wav2vec2"], "group norm"),
+    (["model.encoder.name_or_path=tiny-wav2vec2", "cache.mode=strict"], "group norm"),
     (["data.augment.band_drop_prob=0.5"], "band / chunk drop"),
     (["data.sampler.max_utterance_seconds=2.0"], "cropping"),
     (["cache.mode=none"], "cache.mode=none"),
@@ -88,12 +88,38 @@ def test_cache_switches_itself_off_and_says_why(ctx, change, why):
     assert layer is None and why in reason
 
 
-def test_on_forces_the_cache_for_group_norm_encoders(ctx):
+@pytest.mark.parametrize("mode", ["auto", "force"])
+def test_group_norm_encoders_are_cached_alone_by_default(ctx, mode):
     from metaser.models.encoder import SSLEncoder
     from metaser.training.cache import cache_layer
 
-    cfg = apply_overrides(ctx.cfg, ["model.encoder.name_or_path=tiny-wav2vec2", "cache.mode=force"])
-    assert cache_layer(cfg, SSLEncoder.from_pretrained(cfg.model.encoder), 4)[0] == 4
+    cfg = apply_overrides(ctx.cfg, ["model.encoder.name_or_path=tiny-wav2vec2", f"cache.mode={mode}"])
+    enc = SSLEncoder.from_pretrained(cfg.model.encoder)
+    for n, layer in ((4, 4), (0, 0)):
+        got, why = cache_layer(cfg, enc, n)
+        assert got == layer and "alone" in why
+    assert "alone" not in cache_layer(ctx.cfg, SSLEncoder.from_pretrained(ctx.cfg.model.encoder), 4)[1]
+
+
+@pytest.fixture(scope="module")
+def ctx_group_norm(make_run_config, tmp_path_factory):
+    from metaser.training.fold import prepare_fold
+
+    cfg = make_run_config(tmp_path_factory.mktemp("cache-gn"), "data.sampler.mode=fixed", "data.sampler.batch_size=1",
+                          "model.encoder.dropout=0.0", "model.encoder.name_or_path=tiny-wav2vec2")
+    return prepare_fold(cfg, 1)
+
+
+@pytest.mark.parametrize("stage,layer", [("stage1", 0), ("stage2", 4)])
+def test_group_norm_cache_equals_batch_size_one(ctx_group_norm, stage, layer):
+    """A group-norm encoder's cache holds each utterance's own features: training from it gives
+    the per-step losses of the audio path at batch size 1 (no padding), and its store says it
+    was built one utterance at a time."""
+    torch.set_num_threads(1)
+    ref, _ = losses(ctx_group_norm, stage, cached=False)
+    got, store = losses(ctx_group_norm, stage, cached=True)
+    assert store is not None and store.meta["layer"] == layer and store.meta["alone"] is True
+    assert max(abs(a - b) for a, b in zip(ref, got)) <= 1e-5, (ref, got)
 
 
 def test_feature_store_round_trip_and_atomic_commit(tmp_path):

@@ -75,6 +75,7 @@ def assert_groups(module) -> None:
     """Two groups (encoder / heads) with the configured lrs, holding exactly the trainable params."""
     opt = module.configure_optimizers()
     assert isinstance(opt, torch.optim.Adam)
+    assert opt.defaults["fused"] is module.stage_cfg.optim.fused is True  # the default: fused kernels, CPU too
     groups = {g["name"]: g for g in opt.param_groups}
     assert list(groups) == ["encoder", "heads"]
     assert (groups["encoder"]["lr"], groups["heads"]["lr"]) == (ENCODER_LR, HEAD_LR)
