@@ -70,6 +70,7 @@ class ModeResult:
     batch_utterances_mean: float
     cached_layer: int | None = None  # the feature cache the stage read (None: audio)
     cache_build_seconds: float = 0.0
+    cache_audio_seconds: float = 0.0  # audio the store covers (every entry, every speed)
     attention: str = ""
     fused_optimizer: bool = False
     flops_per_step: float | None = None
@@ -178,7 +179,9 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
                          peak_memory_mb=round(peak, 1), median_step_s=round(statistics.median(times), 4),
                          batch_utterances_mean=round(statistics.fmean(sizes), 2),
                          cached_layer=None if store is None else int(store.meta.get("layer", 0)),
-                         cache_build_seconds=round(build_s, 2), attention=model.encoder.attn_implementation,
+                         cache_build_seconds=round(build_s, 2),
+                         cache_audio_seconds=0.0 if store is None else round(
+                             sum(e[4] for e in store.entries.values()) / SAMPLE_RATE, 2), attention=model.encoder.attn_implementation,
                          fused_optimizer=bool(opt.defaults.get("fused")))
         if count_flops and kept:
             from torch.utils.flop_counter import FlopCounterMode

@@ -140,8 +140,8 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
 def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list[float]], labels, dtype: str,
            ident: dict, all_cuts, parts, *, exact: bool, batch_seconds: float = 60.0) -> None:
     """Compute and write the store. Utterances of similar length are batched (at most
-    ``batch_seconds`` of padded audio per forward): exact wherever the cache is on by default,
-    since there the valid frames do not depend on the batch. Elsewhere (group norm) every
+    ``batch_seconds`` of padded audio per forward) where ``exact``: there the valid frames do
+    not depend on the batch. Elsewhere (group-norm CNNs; data2vec-audio's layers) every
     utterance runs alone, so its features are those of batch size 1."""
     enc = model.encoder
     cuts = {c.id: c for c in (all_cuts if all_cuts is not None else [])}

@@ -28,8 +28,11 @@ def test_bench_train_reports_reference_and_tuned_for_both_stages(synth_manifest,
         assert ref["batch_utterances_mean"] == 4.0 and ref["cached_layer"] is None  # fixed batches of 4, audio
         assert ref["attention"] == "eager" and tuned["attention"] == "sdpa"
         assert not ref["fused_optimizer"] and tuned["fused_optimizer"]  # torch's default Adam vs fused
+        assert ref["cache_audio_seconds"] == 0 and tuned["cache_audio_seconds"] > 0
     # tuned is what `metaser train` runs: the CNN output cached in stage 1, the 4 frozen layers in stage 2
     assert (by[("stage1", "tuned")]["cached_layer"], by[("stage2", "tuned")]["cached_layer"]) == (0, 4)
+    # both stores cover fold 1's training utterances at every speed: the same audio
+    assert by[("stage1", "tuned")]["cache_audio_seconds"] == by[("stage2", "tuned")]["cache_audio_seconds"]
     assert set(res["speedup"]) == {"stage1", "stage2"}
     assert set(res["speedup"]["stage1"]) == {"tuned"}
     assert "tuned / reference throughput" in r.output
