@@ -11,26 +11,19 @@ Timings are medians of 3 repeats after one warm-up; 2 threads unless stated.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import torch
 from transformers import WavLMConfig, WavLMModel
 
+from metaser.experiments.bench_infer import median_seconds
 from metaser.models.encoder.wavlm_sdpa import set_wavlm_attention
 
 BATCH, SAMPLES = 12, 35200  # 12 utterances of 2.2 s
 
 
-def _median(fn, repeats: int = 3) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def _median(fn) -> float:
+    return median_seconds(fn, repeats=3)
 
 
 def _model(**kw) -> WavLMModel:

@@ -110,6 +110,11 @@ class FeatureStore:
     def nbytes(self) -> int:
         return int(self._data.nbytes)
 
+    @property
+    def total_samples(self) -> int:
+        """Waveform samples behind every entry (all utterances, all speed factors)."""
+        return sum(e[4] for e in self.entries.values())
+
     def num_samples(self, cut_id: str, factor: float) -> int:
         return self.entries[entry_key(cut_id, factor)][4]
 

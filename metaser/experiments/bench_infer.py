@@ -35,7 +35,7 @@ import numpy as np
 from metaser.constants import SAMPLE_RATE
 from metaser.errors import MetaserError
 
-__all__ = ["bench_infer", "bench_serve", "default_audio"]
+__all__ = ["bench_infer", "bench_serve", "default_audio", "median_seconds"]
 
 
 def default_audio(root: Path, n: int = 32, seed: int = 0) -> list[Path]:
@@ -66,7 +66,8 @@ def _files(audio: list[Path], tmp: Path) -> list[str]:
     return files
 
 
-def _time(fn, repeats: int, warmup=None) -> float:
+def median_seconds(fn, repeats: int, warmup=None) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn``, after one untimed ``warmup`` (default: ``fn``)."""
     (warmup or fn)()  # untimed (allocator, onnxruntime arenas, lazy imports)
     walls = []
     for _ in range(repeats):
@@ -138,7 +139,7 @@ def bench_infer(model_dir: str | Path, audio: list[Path] | None = None, *, backe
         base_probs = None
         ref_row = None
         if reference:
-            wall = _time(_reference_forward(model_dir, files), repeats, _reference_forward(model_dir, files[:4]))
+            wall = median_seconds(_reference_forward(model_dir, files), repeats, _reference_forward(model_dir, files[:4]))
             ref_row = {"backend": "transformers", "variant": "plain forward (encoder only)", "batch_size": 1,
                        "wall_seconds": round(wall, 3), "rtf": round(wall / duration, 5)}
         for backend, variant, kw in variants:
@@ -151,7 +152,7 @@ def bench_infer(model_dir: str | Path, audio: list[Path] | None = None, *, backe
                     preds[:] = rec.predict_batch(files)
 
                 console.print(f"[dim]bench infer: {backend} {variant} batch {bs} ...[/]")
-                wall = _time(run, repeats, lambda rec=rec: rec.predict_batch(files[: 2 * bs]))
+                wall = median_seconds(run, repeats, lambda rec=rec: rec.predict_batch(files[: 2 * bs]))
                 bad = [p for p in preds if not p.ok]
                 if bad:
                     raise MetaserError(f"bench infer: {len(bad)} file(s) failed, e.g. {bad[0].path}: {bad[0].error}")

@@ -137,7 +137,8 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
         loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, features=store)
         prec = str(cfg.trainer.precision)
         # as Lightning's precision plugin: bf16-mixed autocasts on CPU too, 16-mixed on CUDA only
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if prec == "bf16-mixed" or (prec.startswith("bf16") and cuda) else (
+        bf16 = prec == "bf16-mixed" or (prec.startswith("bf16") and cuda)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else (
             torch.autocast(device.type, dtype=torch.float16) if prec.startswith("16") and cuda else None)
         params = [p for g in opt.param_groups for p in g["params"]]
 
@@ -180,9 +181,8 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
                          batch_utterances_mean=round(statistics.fmean(sizes), 2),
                          cached_layer=None if store is None else int(store.meta.get("layer", 0)),
                          cache_build_seconds=round(build_s, 2),
-                         cache_audio_seconds=0.0 if store is None else round(
-                             sum(e[4] for e in store.entries.values()) / SAMPLE_RATE, 2), attention=model.encoder.attn_implementation,
-                         fused_optimizer=bool(opt.defaults.get("fused")))
+                         cache_audio_seconds=0.0 if store is None else round(store.total_samples / SAMPLE_RATE, 2),
+                         attention=model.encoder.attn_implementation, fused_optimizer=bool(opt.defaults.get("fused")))
         if count_flops and kept:
             from torch.utils.flop_counter import FlopCounterMode
 

@@ -69,14 +69,18 @@ def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None
         return None, ("cache.mode=strict and the encoder's CNN normalises over the padded time axis (group norm): "
                       "its per-utterance features differ from padded-batch ones")
     n = int(freeze_layers)
-    alone = "" if encoder.batch_independent else (
-        ", each utterance computed alone (group-norm CNN: as at batch size 1; cache.mode=strict trains from "
-        "padded audio instead)")
-    if n > 0 and (encoder.batch_independent_layers or not strict):
-        if not alone and not encoder.batch_independent_layers:
-            alone = ", each utterance computed alone (the layers' outputs depend on the padding)"
-        return n, f"the CNN and the first {n} layers{alone}"
-    return 0, f"the CNN{alone}"
+    layer = n if n > 0 and (encoder.batch_independent_layers or not strict) else 0
+    what = f"the CNN and the first {n} layers" if layer else "the CNN"
+    if not _batch_exact(encoder, layer):
+        what += (", each utterance computed alone (in a padded batch its frames would depend on the padding: "
+                 "as at batch size 1; cache.mode=strict trains from padded audio instead)")
+    return layer, what
+
+
+def _batch_exact(encoder, layer: int) -> bool:
+    """Whether the frozen output up to ``layer`` (0 = the CNN) of an utterance is the same in any
+    padded batch, so a store can be built in batches; else each utterance is computed alone."""
+    return encoder.batch_independent_layers if layer > 0 else encoder.batch_independent
 
 
 def _digest(parts: dict[str, Any], modules: list[torch.nn.Module]) -> str:
@@ -119,7 +123,7 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
         wanted = {c.id: factors for c in parts["train"]}
         wanted.update({c.id: [1.0] for name in ("valid", "test") for c in parts[name]})
         frozen = enc.frozen_modules()
-    exact = enc.batch_independent_layers if layer > 0 else enc.batch_independent
+    exact = _batch_exact(enc, layer)
     ident = {"layer": layer, "dtype": dtype, "alone": not exact, "manifest": manifest_sha, "factors": factors,
              "augment": to_dict(cfg.data.augment), "min_samples": MIN_SAMPLES,
              "normalize": enc.normalize_waveform, "mask": enc.uses_attention_mask,

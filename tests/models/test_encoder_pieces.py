@@ -29,6 +29,13 @@ def build(variant: str, **kw) -> SSLEncoder:
     return SSLEncoder.from_pretrained(EncoderConfig(name_or_path=variant, **kw))
 
 
+def build_frozen(variant: str, n: int) -> SSLEncoder:
+    """``build(variant)`` with the first n layers frozen, in eval mode (no dropout)."""
+    enc = build(variant)
+    enc.freeze_layers(n)
+    return enc.eval()
+
+
 def _stored(t: torch.Tensor) -> torch.Tensor:
     """What a cache gives back: a contiguous copy, without autograd history."""
     return t.detach().contiguous().clone()
@@ -44,9 +51,7 @@ def assert_same(a, b, atol=1e-6):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("frozen", [0, 4])
 def test_features_then_forward_features_equals_forward(variant, frozen):
-    enc = build(variant)
-    enc.freeze_layers(frozen)
-    enc.eval()
+    enc = build_frozen(variant, frozen)
     waves, lengths = make_batch(LENGTHS)
     ref = enc(waves, lengths)
     feats, frame_lengths = enc.features(waves, lengths)
@@ -60,9 +65,7 @@ def test_features_then_forward_features_equals_forward(variant, frozen):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("n", [1, 4])
 def test_prefix_then_forward_from_layer_equals_forward(variant, n):
-    enc = build(variant)
-    enc.freeze_layers(n)
-    enc.eval()
+    enc = build_frozen(variant, n)
     waves, lengths = make_batch(LENGTHS)
     ref = enc(waves, lengths).hidden_states
     feats, frame_lengths = enc.features(waves, lengths)
@@ -114,9 +117,7 @@ def test_cached_prefix_gives_the_same_gradients(variant, checkpointing):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_features_path_gives_the_same_gradients_with_nothing_frozen(variant):
     waves, lengths = make_batch(LENGTHS)
-    enc = build(variant)
-    enc.freeze_layers(0)
-    enc.eval()
+    enc = build_frozen(variant, 0)
     _loss(enc(waves, lengths).hidden_states).backward()
     ref = _grads(enc)
     enc.zero_grad(set_to_none=True)
