@@ -44,6 +44,7 @@ def test_paper_presets_hold_the_paper_protocol(enc):
     assert cfg.model.fusion.layers == "ari" and cfg.model.fusion.tasks == "coattention"
     assert cfg.model.fusion.weights == "softmax" and cfg.model.fusion.normalize == "none"
     assert not cfg.stage1.freeze_layer_fusion
+    assert cfg.cache.mode == "strict"  # frozen prefix in the paper's padded batches, not per utterance
     text = (CONFIG_DIR / "iemocap" / f"{enc}.yaml").read_text()
     assert "gives no values" in text and "metaser sweep" in text  # the w_k are not the paper's
 

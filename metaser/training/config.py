@@ -92,7 +92,8 @@ class CacheConfig:
     mode: ``auto`` (on wherever only the discrete speed set augments the waveform; for
         group-norm CNNs, whose padded-batch features depend on the padding, each utterance is
         computed alone, as at batch size 1), ``strict`` (only where training from the cache
-        equals the padded-batch audio path: group-norm encoders then train from audio),
+        equals the padded-batch audio path: group-norm encoders then train from audio; the
+        IEMOCAP paper presets set it, as the paper pads its batches),
         ``force`` (the same as ``auto``, kept for configs that name it) or ``none`` (never).
         Not "on"/"off": YAML reads those as booleans. Part of the stage keys (see
         :mod:`metaser.training.keys`): with a group-norm encoder it changes the result.
