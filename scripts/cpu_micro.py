@@ -5,6 +5,8 @@ isolates one operation of a base-size WavLM with random weights).
     python scripts/cpu_micro.py bf16        # forward + backward, fp32 vs bf16 autocast
     python scripts/cpu_micro.py attention   # forward + backward, eager vs SDPA, repeated (the machine's noise)
     python scripts/cpu_micro.py profile     # torch.profiler table of one 4-layer step, eager and SDPA, 1 thread
+    python scripts/cpu_micro.py dropout     # 8 trainable layers forward + backward: no dropout, torch's, metaser's
+    python scripts/cpu_micro.py posconv     # the positional convolution forward + backward: direct vs FFT
 
 Timings are medians of 3 repeats after one warm-up; 2 threads unless stated.
 """
@@ -17,6 +19,8 @@ import torch
 from transformers import WavLMConfig, WavLMModel
 
 from metaser.experiments.bench_infer import median_seconds
+from metaser.models.dropout import set_fast_dropout
+from metaser.models.encoder.fft_conv import set_fft_pos_conv
 from metaser.models.encoder.wavlm_sdpa import set_wavlm_attention
 
 BATCH, SAMPLES = 12, 35200  # 12 utterances of 2.2 s
@@ -87,10 +91,40 @@ def profile() -> None:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
+def dropout() -> None:
+    models = {"no dropout": _model(num_hidden_layers=8, layerdrop=0.0, hidden_dropout=0.0, attention_dropout=0.0,
+                                   activation_dropout=0.0),
+              "torch dropout": _model(num_hidden_layers=8, layerdrop=0.0),
+              "metaser dropout": _model(num_hidden_layers=8, layerdrop=0.0)}
+    for m in models.values():
+        set_wavlm_attention(m, "sdpa")
+    set_fast_dropout(models["metaser dropout"], True)
+    hidden = torch.randn(BATCH, SAMPLES // 320, 768)  # (B, T, D): the frames of 12 x 2.2 s
+
+    def step(m: WavLMModel) -> None:
+        m.encoder(hidden).last_hidden_state.pow(2).mean().backward()
+
+    for _ in range(2):  # interleaved, twice: the machine's drift shows
+        for name, m in models.items():
+            print(f"{name}: {_median(lambda: step(m)):.3f} s")
+
+
+def posconv() -> None:
+    m = _model()
+    pos = m.encoder.pos_conv_embed
+    for batch, frames in ((BATCH, SAMPLES // 320), (4, 250)):
+        x = torch.randn(batch, frames, 768, requires_grad=True)  # (B, T, D)
+        for fft in (False, True, False, True):
+            set_fft_pos_conv(m, fft)
+            t = _median(lambda: pos(x).pow(2).mean().backward())
+            print(f"({batch}, {frames}) {'fft' if fft else 'direct'}: {t:.3f} s")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    jobs = {"adam": adam, "bf16": bf16, "attention": attention, "profile": profile}
+    jobs = {"adam": adam, "bf16": bf16, "attention": attention, "profile": profile, "dropout": dropout,
+            "posconv": posconv}
     if what not in jobs:
         sys.exit(f"usage: python scripts/cpu_micro.py {{{'|'.join(jobs)}}}")
     jobs[what]()

@@ -13,9 +13,10 @@ Modes:
   random order, fp32, frozen parts with ``requires_grad=False`` (autograd builds no graph
   through them), speed perturbation applied in the loop, data loaded in the main process, no
   feature cache, transformers' default attention (eager for WavLM), torch's default Adam (the
-  per-parameter loop on CPU).
+  per-parameter loop on CPU), torch's dropout and convolution.
 - ``tuned``: exactly what ``metaser train`` runs for the config (length-bucketed batches, the
-  frozen-prefix feature cache, SDPA, fused Adam, the config's precision and workers).
+  frozen-prefix feature cache, SDPA, fused Adam, metaser's CPU dropout masks and FFT positional
+  convolution, the config's precision and workers).
 - ``tuned-nocache`` / ``tuned-eager``: tuned without the feature cache / with eager attention,
   to measure those two on their own.
 
@@ -73,6 +74,8 @@ class ModeResult:
     cache_audio_seconds: float = 0.0  # audio the store covers (every entry, every speed)
     attention: str = ""
     fused_optimizer: bool = False
+    fast_dropout: bool = False  # metaser's CPU dropout masks (trainer.fast_dropout)
+    fft_conv: bool = False  # the positional convolution through FFTs (trainer.fft_conv)
     flops_per_step: float | None = None
     achieved_tflops: float | None = None
     mfu: float | None = None
@@ -83,7 +86,8 @@ def mode_config(cfg: RunConfig, mode: str, workdir: str) -> RunConfig:
     out = [f"output_dir={workdir}", f"cache.dir={workdir}/cache", "name=bench"]
     if mode == "reference":
         out += ["data.sampler.mode=fixed", "data.sampler.batch_size=4", "data.sampler.num_workers=0",
-                "data.sampler.shuffle=true", "trainer.precision=32-true", "cache.mode=none", "trainer.compile=false"]
+                "data.sampler.shuffle=true", "trainer.precision=32-true", "cache.mode=none", "trainer.compile=false",
+                "trainer.fast_dropout=false", "trainer.fft_conv=false"]
         out += [f"{s}.optim.fused=false" for s in ("stage1", "stage2", "emotion_only")]  # torch's default Adam
         if "wavlm" in cfg.model.encoder.name_or_path.lower():
             out.append("model.encoder.attn_implementation=eager")
@@ -109,6 +113,8 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
     import torch
 
     from metaser.data.dataset import make_dataloader
+    from metaser.models.dropout import FastDropout
+    from metaser.models.encoder.fft_conv import uses_fft_conv
     from metaser.training.cache import stage_features
     from metaser.training.fold import prepare_fold
     from metaser.training.stages import build_model, build_stage
@@ -182,7 +188,9 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
                          cached_layer=None if store is None else int(store.meta.get("layer", 0)),
                          cache_build_seconds=round(build_s, 2),
                          cache_audio_seconds=0.0 if store is None else round(store.total_samples / SAMPLE_RATE, 2),
-                         attention=model.encoder.attn_implementation, fused_optimizer=bool(opt.defaults.get("fused")))
+                         attention=model.encoder.attn_implementation, fused_optimizer=bool(opt.defaults.get("fused")),
+                         fast_dropout=any(isinstance(m, FastDropout) for m in model.modules()),
+                         fft_conv=uses_fft_conv(model.encoder.model))
         if count_flops and kept:
             from torch.utils.flop_counter import FlopCounterMode
 

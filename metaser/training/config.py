@@ -74,6 +74,8 @@ class TrainerConfig:
     matmul_precision: Literal["highest", "high", "medium"] = "high"  # TF32 on Ampere+
     compile: bool = False  # torch.compile each encoder transformer layer (in place; checkpoints unchanged)
     num_threads: int | None = None  # torch intra-op threads (None = torch's default, one per core)
+    fast_dropout: bool = True  # CPU: dropout masks from numpy's PCG64, not torch's bernoulli_ (metaser.models.dropout)
+    fft_conv: bool = True  # CPU: the positional convolution through FFTs (metaser.models.encoder.fft_conv)
 
     def __post_init__(self) -> None:
         if "spawn" in self.strategy:

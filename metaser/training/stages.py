@@ -20,6 +20,8 @@ import torch
 
 from metaser.data.labels import LabelSpace
 from metaser.models.config import TaskSpec
+from metaser.models.dropout import set_fast_dropout
+from metaser.models.encoder.fft_conv import set_fft_pos_conv
 from metaser.models.metaser import MetaSERModel
 from metaser.training.config import RunConfig, StageConfig
 from metaser.training.module import SERModule, objective, seed_all
@@ -92,6 +94,10 @@ def build_model(cfg: RunConfig, labels: LabelSpace) -> MetaSERModel:
     """The run's model with its seeded initialisation (the same for every stage of a fold)."""
     seed_all(cfg.seed)
     model = MetaSERModel.build(cfg.model, labels.classes["emotion"], task_specs(labels, cfg.active_aux_tasks))
+    if cfg.trainer.fast_dropout:  # after loading: WavLM's SDPA attention is installed by then
+        set_fast_dropout(model, True)
+    if cfg.trainer.fft_conv:
+        set_fft_pos_conv(model.encoder.model, True)
     if cfg.trainer.compile:
         compile_encoder_layers(model)
     return model

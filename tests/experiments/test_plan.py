@@ -98,7 +98,8 @@ def test_stage1_key_ignores_what_stage1_does_not_read(change):
 
 @pytest.mark.parametrize("change", ["aux_tasks.asr=0.5", "stage1.optim.encoder_lr=1e-4", "seed=1",
                                     "model.fusion.layers=weighted_sum", "data.augment.speeds=[1.0]",
-                                    "cache.mode=none", "cache.mode=strict"])
+                                    "cache.mode=none", "cache.mode=strict", "trainer.fast_dropout=false",
+                                    "trainer.fft_conv=false"])
 def test_stage_keys_follow_what_decides_the_result(change):
     from metaser.config import apply_overrides, load_config
     from metaser.training.config import RunConfig

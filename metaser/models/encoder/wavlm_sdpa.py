@@ -9,7 +9,11 @@ every parameter are the library's, so checkpoints and state-dict keys are unchan
 Written by hand (transformers offers no SDPA path for WavLM). Installed after loading by
 swapping the class of every ``WavLMAttention`` to :class:`WavLMSdpaAttention`, a subclass that
 overrides only ``torch_multi_head_self_attention``; :func:`set_wavlm_attention` swaps back.
-Attention dropout (``attention_dropout``) applies in training mode as in the eager path.
+Attention dropout (``attention_dropout``) applies in training mode as in the eager path. On CPU
+no fused SDPA kernel takes dropout, so torch runs its math kernel (scores, softmax, dropout,
+product); with ``use_fast_dropout`` set (:func:`metaser.models.dropout.set_fast_dropout`, on by
+default in training, ``trainer.fast_dropout``) that same math runs here with the PCG64 dropout
+mask of :mod:`metaser.models.dropout`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.models.wavlm.modeling_wavlm import WavLMAttention
+
+from metaser.models.dropout import fast_dropout
 
 __all__ = ["WavLMSdpaAttention", "is_available", "set_wavlm_attention", "wavlm_attention"]
 
@@ -29,6 +35,8 @@ def is_available() -> bool:
 
 class WavLMSdpaAttention(WavLMAttention):
     """WavLMAttention whose inner attention runs through ``F.scaled_dot_product_attention``."""
+
+    use_fast_dropout = False  # CPU training: the math kernel with metaser's dropout mask
 
     def torch_multi_head_self_attention(
         self,
@@ -47,9 +55,12 @@ class WavLMSdpaAttention(WavLMAttention):
         if attention_mask is not None:
             padded = attention_mask.ne(1)[:, None, None, :]  # (B, 1, 1, T) key padding
             bias = bias.masked_fill(padded, float("-inf"))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, T, d)
+        p = self.dropout if self.training else 0.0
+        if p > 0.0 and self.use_fast_dropout and q.device.type == "cpu":  # torch's CPU SDPA: this math
+            scores = torch.matmul(q, k.transpose(-1, -2)).mul_(d**-0.5).add_(bias)  # (B, H, T, T)
+            out = torch.matmul(fast_dropout(scores.softmax(-1), p), v)  # (B, H, T, d)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # (B, H, T, d)
         out = out.transpose(1, 2).reshape(b, t, e)  # (B, T, E)
         return self.out_proj(out), None
 
