@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU figures of docs/benchmarks.md in one run, after `make demo` (which leaves demo/manifest
 # and demo/model): training throughput (tiny and base-size random WavLM; reference / tuned;
-# cache on / off; eager / SDPA), the Table II study with and without stage reuse, inference.
+# cache on / off; eager / SDPA; metaser's CPU dropout and FFT positional conv / torch's), the Table II study with and without stage reuse, inference.
 #
 #   bash scripts/cpu-bench.sh            # writes bench/*.json and bench/*.log
 set -euo pipefail
@@ -10,11 +10,11 @@ M=${M:-.venv/bin/metaser}
 OUT=${OUT:-bench}
 mkdir -p "$OUT"
 MAN=data.manifest=demo/manifest
-$M bench train configs/demo/tiny.yaml $MAN --steps 20 --modes reference,tuned,tuned-nocache,tuned-eager \
+$M bench train configs/demo/tiny.yaml $MAN --steps 20 --modes reference,tuned,tuned-nocache,tuned-eager,tuned-torchops \
     --json "$OUT/train-tiny.json" > "$OUT/train-tiny.log" 2>&1
 $M bench train configs/demo/tiny.yaml $MAN model.encoder.name_or_path=base-random-wavlm \
     model.aux_head.hidden_dim=256 model.emotion_head.hidden_dim=256 --steps 6 --warmup 1 \
-    --modes reference,tuned,tuned-nocache,tuned-eager --json "$OUT/train-base.json" > "$OUT/train-base.log" 2>&1
+    --modes reference,tuned,tuned-nocache,tuned-eager,tuned-torchops --json "$OUT/train-base.json" > "$OUT/train-base.log" 2>&1
 for reuse in reuse no-reuse; do
   flag=""; [ "$reuse" = no-reuse ] && flag=--no-reuse
   /usr/bin/time -f "%e" -o "$OUT/ablate-$reuse.seconds" \

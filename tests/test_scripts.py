@@ -20,7 +20,7 @@ def row(stage: str, mode: str, throughput: float, build: float = 0.0, audio: flo
     return {"stage": stage, "mode": mode, "throughput": throughput, "padding_ratio": 0.1, "cached_layer": None,
             "attention": "sdpa", "mfu": None, "peak_memory_mb": 1024.0, "batch_utterances_mean": 4.0,
             "median_step_s": 0.5, "fused_optimizer": mode != "reference", "cache_build_seconds": build,
-            "cache_audio_seconds": audio}
+            "cache_audio_seconds": audio, "fast_dropout": mode != "reference", "fft_conv": mode != "reference"}
 
 
 def test_gpu_report_projects_training_and_cache_builds(tmp_path, capsys):
@@ -47,5 +47,6 @@ def test_render_bench_ratios_and_columns(tmp_path, capsys):
     (tmp_path / "ablate-no-reuse.seconds").write_text("")  # still running: no ablate line, no crash
     load("render_bench").main(tmp_path)
     out = capsys.readouterr().out
-    assert "| stage1 | tuned | 5.00 | 2.50x |" in out and "| sdpa | fused |" in out and "| sdpa | loop |" in out
+    assert "| stage1 | tuned | 5.00 | 2.50x |" in out
+    assert "| sdpa | fused | pcg64, fft |" in out and "| sdpa | loop | torch, direct |" in out
     assert "ablate modules" not in out

@@ -17,8 +17,9 @@ Modes:
 - ``tuned``: exactly what ``metaser train`` runs for the config (length-bucketed batches, the
   frozen-prefix feature cache, SDPA, fused Adam, metaser's CPU dropout masks and FFT positional
   convolution, the config's precision and workers).
-- ``tuned-nocache`` / ``tuned-eager``: tuned without the feature cache / with eager attention,
-  to measure those two on their own.
+- ``tuned-nocache`` / ``tuned-eager`` / ``tuned-torchops``: tuned without the feature cache /
+  with eager attention / with torch's dropout and direct positional convolution, to measure
+  those on their own.
 
 The cache is built before the timed steps (its one-off cost is reported as
 ``cache_build_seconds``); a real run builds it once per corpus (stage 1) or fold (stage 2).
@@ -49,7 +50,7 @@ from metaser.training.config import RunConfig
 
 __all__ = ["MODES", "ModeResult", "bench_train", "GPU_PEAK_BF16"]
 
-MODES = ("reference", "tuned", "tuned-nocache", "tuned-eager")
+MODES = ("reference", "tuned", "tuned-nocache", "tuned-eager", "tuned-torchops")
 
 # Dense bf16 peak FLOP/s (no sparsity), by substring of torch.cuda.get_device_name().
 GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
@@ -95,6 +96,8 @@ def mode_config(cfg: RunConfig, mode: str, workdir: str) -> RunConfig:
         out.append("cache.mode=none")
     elif mode == "tuned-eager":
         out.append("model.encoder.attn_implementation=eager")
+    elif mode == "tuned-torchops":
+        out += ["trainer.fast_dropout=false", "trainer.fft_conv=false"]
     elif mode != "tuned":
         raise MetaserError(f"unknown bench mode {mode!r}: one of {', '.join(MODES)}")
     return apply_overrides(cfg, out)
