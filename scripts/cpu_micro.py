@@ -7,6 +7,7 @@ isolates one operation of a base-size WavLM with random weights).
     python scripts/cpu_micro.py profile     # torch.profiler table of one 4-layer step, eager and SDPA, 1 thread
     python scripts/cpu_micro.py dropout     # 8 trainable layers forward + backward: no dropout, torch's, metaser's
     python scripts/cpu_micro.py posconv     # the positional convolution forward + backward: direct vs FFT
+    python scripts/cpu_micro.py gemm        # fp32 matrix-product GFLOP/s at a base layer's shapes (the ceiling)
 
 Timings are medians of 3 repeats after one warm-up; 2 threads unless stated.
 """
@@ -120,11 +121,19 @@ def posconv() -> None:
             print(f"({batch}, {frames}) {'fft' if fft else 'direct'}: {t:.3f} s")
 
 
+def gemm() -> None:
+    rows = BATCH * (SAMPLES // 320)  # the frames of 12 x 2.2 s
+    for m, k, n in ((4096, 4096, 4096), (rows, 768, 768), (rows, 768, 3072), (rows, 3072, 768)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        t = _median(lambda: a @ b)
+        print(f"({m} x {k}) @ ({k} x {n}): {2 * m * k * n / t / 1e9:.0f} GFLOP/s")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     jobs = {"adam": adam, "bf16": bf16, "attention": attention, "profile": profile, "dropout": dropout,
-            "posconv": posconv}
+            "posconv": posconv, "gemm": gemm}
     if what not in jobs:
         sys.exit(f"usage: python scripts/cpu_micro.py {{{'|'.join(jobs)}}}")
     jobs[what]()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from metaser.cli import main
@@ -82,3 +84,19 @@ def test_bench_serve_answers_every_request(cv_run, tmp_path):
     res = json.loads(out.read_text())
     assert res["requests"] == 9 and res["errors"] == 0
     assert res["p95_ms"] >= res["p50_ms"] > 0 and res["rss_after_mb"] > 0
+
+
+@pytest.mark.parametrize("groups", [1, 16])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_bench_counts_a_convolution_backward_as_one_forward_per_gradient(groups, input_grad):
+    """torch's formula counts a grouped conv's weight gradient `groups` times; the bench's does not."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from metaser.experiments.bench_train import flop_formulas
+
+    conv = torch.nn.Conv1d(32, 32, 9, padding=4, groups=groups)
+    x = torch.randn(2, 32, 40, requires_grad=input_grad)
+    forward = 2 * 2 * 40 * 32 * (32 // groups) * 9  # 2 FLOPs per multiply-add
+    with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as fc:
+        conv(x).sum().backward()
+    assert fc.get_total_flops() == forward * (3 if input_grad else 2)
