@@ -8,6 +8,7 @@ isolates one operation of a base-size WavLM with random weights).
     python scripts/cpu_micro.py dropout     # 8 trainable layers forward + backward: no dropout, torch's, metaser's
     python scripts/cpu_micro.py posconv     # the positional convolution forward + backward: direct vs FFT
     python scripts/cpu_micro.py gemm        # fp32 matrix-product GFLOP/s at a base layer's shapes (the ceiling)
+    python scripts/cpu_micro.py compile     # 4 layers forward + backward on 3 bucket shapes: eager vs torch.compile
 
 Timings are medians of 3 repeats after one warm-up; 2 threads unless stated.
 """
@@ -121,6 +122,26 @@ def posconv() -> None:
             print(f"({batch}, {frames}) {'fft' if fft else 'direct'}: {t:.3f} s")
 
 
+def compile_layers() -> None:
+    import time
+
+    m = _model(num_hidden_layers=4, layerdrop=0.0)
+    set_wavlm_attention(m, "sdpa")
+    hidden = [torch.randn(b, t, 768) for b, t in ((11, 90), (12, 110), (9, 130))]  # (B, T, D) bucket shapes
+
+    def steps() -> None:
+        for h in hidden:
+            m.encoder(h).last_hidden_state.pow(2).mean().backward()
+
+    print(f"eager: {_median(steps) / len(hidden):.3f} s per step")
+    for layer in m.encoder.layers:
+        layer.compile(dynamic=True)
+    t0 = time.perf_counter()
+    steps()
+    print(f"compile + first steps: {time.perf_counter() - t0:.0f} s")
+    print(f"compiled: {_median(steps) / len(hidden):.3f} s per step")
+
+
 def gemm() -> None:
     rows = BATCH * (SAMPLES // 320)  # the frames of 12 x 2.2 s
     for m, k, n in ((4096, 4096, 4096), (rows, 768, 768), (rows, 768, 3072), (rows, 3072, 768)):
@@ -133,7 +154,7 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     jobs = {"adam": adam, "bf16": bf16, "attention": attention, "profile": profile, "dropout": dropout,
-            "posconv": posconv, "gemm": gemm}
+            "posconv": posconv, "gemm": gemm, "compile": compile_layers}
     if what not in jobs:
         sys.exit(f"usage: python scripts/cpu_micro.py {{{'|'.join(jobs)}}}")
     jobs[what]()
