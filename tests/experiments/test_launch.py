@@ -57,8 +57,15 @@ def dies(marker: str, times: int) -> dict:
     return {"metric": "ua", "value": 1.0}
 
 
-def slow(calls: str, name: str, seconds: float) -> dict:
+def slow(calls: str, name: str, seconds: float, after: str) -> dict:
+    """Starts, waits until task ``after`` has recorded (at most 60 s), then ``seconds`` more, then ends.
+
+    Waiting for ``after`` keeps the order fixed however slowly the workers start (a cold Ray
+    start in a fresh clone took seconds): ``name:end`` comes ``seconds`` after ``after``."""
     record(calls, name + ":start")
+    deadline = time.time() + 60.0
+    while after not in calls_of(Path(calls)) and time.time() < deadline:
+        time.sleep(0.05)
     time.sleep(seconds)
     return record(calls, name + ":end")
 
@@ -242,7 +249,7 @@ def test_ray_retries_a_task_whose_worker_died_once_then_reports_it(tmp_path, ray
 
 def test_ray_ctrl_c_cancels_the_remaining_tasks(tmp_path, ray_launcher):
     calls = str(tmp_path / "calls.jsonl")
-    tasks = [Task("quick", record, (calls, "quick")), Task("slow", slow, (calls, "slow", 4.0)),
+    tasks = [Task("quick", record, (calls, "quick")), Task("slow", slow, (calls, "slow", 4.0, "quick")),
              Task("later", record, (calls, "later"), deps=["slow"])]
 
     def interrupt(task, _res):
@@ -251,7 +258,7 @@ def test_ray_ctrl_c_cancels_the_remaining_tasks(tmp_path, ray_launcher):
 
     with pytest.raises(KeyboardInterrupt):
         ray_launcher.run(tasks, on_done=interrupt)
-    time.sleep(5.0)  # longer than the slow task would take
+    time.sleep(5.0)  # longer than the slow task would take after "quick"
     ran = calls_of(Path(calls))
     assert "quick" in ran and "slow:end" not in ran and "later" not in ran
 
