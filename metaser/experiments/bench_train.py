@@ -40,15 +40,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from metaser.config import apply_overrides, from_dict, to_dict
 from metaser.constants import SAMPLE_RATE
 from metaser.errors import MetaserError
 from metaser.training.config import RunConfig
 
-__all__ = ["MODES", "ModeResult", "bench_train", "GPU_PEAK_BF16"]
+__all__ = ["MODES", "ModeResult", "BenchStage", "bench_train", "build_bench_stage", "forever", "GPU_PEAK_BF16"]
 
 MODES = ("reference", "tuned", "tuned-nocache", "tuned-eager", "tuned-torchops")
 
@@ -112,15 +114,68 @@ def _padding(batch) -> tuple[int, int]:
     return batch.padding_samples, batch.num_samples
 
 
-def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, count_flops: bool) -> ModeResult:
+@dataclass
+class BenchStage:
+    """One stage built for timing: fold 1's training data, the stage as the fold runner builds it,
+    its feature store (built here, in ``cache_build_seconds``), optimizer and loader, and ``step``
+    (forward, weighted loss, backward, clipping, optimizer)."""
+
+    model: Any
+    store: Any
+    cache_build_seconds: float
+    optimizer: Any
+    loader: Any
+    step: Callable[[Any, int], None]
+
+
+def build_bench_stage(cfg: RunConfig, stage: str, device) -> BenchStage:
+    """Build ``stage`` of ``cfg`` (a :func:`mode_config`) on ``device`` as the bench times it."""
     import torch
 
     from metaser.data.dataset import make_dataloader
-    from metaser.models.dropout import FastDropout
-    from metaser.models.encoder.fft_conv import uses_fft_conv
     from metaser.training.cache import stage_features
     from metaser.training.fold import prepare_fold
     from metaser.training.stages import build_model, build_stage
+
+    cuda = device.type == "cuda"
+    ctx = prepare_fold(cfg, 1)
+    spec = ctx.spec(stage)
+    model = build_model(cfg, ctx.labels)
+    module = build_stage(model, spec, ctx.labels, cfg)
+    t0 = time.perf_counter()
+    store = stage_features(cfg, model, spec.freeze_layers, {"train": ctx.parts["train"], "valid": [], "test": []},
+                           ctx.labels, ctx.manifest_sha)
+    build_s = time.perf_counter() - t0
+    opt = module.configure_optimizers()
+    opt = opt[0][0] if isinstance(opt, tuple) else opt
+    module.to(device)
+    module.train()
+    loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, features=store)
+    prec = str(cfg.trainer.precision)
+    # as Lightning's precision plugin: bf16-mixed autocasts on CPU too, 16-mixed on CUDA only
+    bf16 = prec == "bf16-mixed" or (prec.startswith("bf16") and cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else (
+        torch.autocast(device.type, dtype=torch.float16) if prec.startswith("16") and cuda else None)
+    params = [p for g in opt.param_groups for p in g["params"]]
+
+    def step(batch, i):
+        module.on_train_batch_start(batch, i)
+        with autocast if autocast is not None else contextlib.nullcontext():
+            loss = module._loss(module(batch), batch).total
+        loss.backward()
+        if spec.config.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, spec.config.optim.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return BenchStage(model, store, build_s, opt, loader, step)
+
+
+def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, count_flops: bool) -> ModeResult:
+    import torch
+
+    from metaser.models.dropout import FastDropout
+    from metaser.models.encoder.fft_conv import uses_fft_conv
     from metaser.training.trainer import quiet_lightning
 
     quiet_lightning()
@@ -131,38 +186,11 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
         torch.set_float32_matmul_precision(cfg.trainer.matmul_precision)
         if cfg.trainer.num_threads:
             torch.set_num_threads(cfg.trainer.num_threads)
-        ctx = prepare_fold(cfg, 1)
-        spec = ctx.spec(stage)
-        model = build_model(cfg, ctx.labels)
-        module = build_stage(model, spec, ctx.labels, cfg)
-        t0 = time.perf_counter()
-        store = stage_features(cfg, model, spec.freeze_layers, {"train": ctx.parts["train"], "valid": [], "test": []},
-                               ctx.labels, ctx.manifest_sha)
-        build_s = time.perf_counter() - t0
-        opt = module.configure_optimizers()
-        opt = opt[0][0] if isinstance(opt, tuple) else opt
-        module.to(device)
-        module.train()
-        loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, features=store)
-        prec = str(cfg.trainer.precision)
-        # as Lightning's precision plugin: bf16-mixed autocasts on CPU too, 16-mixed on CUDA only
-        bf16 = prec == "bf16-mixed" or (prec.startswith("bf16") and cuda)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else (
-            torch.autocast(device.type, dtype=torch.float16) if prec.startswith("16") and cuda else None)
-        params = [p for g in opt.param_groups for p in g["params"]]
-
-        def step(batch, i):
-            module.on_train_batch_start(batch, i)
-            with autocast if autocast is not None else contextlib.nullcontext():
-                loss = module._loss(module(batch), batch).total
-            loss.backward()
-            if spec.config.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, spec.config.optim.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        bench = build_bench_stage(cfg, stage, device)
+        model, store, opt, loader, step = bench.model, bench.store, bench.optimizer, bench.loader, bench.step
 
         times, audio, pad, real, sizes, kept = [], 0.0, 0, 0, [], []
-        it = _forever(loader)
+        it = forever(loader)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         for i in range(warmup + steps):
@@ -189,7 +217,7 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
                          peak_memory_mb=round(peak, 1), median_step_s=round(statistics.median(times), 4),
                          batch_utterances_mean=round(statistics.fmean(sizes), 2),
                          cached_layer=None if store is None else int(store.meta.get("layer", 0)),
-                         cache_build_seconds=round(build_s, 2),
+                         cache_build_seconds=round(bench.cache_build_seconds, 2),
                          cache_audio_seconds=0.0 if store is None else round(store.total_samples / SAMPLE_RATE, 2),
                          attention=model.encoder.attn_implementation, fused_optimizer=bool(opt.defaults.get("fused")),
                          fast_dropout=any(isinstance(m, FastDropout) for m in model.modules()),
@@ -233,7 +261,8 @@ def flop_formulas() -> dict:
     return {torch.ops.aten.convolution_backward: conv_backward_flops}
 
 
-def _forever(loader):
+def forever(loader):
+    """The loader's batches epoch after epoch (``set_epoch`` on its sampler, as Lightning does)."""
     epoch = 0
     while True:
         sampler = getattr(loader, "sampler", None)

@@ -23,6 +23,8 @@ Written by hand: torch offers no faster CPU mask generator.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,9 +35,7 @@ __all__ = ["FastDropout", "fast_dropout", "dropout_mask", "set_fast_dropout"]
 
 def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """A bool keep-mask of ``shape``: each element is False (dropped) with probability ~p."""
-    n = 1
-    for s in shape:
-        n *= int(s)
+    n = math.prod(shape)
     seed = int(torch.randint(0, 2**62, (1,)).item())  # from torch's generator: seeded runs repeat
     raw = np.random.PCG64(seed).random_raw((n + 1) // 2)  # (ceil(n/2),) uint64
     bits = torch.from_numpy(raw.view(np.int32)[:n])  # (n,) uniform over [-2**31, 2**31)
