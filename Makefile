@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
-.PHONY: install demo test test-all
+.PHONY: install demo test test-all lint format
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -24,3 +24,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not gpu"
+
+# ruff (configured in pyproject.toml): .ci/run runs `make lint` before the tests
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
