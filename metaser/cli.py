@@ -78,15 +78,29 @@ def _prepare(name: str, root: Path, out: Path, strict: bool, min_duration: float
 
 
 _root = click.argument("root", type=click.Path(path_type=Path))
-_out = click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path),
-                    help="Output directory for cuts.jsonl.gz and summary.json.")
-_strict = click.option("--strict", is_flag=True, help="Fail on any missing/empty/corrupt audio file "
-                       "instead of skipping it (skips are always listed in summary.json).")
+_out = click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output directory for cuts.jsonl.gz and summary.json.",
+)
+_strict = click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail on any missing/empty/corrupt audio file "
+    "instead of skipping it (skips are always listed in summary.json).",
+)
 _min_duration = click.option(
-    "--min-duration", type=click.FloatRange(min=0.0), default=None, metavar="SECONDS",
+    "--min-duration",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    metavar="SECONDS",
     help="Drop clips shorter than this (listed in summary.json with reason too_short; never "
-         "fails --strict). Default 0.03125 s: the CNN's 400-sample receptive field / 0.8, the "
-         "shortest TDSA factor, at 16 kHz. 0 keeps every clip.")
+    "fails --strict). Default 0.03125 s: the CNN's 400-sample receptive field / 0.8, the "
+    "shortest TDSA factor, at 16 kHz. 0 keeps every clip.",
+)
 
 
 @prepare.command("iemocap")
@@ -122,12 +136,15 @@ def prepare_ravdess(root: Path, out: Path, strict: bool, min_duration: float | N
 @prepare.command("csv")
 @click.argument("file", type=click.Path(path_type=Path))
 @_out
-@click.option("--audio-root", type=click.Path(path_type=Path), default=None,
-              help="Directory that relative paths in the table are resolved against.")
+@click.option(
+    "--audio-root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory that relative paths in the table are resolved against.",
+)
 @_strict
 @_min_duration
-def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool,
-                min_duration: float | None) -> None:
+def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool, min_duration: float | None) -> None:
     """Any corpus described by a CSV/TSV with `path` and `emotion` columns."""
     _prepare("csv", file, out, strict, min_duration, audio_root=audio_root)
 
@@ -178,8 +195,14 @@ def _int_list(ctx, param, value: str | None) -> list[int] | None:
     return out
 
 
-_folds = click.option("--folds", "folds", default=None, callback=_int_list, metavar="K[,K...]",
-                      help="Run only these folds (1-based), e.g. --folds 1,2.")
+_folds = click.option(
+    "--folds",
+    "folds",
+    default=None,
+    callback=_int_list,
+    metavar="K[,K...]",
+    help="Run only these folds (1-based), e.g. --folds 1,2.",
+)
 
 
 def _task_line(task, res) -> None:
@@ -195,18 +218,38 @@ def _task_line(task, res) -> None:
 
 def _launcher_options(f):
     """--launcher / --ray-address / --gpus-per-task / --cpus-per-task (build one with _make_launcher)."""
-    for option in reversed([
-        click.option("--launcher", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help="local: every task in this process, one after the other. ray: each task a Ray task, "
-                          "as many at once as the cluster's GPUs/CPUs allow (pip install 'metaser[ray]')."),
-        click.option("--ray-address", default=None, metavar="ADDRESS",
-                     help="Join this Ray cluster ('auto', or host:port); left out, a local Ray instance starts. "
-                          "Outputs must live on a filesystem every worker sees."),
-        click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
-                     help="GPUs each Ray task requests  [default: 1 when the cluster has GPUs, else 0]"),
-        click.option("--cpus-per-task", type=click.FloatRange(min=0), default=1.0, show_default=True,
-                     help="CPUs each Ray task requests."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--launcher",
+                type=click.Choice(["local", "ray"]),
+                default="local",
+                show_default=True,
+                help="local: every task in this process, one after the other. ray: each task a Ray task, "
+                "as many at once as the cluster's GPUs/CPUs allow (pip install 'metaser[ray]').",
+            ),
+            click.option(
+                "--ray-address",
+                default=None,
+                metavar="ADDRESS",
+                help="Join this Ray cluster ('auto', or host:port); left out, a local Ray instance starts. "
+                "Outputs must live on a filesystem every worker sees.",
+            ),
+            click.option(
+                "--gpus-per-task",
+                type=click.FloatRange(min=0),
+                default=None,
+                help="GPUs each Ray task requests  [default: 1 when the cluster has GPUs, else 0]",
+            ),
+            click.option(
+                "--cpus-per-task",
+                type=click.FloatRange(min=0),
+                default=1.0,
+                show_default=True,
+                help="CPUs each Ray task requests.",
+            ),
+        ]
+    ):
         f = option(f)
     return f
 
@@ -241,8 +284,16 @@ def train(config: Path, overrides: tuple[str, ...], fold: int, resume: bool) -> 
 @_folds
 @_launcher_options
 @_resume
-def cv(config: Path, overrides: tuple[str, ...], folds: list[int] | None, launcher: str, ray_address: str | None,
-       gpus_per_task: float | None, cpus_per_task: float, resume: bool) -> None:
+def cv(
+    config: Path,
+    overrides: tuple[str, ...],
+    folds: list[int] | None,
+    launcher: str,
+    ray_address: str | None,
+    gpus_per_task: float | None,
+    cpus_per_task: float,
+    resume: bool,
+) -> None:
     """Cross-validate: every fold, every stage; writes results.json, report.md and plots.
 
     Exit code 1 if a task failed (the finished folds' results are still written).
@@ -262,20 +313,38 @@ def cv(config: Path, overrides: tuple[str, ...], folds: list[int] | None, launch
 @main.command()
 @_config
 @_overrides
-@click.option("--study", type=click.Choice(["modules", "fusion", "tasks", "all"]), required=True,
-              help="modules = Table II, fusion = Table III, tasks = Table IV, all = the three, each "
-                   "distinct stage trained once.")
-@click.option("--plan", "show_plan", is_flag=True,
-              help="Train nothing: print the variants, their stages (losses, frozen layers, epochs, keys) "
-                   "and the paper's figures as JSON.")
+@click.option(
+    "--study",
+    type=click.Choice(["modules", "fusion", "tasks", "all"]),
+    required=True,
+    help="modules = Table II, fusion = Table III, tasks = Table IV, all = the three, each distinct stage trained once.",
+)
+@click.option(
+    "--plan",
+    "show_plan",
+    is_flag=True,
+    help="Train nothing: print the variants, their stages (losses, frozen layers, epochs, keys) "
+    "and the paper's figures as JSON.",
+)
 @click.option("--only", default=None, metavar="SLUG[,SLUG...]", help="Run only these variants of the study.")
 @_folds
 @click.option("--no-reuse", is_flag=True, help="Train every variant's stages itself, even those it shares.")
 @_launcher_options
 @_resume
-def ablate(config: Path, overrides: tuple[str, ...], study: str, show_plan: bool, only: str | None,
-           folds: list[int] | None, no_reuse: bool, launcher: str, ray_address: str | None,
-           gpus_per_task: float | None, cpus_per_task: float, resume: bool) -> None:
+def ablate(
+    config: Path,
+    overrides: tuple[str, ...],
+    study: str,
+    show_plan: bool,
+    only: str | None,
+    folds: list[int] | None,
+    no_reuse: bool,
+    launcher: str,
+    ray_address: str | None,
+    gpus_per_task: float | None,
+    cpus_per_task: float,
+    resume: bool,
+) -> None:
     """Run one of the paper's ablation studies (each variant a full CV run)."""
     import json
 
@@ -287,11 +356,12 @@ def ablate(config: Path, overrides: tuple[str, ...], study: str, show_plan: bool
         click.echo(json.dumps(plan(cfg, study, only_list), indent=2))
         return
     with _make_launcher(launcher, ray_address, gpus_per_task, cpus_per_task) as runner:
-        summary = run_ablation(cfg, study, resume=resume, only=only_list, folds=folds, launcher=runner,
-                               on_done=_task_line)
+        summary = run_ablation(
+            cfg, study, resume=resume, only=only_list, folds=folds, launcher=runner, on_done=_task_line
+        )
     if not summary:  # an extra DDP process: rank 0 reports
         return
-    for st in (summary["studies"] if study == "all" else {study: summary}):
+    for st in summary["studies"] if study == "all" else {study: summary}:
         root = study_root(cfg, st)
         console.print((root / "summary.md").read_text())
         n = len((summary["studies"][st] if study == "all" else summary)["variants"])
@@ -314,16 +384,36 @@ def report(run_dir: Path) -> None:
 @main.command()
 @_config
 @_overrides
-@click.option("--param", "params", multiple=True, required=True, metavar="KEY=V1,V2[,...]",
-              help="A config key and its values (YAML: 0.1 is a number, true a bool); repeat for a grid.")
-@click.option("--select", default="valid.ua", show_default=True, metavar="valid.METRIC",
-              help="Validation metric (mean over folds) that picks the best trial; test.* is refused.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="KEY=V1,V2[,...]",
+    help="A config key and its values (YAML: 0.1 is a number, true a bool); repeat for a grid.",
+)
+@click.option(
+    "--select",
+    default="valid.ua",
+    show_default=True,
+    metavar="valid.METRIC",
+    help="Validation metric (mean over folds) that picks the best trial; test.* is refused.",
+)
 @_folds
 @_launcher_options
 @_resume
-def sweep(config: Path, overrides: tuple[str, ...], params: tuple[str, ...], select: str, folds: list[int] | None,
-          launcher: str, ray_address: str | None, gpus_per_task: float | None, cpus_per_task: float,
-          resume: bool) -> None:
+def sweep(
+    config: Path,
+    overrides: tuple[str, ...],
+    params: tuple[str, ...],
+    select: str,
+    folds: list[int] | None,
+    launcher: str,
+    ray_address: str | None,
+    gpus_per_task: float | None,
+    cpus_per_task: float,
+    resume: bool,
+) -> None:
     """Grid of config values, each trial a CV run; the best is chosen on validation only.
 
     \b
@@ -340,8 +430,15 @@ def sweep(config: Path, overrides: tuple[str, ...], params: tuple[str, ...], sel
     grid = parse_params(params)
     cfg = _load_run_config(config, overrides)
     with _make_launcher(launcher, ray_address, gpus_per_task, cpus_per_task) as runner:
-        _, tasks, results = run_sweep(cfg, grid, select=select, launcher=runner, folds=folds, resume=resume,
-                                            on_done=lambda t, r: console.print(format_done(t, r)))
+        _, tasks, results = run_sweep(
+            cfg,
+            grid,
+            select=select,
+            launcher=runner,
+            folds=folds,
+            resume=resume,
+            on_done=lambda t, r: console.print(format_done(t, r)),
+        )
     console.print(render_summary(tasks, results, title="sweep trials"))
     root = sweep_root(cfg)
     console.print((root / "summary.md").read_text(), markup=False)
@@ -372,8 +469,10 @@ def _export_onnx(model_dir: Path, opset: int) -> None:
 
     e = export_onnx(model_dir, opset=opset)
     worst = max(v for k, v in e["parity"]["max_abs_diff"].items() if k.endswith("_probs") and k != "ctc_log_probs")
-    console.print(f"[green]wrote[/] {model_dir / e['file']} (opset {e['opset']}; largest probability difference "
-                  f"to torch {worst:.1e} over {len(e['parity']['cases'])} checks)")
+    console.print(
+        f"[green]wrote[/] {model_dir / e['file']} (opset {e['opset']}; largest probability difference "
+        f"to torch {worst:.1e} over {len(e['parity']['cases'])} checks)"
+    )
 
 
 @main.command("export-onnx")
@@ -389,16 +488,39 @@ def export_onnx_cmd(model_dir: Path, opset: int) -> None:
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
-              help="Write the results to this file instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the results to this file instead of stdout.",
+)
 @click.option("--batch-size", default=8, show_default=True, help="Files per forward pass.")
-@click.option("--max-seconds", default=30.0, show_default=True,
-              help="Longer recordings are split into segments (silero-vad, else fixed windows).")
+@click.option(
+    "--max-seconds",
+    default=30.0,
+    show_default=True,
+    help="Longer recordings are split into segments (silero-vad, else fixed windows).",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="onnx: run MODEL_DIR/model.onnx with onnxruntime (write it with `metaser export-onnx`).")
-def predict(model_dir: Path, audio: tuple[Path, ...], fmt: str, output: Path | None, batch_size: int,
-            max_seconds: float, device: str, backend: str) -> None:
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="onnx: run MODEL_DIR/model.onnx with onnxruntime (write it with `metaser export-onnx`).",
+)
+def predict(
+    model_dir: Path,
+    audio: tuple[Path, ...],
+    fmt: str,
+    output: Path | None,
+    batch_size: int,
+    max_seconds: float,
+    device: str,
+    backend: str,
+) -> None:
     """Recognise emotion (and gender, style, transcript) in audio files or directories.
 
     \b
@@ -410,38 +532,77 @@ def predict(model_dir: Path, audio: tuple[Path, ...], fmt: str, output: Path | N
     """
     from metaser.inference.predict import run_predict
 
-    n_failed = run_predict(model_dir, list(audio), fmt=fmt, output=output, batch_size=batch_size,
-                           max_seconds=max_seconds, device=device, backend=backend, console=console,
-                           err_console=err_console)
+    n_failed = run_predict(
+        model_dir,
+        list(audio),
+        fmt=fmt,
+        output=output,
+        batch_size=batch_size,
+        max_seconds=max_seconds,
+        device=device,
+        backend=backend,
+        console=console,
+        err_console=err_console,
+    )
     if n_failed:
         sys.exit(1)
 
 
 @main.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind (loopback by default; for the internet put a TLS + auth proxy in front).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (loopback by default; for the internet put a TLS + auth proxy in front).",
+)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
 @click.option("--max-upload-mb", default=50.0, show_default=True, help="Larger uploads get 413.")
 @click.option("--max-seconds", default=600.0, show_default=True, help="Longer audio gets 422 (too_long).")
 @click.option("--batch-size", default=8, show_default=True, help="Most requests per micro-batched forward.")
-def serve(model_dir: Path, host: str, port: int, backend: str, device: str, max_upload_mb: float,
-          max_seconds: float, batch_size: int) -> None:
+def serve(
+    model_dir: Path,
+    host: str,
+    port: int,
+    backend: str,
+    device: str,
+    max_upload_mb: float,
+    max_seconds: float,
+    batch_size: int,
+) -> None:
     """HTTP service and web page: POST /v1/predict, GET /health, the page at /, API docs at /docs."""
     from metaser.inference.serve.app import ServeConfig, run_server
 
-    run_server(model_dir, host=host, port=port, backend=backend, device=device, console=console,
-               config=ServeConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, batch_size=batch_size))
+    run_server(
+        model_dir,
+        host=host,
+        port=port,
+        backend=backend,
+        device=device,
+        console=console,
+        config=ServeConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, batch_size=batch_size),
+    )
 
 
 # ------------------------------------------------------------------------------ demo
 @main.command()
-@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("demo"), show_default=True,
-              help="Working directory for the corpus, manifest, runs and model.")
-@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
-              help="Run config (default: the packaged tiny demo preset).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Working directory for the corpus, manifest, runs and model.",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run config (default: the packaged tiny demo preset).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.argument("overrides", nargs=-1)
 def demo(out: Path, config: Path | None, seed: int, overrides: tuple[str, ...]) -> None:
@@ -469,11 +630,16 @@ def bench() -> None:
 @_overrides
 @click.option("--steps", default=20, show_default=True, help="Timed optimizer steps per mode and stage.")
 @click.option("--warmup", default=3, show_default=True, help="Untimed steps first.")
-@click.option("--modes", default="reference,tuned", show_default=True,
-              help="Comma-separated: reference, tuned, tuned-nocache, tuned-eager.")
+@click.option(
+    "--modes",
+    default="reference,tuned",
+    show_default=True,
+    help="Comma-separated: reference, tuned, tuned-nocache, tuned-eager.",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write figures here.")
-def bench_train(config: Path, overrides: tuple[str, ...], steps: int, warmup: int, modes: str,
-                json_out: Path | None) -> None:
+def bench_train(
+    config: Path, overrides: tuple[str, ...], steps: int, warmup: int, modes: str, json_out: Path | None
+) -> None:
     """Training throughput (audio-s per wall-s), padding, peak memory: tuned vs reference.
 
     \b
@@ -485,33 +651,67 @@ def bench_train(config: Path, overrides: tuple[str, ...], steps: int, warmup: in
     from metaser.experiments.bench_train import bench_train as run
 
     cfg = _load_run_config(config, overrides)
-    run(cfg, steps=steps, warmup=warmup, json_out=json_out, console=console,
-        modes=tuple(m.strip() for m in modes.split(",") if m.strip()))
+    run(
+        cfg,
+        steps=steps,
+        warmup=warmup,
+        json_out=json_out,
+        console=console,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+    )
 
 
 @bench.command("infer")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--backend", "backends", type=click.Choice(["torch", "onnx"]), multiple=True,
-              help="Backend(s) to time (repeat the option; default: torch, and onnx when model.onnx exists).")
+@click.option(
+    "--backend",
+    "backends",
+    type=click.Choice(["torch", "onnx"]),
+    multiple=True,
+    help="Backend(s) to time (repeat the option; default: torch, and onnx when model.onnx exists).",
+)
 @click.option("--batch-sizes", default="1,2,4,8", show_default=True, help="Batch sizes tried per backend.")
 @click.option("--threads", type=int, default=None, help="torch / onnxruntime intra-op threads (default: all cores).")
 @click.option("--repeats", default=3, show_default=True, help="Timed passes (the median is reported).")
 @click.option("--no-reference", is_flag=True, help="Skip the plain transformers forward of the encoder.")
 @click.option("--int8", is_flag=True, help="Also time dynamic int8 quantisation of model.onnx (and its drift).")
-@click.option("--onnx-opt", default="all", show_default=True,
-              help="onnxruntime graph optimisation level(s) tried: disable, basic, extended, all (comma-separated).")
+@click.option(
+    "--onnx-opt",
+    default="all",
+    show_default=True,
+    help="onnxruntime graph optimisation level(s) tried: disable, basic, extended, all (comma-separated).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-def bench_infer(model_dir: Path, audio: tuple[Path, ...], backends: tuple[str, ...], batch_sizes: str,
-                threads: int | None, repeats: int, no_reference: bool, int8: bool, onnx_opt: str,
-                json_out: Path | None) -> None:
+def bench_infer(
+    model_dir: Path,
+    audio: tuple[Path, ...],
+    backends: tuple[str, ...],
+    batch_sizes: str,
+    threads: int | None,
+    repeats: int,
+    no_reference: bool,
+    int8: bool,
+    onnx_opt: str,
+    json_out: Path | None,
+) -> None:
     """Real-time factor of predict per backend and batch size, beside a plain transformers forward."""
     from metaser.experiments.bench_infer import bench_infer as run
 
     sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
-    run(model_dir, list(audio), backends=list(backends) or None, batch_sizes=sizes, threads=threads,
-        repeats=repeats, reference=not no_reference, int8=int8, json_out=json_out, console=console,
-        onnx_opt_levels=tuple(x.strip() for x in onnx_opt.split(",") if x.strip()))
+    run(
+        model_dir,
+        list(audio),
+        backends=list(backends) or None,
+        batch_sizes=sizes,
+        threads=threads,
+        repeats=repeats,
+        reference=not no_reference,
+        int8=int8,
+        json_out=json_out,
+        console=console,
+        onnx_opt_levels=tuple(x.strip() for x in onnx_opt.split(",") if x.strip()),
+    )
 
 
 @bench.command("serve")
@@ -522,13 +722,28 @@ def bench_infer(model_dir: Path, audio: tuple[Path, ...], backends: tuple[str, .
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option("--port", default=0, help="Port for the server (0: a free one).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-def bench_serve(model_dir: Path, audio: tuple[Path, ...], clients: int, requests: int, backend: str, port: int,
-                json_out: Path | None) -> None:
+def bench_serve(
+    model_dir: Path,
+    audio: tuple[Path, ...],
+    clients: int,
+    requests: int,
+    backend: str,
+    port: int,
+    json_out: Path | None,
+) -> None:
     """Latency (p50 / p95), requests/s, errors and server RSS of `metaser serve` on loopback."""
     from metaser.experiments.bench_infer import bench_serve as run
 
-    run(model_dir, list(audio), clients=clients, requests=requests, backend=backend, port=port,
-        json_out=json_out, console=console)
+    run(
+        model_dir,
+        list(audio),
+        clients=clients,
+        requests=requests,
+        backend=backend,
+        port=port,
+        json_out=json_out,
+        console=console,
+    )
 
 
 if __name__ == "__main__":

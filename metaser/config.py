@@ -79,9 +79,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            raise ConfigError(
-                f"{path}: {value!r} is not one of {', '.join(repr(c) for c in choices)}"
-            )
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(c) for c in choices)}")
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):

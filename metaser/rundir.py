@@ -15,8 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["FOLD_RE", "fold_number", "fold_dirs", "read_jsonl", "write_jsonl", "sha256_file",
-           "manifest_file", "write_json_atomic"]
+__all__ = [
+    "FOLD_RE",
+    "fold_number",
+    "fold_dirs",
+    "read_jsonl",
+    "write_jsonl",
+    "sha256_file",
+    "manifest_file",
+    "write_json_atomic",
+]
 
 FOLD_RE = re.compile(r"^fold(\d+)$")
 

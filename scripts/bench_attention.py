@@ -78,8 +78,10 @@ def main() -> None:
         diff = (a - b).abs().max().item()
     for enc in encs.values():
         enc.train()
-    print(f"{args.preset}, {args.batch} x {args.seconds:g} s (padded), freeze_layers={args.freeze}, "
-          f"device={device}, torch {torch.__version__}; max |eager - sdpa| last layer = {diff:.2e}")
+    print(
+        f"{args.preset}, {args.batch} x {args.seconds:g} s (padded), freeze_layers={args.freeze}, "
+        f"device={device}, torch {torch.__version__}; max |eager - sdpa| last layer = {diff:.2e}"
+    )
     print("| threads | pass | eager (s) | sdpa (s) | eager / sdpa |")
     print("|---|---|---|---|---|")
     for threads in args.threads:
@@ -87,8 +89,10 @@ def main() -> None:
         for backward in (False, True):
             med = median_times(encs, waves, lengths, args.steps, args.warmup, backward)
             name = "fwd+bwd" if backward else "fwd (no grad)"
-            print(f"| {threads} | {name} | {med['eager']:.3f} | {med['sdpa']:.3f} | {med['eager'] / med['sdpa']:.2f}x |",
-                  flush=True)
+            print(
+                f"| {threads} | {name} | {med['eager']:.3f} | {med['sdpa']:.3f} | {med['eager'] / med['sdpa']:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

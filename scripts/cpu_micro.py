@@ -94,10 +94,13 @@ def profile() -> None:
 
 
 def dropout() -> None:
-    models = {"no dropout": _model(num_hidden_layers=8, layerdrop=0.0, hidden_dropout=0.0, attention_dropout=0.0,
-                                   activation_dropout=0.0),
-              "torch dropout": _model(num_hidden_layers=8, layerdrop=0.0),
-              "metaser dropout": _model(num_hidden_layers=8, layerdrop=0.0)}
+    models = {
+        "no dropout": _model(
+            num_hidden_layers=8, layerdrop=0.0, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0
+        ),
+        "torch dropout": _model(num_hidden_layers=8, layerdrop=0.0),
+        "metaser dropout": _model(num_hidden_layers=8, layerdrop=0.0),
+    }
     for m in models.values():
         set_wavlm_attention(m, "sdpa")
     set_fast_dropout(models["metaser dropout"], True)
@@ -153,8 +156,16 @@ def gemm() -> None:
 if __name__ == "__main__":
     torch.set_num_threads(2)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    jobs = {"adam": adam, "bf16": bf16, "attention": attention, "profile": profile, "dropout": dropout,
-            "posconv": posconv, "gemm": gemm, "compile": compile_layers}
+    jobs = {
+        "adam": adam,
+        "bf16": bf16,
+        "attention": attention,
+        "profile": profile,
+        "dropout": dropout,
+        "posconv": posconv,
+        "gemm": gemm,
+        "compile": compile_layers,
+    }
     if what not in jobs:
         sys.exit(f"usage: python scripts/cpu_micro.py {{{'|'.join(jobs)}}}")
     jobs[what]()

@@ -30,11 +30,13 @@ def main(paths: list[str]) -> None:
         ref = {r["stage"]: r["throughput"] for r in res if r["mode"] == "reference"}
         for r in res:
             ratio = r["throughput"] / ref[r["stage"]] if r["stage"] in ref else None
-            print(f"| {doc['encoder']} | {r['stage']} | {r['mode']} | {r['throughput']:.0f} | "
-                  f"{'–' if ratio is None else f'{ratio:.2f}x'} | {r['padding_ratio']:.3f} | "
-                  f"{'–' if r['cached_layer'] is None else 'L' + str(r['cached_layer'])} | {r['attention']} | "
-                  f"{'–' if r['mfu'] is None else format(100 * r['mfu'], '.1f') + '%'} | "
-                  f"{r['peak_memory_mb'] / 1024:.1f} |")
+            print(
+                f"| {doc['encoder']} | {r['stage']} | {r['mode']} | {r['throughput']:.0f} | "
+                f"{'–' if ratio is None else f'{ratio:.2f}x'} | {r['padding_ratio']:.3f} | "
+                f"{'–' if r['cached_layer'] is None else 'L' + str(r['cached_layer'])} | {r['attention']} | "
+                f"{'–' if r['mfu'] is None else format(100 * r['mfu'], '.1f') + '%'} | "
+                f"{r['peak_memory_mb'] / 1024:.1f} |"
+            )
         tuned = {r["stage"]: r["throughput"] for r in res if r["mode"] == "tuned"}
         audio_s = IEMOCAP_HOURS * 3600 * TRAIN_SHARE * EPOCHS * FOLDS
         if tuned:
@@ -43,17 +45,21 @@ def main(paths: list[str]) -> None:
     print()
     for enc, hours, tuned, build in projections:
         per = ", ".join(f"{s}: {t:.0f} audio-s/s" for s, t in tuned.items())
-        print(f"- {enc}: projected full protocol (5 folds x {len(tuned)} stages x {EPOCHS} epochs on "
-              f"{IEMOCAP_HOURS:.0f} h of IEMOCAP, training steps only) = **{hours:.2f} h** ({per}); "
-              f"feature-cache builds {build:.2f} h more; total **{hours + build:.2f} h**")
+        print(
+            f"- {enc}: projected full protocol (5 folds x {len(tuned)} stages x {EPOCHS} epochs on "
+            f"{IEMOCAP_HOURS:.0f} h of IEMOCAP, training steps only) = **{hours:.2f} h** ({per}); "
+            f"feature-cache builds {build:.2f} h more; total **{hours + build:.2f} h**"
+        )
 
 
 def _build_hours(res: list[dict]) -> float:
     """Projected one-off cache builds for IEMOCAP, from the tuned rows' build rate."""
     corpus = IEMOCAP_HOURS * 3600
     speeds = 0.8 + 1.0 + 1.2  # seconds of audio per second of corpus at the 3 TDSA speeds
-    need = {"stage1": corpus * speeds,  # the CNN store: once, every utterance, every speed
-            "stage2": FOLDS * corpus * (TRAIN_SHARE * speeds + (1 - TRAIN_SHARE))}  # once per fold
+    need = {
+        "stage1": corpus * speeds,  # the CNN store: once, every utterance, every speed
+        "stage2": FOLDS * corpus * (TRAIN_SHARE * speeds + (1 - TRAIN_SHARE)),
+    }  # once per fold
     total = 0.0
     for r in res:
         if r["mode"] == "tuned" and r.get("cache_audio_seconds") and r["stage"] in need:

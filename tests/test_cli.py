@@ -42,9 +42,22 @@ COMMANDS = list(all_commands(main))
 def test_command_tree_is_covered():
     """The --help test below is parametrised over the discovered tree; check it found the commands."""
     assert set(COMMANDS) >= {
-        ("ablate",), ("bench",), ("bench", "infer"), ("bench", "train"), ("cv",), ("demo",), ("export",),
-        ("predict",), ("prepare",), ("prepare", "csv"), ("prepare", "emodb"), ("prepare", "iemocap"),
-        ("prepare", "ravdess"), ("report",), ("synth-demo",), ("train",),
+        ("ablate",),
+        ("bench",),
+        ("bench", "infer"),
+        ("bench", "train"),
+        ("cv",),
+        ("demo",),
+        ("export",),
+        ("predict",),
+        ("prepare",),
+        ("prepare", "csv"),
+        ("prepare", "emodb"),
+        ("prepare", "iemocap"),
+        ("prepare", "ravdess"),
+        ("report",),
+        ("synth-demo",),
+        ("train",),
     }
 
 
@@ -67,17 +80,23 @@ def test_every_command_help(path):
 @pytest.mark.parametrize("command", ["cv", "train", "ablate"])
 def test_unknown_override_key(command):
     extra = ["--study", "modules"] if command == "ablate" else []
-    assert_usage_error(invoke(command, PRESET, "stage1.epoks=3", *extra),
-                       "error: unknown config key 'stage1.epoks'", "did you mean 'epochs'?")
+    assert_usage_error(
+        invoke(command, PRESET, "stage1.epoks=3", *extra),
+        "error: unknown config key 'stage1.epoks'",
+        "did you mean 'epochs'?",
+    )
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stage1.epochs=three", "stage1.epochs: expected an integer, got 'three'"),
-    ("trainer.enable_progress_bar=maybe", "trainer.enable_progress_bar: expected true/false, got 'maybe'"),
-    ("model.fusion.layers=bogus", "model.fusion.layers: 'bogus' is not one of 'ari', 'weighted_sum', 'last'"),
-    ("stage1.epochs=0", "stage1.epochs must be >= 1, got 0"),
-    ("stage1", "override 'stage1' must look like key.sub=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stage1.epochs=three", "stage1.epochs: expected an integer, got 'three'"),
+        ("trainer.enable_progress_bar=maybe", "trainer.enable_progress_bar: expected true/false, got 'maybe'"),
+        ("model.fusion.layers=bogus", "model.fusion.layers: 'bogus' is not one of 'ari', 'weighted_sum', 'last'"),
+        ("stage1.epochs=0", "stage1.epochs must be >= 1, got 0"),
+        ("stage1", "override 'stage1' must look like key.sub=value"),
+    ],
+)
 def test_bad_override_value(override, message):
     assert_usage_error(invoke("cv", PRESET, override), message)
 
@@ -97,15 +116,17 @@ def test_bad_yaml_config(tmp_path):
 
 def test_missing_manifest(tmp_path):
     manifest = tmp_path / "none" / "cuts.jsonl.gz"
-    assert_usage_error(invoke("cv", PRESET, f"data.manifest={manifest}", f"output_dir={tmp_path}"),
-                       f"manifest not found: {manifest}")
+    assert_usage_error(
+        invoke("cv", PRESET, f"data.manifest={manifest}", f"output_dir={tmp_path}"), f"manifest not found: {manifest}"
+    )
     assert not (tmp_path / "demo-tiny").exists()
 
 
 def test_train_fold_out_of_range(synth_manifest, tmp_path):
-    assert_usage_error(invoke("train", PRESET, f"data.manifest={synth_manifest}", f"output_dir={tmp_path}",
-                              "--fold", "9"),
-                       "--fold 9 is out of range: this corpus has 5 folds (1..5)")
+    assert_usage_error(
+        invoke("train", PRESET, f"data.manifest={synth_manifest}", f"output_dir={tmp_path}", "--fold", "9"),
+        "--fold 9 is out of range: this corpus has 5 folds (1..5)",
+    )
 
 
 def test_report_on_a_directory_that_is_not_a_run(tmp_path):
@@ -125,8 +146,9 @@ def test_report_on_an_incomplete_fold(cv_run, tmp_path):
 
 def test_prepare_missing_corpus(tmp_path):
     out = tmp_path / "x"
-    assert_usage_error(invoke("prepare", "iemocap", "/nonexistent", "-o", str(out)),
-                       "IEMOCAP root not found: /nonexistent")
+    assert_usage_error(
+        invoke("prepare", "iemocap", "/nonexistent", "-o", str(out)), "IEMOCAP root not found: /nonexistent"
+    )
     assert not out.exists()
 
 

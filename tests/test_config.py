@@ -16,8 +16,12 @@ SHIPPED = sorted(CONFIG_DIR.glob("*/*.yaml"))
 
 def test_there_are_shipped_presets():
     names = {f"{p.parent.name}/{p.name}" for p in SHIPPED}
-    assert {"iemocap/wav2vec2-base.yaml", "iemocap/hubert-base.yaml", "iemocap/wavlm-base.yaml",
-            "demo/tiny.yaml"} <= names
+    assert {
+        "iemocap/wav2vec2-base.yaml",
+        "iemocap/hubert-base.yaml",
+        "iemocap/wavlm-base.yaml",
+        "demo/tiny.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -59,9 +63,17 @@ def test_mode_is_gone_and_says_where_the_baseline_lives():
 
 
 def test_dotted_overrides_are_typed():
-    cfg = apply_overrides(RunConfig(), ["stage1.epochs=7", "stage1.optim.head_lr=3e-4",
-                                        "model.fusion.layers=weighted_sum", "aux_tasks={gender: 0.5}",
-                                        "data.split.num_folds=null", "trainer.devices=2"])
+    cfg = apply_overrides(
+        RunConfig(),
+        [
+            "stage1.epochs=7",
+            "stage1.optim.head_lr=3e-4",
+            "model.fusion.layers=weighted_sum",
+            "aux_tasks={gender: 0.5}",
+            "data.split.num_folds=null",
+            "trainer.devices=2",
+        ],
+    )
     assert cfg.stage1.epochs == 7
     assert cfg.stage1.optim.head_lr == pytest.approx(3e-4)
     assert cfg.model.fusion.layers == "weighted_sum"
@@ -69,15 +81,18 @@ def test_dotted_overrides_are_typed():
     assert cfg.trainer.devices == 2
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stage1.epoch=3", "unknown config key 'stage1.epoch'"),
-    ("stage1.epochs=three", "stage1.epochs: expected an integer"),
-    ("model.fusion.layers=mean", "model.fusion.layers: 'mean' is not one of"),
-    ("stage1.epochs=0", "stage1.epochs must be >= 1"),
-    ("data.sampler.batch_size=-1", "sampler.batch_size: must be > 0"),
-    ("novalue", "must look like key.sub=value"),
-    ("trainer.deterministic=3", "expected true/false"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stage1.epoch=3", "unknown config key 'stage1.epoch'"),
+        ("stage1.epochs=three", "stage1.epochs: expected an integer"),
+        ("model.fusion.layers=mean", "model.fusion.layers: 'mean' is not one of"),
+        ("stage1.epochs=0", "stage1.epochs must be >= 1"),
+        ("data.sampler.batch_size=-1", "sampler.batch_size: must be > 0"),
+        ("novalue", "must look like key.sub=value"),
+        ("trainer.deterministic=3", "expected true/false"),
+    ],
+)
 def test_bad_overrides_are_clear_errors(override, message):
     with pytest.raises(ConfigError) as e:
         apply_overrides(RunConfig(), [override])

@@ -35,9 +35,21 @@ DATA_FILE = REPO_ROOT / "metaser" / "paper" / "tables.yaml"
 PAPER_TEXT = REPO_ROOT.parent / "shared" / "paper" / "2412.20707-wan-qiu-liu-zhang.txt"
 
 TASKS_ROWS = (
-    "none", "gender", "speaker", "style", "asr",
-    "gender_speaker", "gender_style", "gender_asr", "speaker_style", "speaker_asr", "style_asr",
-    "gender_speaker_style", "gender_speaker_asr", "gender_style_asr", "speaker_style_asr",
+    "none",
+    "gender",
+    "speaker",
+    "style",
+    "asr",
+    "gender_speaker",
+    "gender_style",
+    "gender_asr",
+    "speaker_style",
+    "speaker_asr",
+    "style_asr",
+    "gender_speaker_style",
+    "gender_speaker_asr",
+    "gender_style_asr",
+    "speaker_style_asr",
     "gender_speaker_style_asr",
 )
 
@@ -132,8 +144,10 @@ def _mean(xs) -> float:
 
 def test_the_papers_prose_figures_follow_from_the_data():
     """Averages the paper states in its text, recomputed from the tables (checks the data)."""
-    gain = {m: _mean(paper_row("I", "proposed", e)[m] - paper_row("I", "baseline", e)[m] for e in ENCODERS)
-            for m in ("ua", "wa")}
+    gain = {
+        m: _mean(paper_row("I", "proposed", e)[m] - paper_row("I", "baseline", e)[m] for e in ENCODERS)
+        for m in ("ua", "wa")
+    }
     assert (round(gain["ua"], 2), round(gain["wa"], 2)) == (4.09, 3.90)  # Sec. IV-A
     over_gao = [paper_row("I", "proposed", e)["ua"] - paper_row("I", "gao", None)["ua"] for e in ENCODERS]
     assert (round(min(over_gao), 2), round(max(over_gao), 2)) == (0.54, 1.64)
@@ -141,8 +155,9 @@ def test_the_papers_prose_figures_follow_from_the_data():
     assert (round(min(over_gao), 2), round(max(over_gao), 2)) == (0.90, 1.39)
 
     def study_gain(row: str, metric: str) -> float:
-        return round(_mean(paper_row("II", row, e)[metric] - paper_row("II", "wo_ari_co", e)[metric]
-                           for e in ENCODERS), 2)
+        return round(
+            _mean(paper_row("II", row, e)[metric] - paper_row("II", "wo_ari_co", e)[metric] for e in ENCODERS), 2
+        )
 
     # Sec. IV-B credits "the addition of the ARI module" with +0.44 UA / +0.61 WA and co-attention
     # with +0.64 / +0.82; by Table II's labels those are the rows "w/o ARI" and "w/o Co" (see
@@ -190,8 +205,11 @@ def test_lookups_return_copies():
 
 @pytest.mark.parametrize(
     ("table", "row", "encoder", "match"),
-    [("V", "full", "wavlm", "unknown paper table"), ("II", "ful", "wavlm", "no row 'ful'"),
-     ("II", "full", "wavlm-base", "unknown paper encoder")],
+    [
+        ("V", "full", "wavlm", "unknown paper table"),
+        ("II", "ful", "wavlm", "no row 'ful'"),
+        ("II", "full", "wavlm-base", "unknown paper encoder"),
+    ],
 )
 def test_unknown_names_are_config_errors(table, row, encoder, match):
     with pytest.raises(ConfigError, match=match):

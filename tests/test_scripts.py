@@ -17,17 +17,36 @@ def load(name: str):
 
 
 def row(stage: str, mode: str, throughput: float, build: float = 0.0, audio: float = 0.0) -> dict:
-    return {"stage": stage, "mode": mode, "throughput": throughput, "padding_ratio": 0.1, "cached_layer": None,
-            "attention": "sdpa", "mfu": None, "peak_memory_mb": 1024.0, "batch_utterances_mean": 4.0,
-            "median_step_s": 0.5, "fused_optimizer": mode != "reference", "cache_build_seconds": build,
-            "cache_audio_seconds": audio, "fast_dropout": mode != "reference", "fft_conv": mode != "reference"}
+    return {
+        "stage": stage,
+        "mode": mode,
+        "throughput": throughput,
+        "padding_ratio": 0.1,
+        "cached_layer": None,
+        "attention": "sdpa",
+        "mfu": None,
+        "peak_memory_mb": 1024.0,
+        "batch_utterances_mean": 4.0,
+        "median_step_s": 0.5,
+        "fused_optimizer": mode != "reference",
+        "cache_build_seconds": build,
+        "cache_audio_seconds": audio,
+        "fast_dropout": mode != "reference",
+        "fft_conv": mode != "reference",
+    }
 
 
 def test_gpu_report_projects_training_and_cache_builds(tmp_path, capsys):
     # IEMOCAP 7 h, 72 % of it trained per epoch, 100 epochs, 5 folds: 907,200 audio-s per stage x 5 folds
-    doc = {"encoder": "enc", "results": [
-        row("stage1", "reference", 100.0), row("stage1", "tuned", 2520.0, build=10.0, audio=1000.0),
-        row("stage2", "reference", 100.0), row("stage2", "tuned", 5040.0, build=5.0, audio=1000.0)]}
+    doc = {
+        "encoder": "enc",
+        "results": [
+            row("stage1", "reference", 100.0),
+            row("stage1", "tuned", 2520.0, build=10.0, audio=1000.0),
+            row("stage2", "reference", 100.0),
+            row("stage2", "tuned", 5040.0, build=5.0, audio=1000.0),
+        ],
+    }
     f = tmp_path / "train-enc.json"
     f.write_text(json.dumps(doc))
     load("gpu_report").main([str(f)])

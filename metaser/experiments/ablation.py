@@ -92,8 +92,10 @@ def study_runs(base: RunConfig, study: str, only: list[str] | None = None) -> li
     if only:
         unknown = [s for s in only if s not in {v.slug for v in vs}]
         if unknown:
-            raise MetaserError(f"--only: {', '.join(unknown)} not in study {study!r}",
-                               hint="variants: " + ", ".join(v.slug for v in vs))
+            raise MetaserError(
+                f"--only: {', '.join(unknown)} not in study {study!r}",
+                hint="variants: " + ", ".join(v.slug for v in vs),
+            )
         vs = [v for v in vs if v.slug in only]
     root = study_root(base, study)
     shared = [f"cache.dir={base.cache.dir or base.run_dir / 'cache'}"]
@@ -121,16 +123,33 @@ def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str
             cfg = run.cfg
             keys = stage_keys(cfg, digest)
             paper = paper_figures(to_dict(cfg.model), cfg.active_aux_tasks)
-            row = {"slug": v.slug, "label": v.label, "overrides": v.overrides,
-                   "stages": [{"name": s.name, "losses": list(s.losses), "freeze_layers": s.freeze_layers,
-                               "epochs": s.epochs, "key": keys[s.name]} for s in stage_plan(cfg)],
-                   "paper": None if paper is None else {"ua": paper["ua"], "wa": paper["wa"]}}
+            row = {
+                "slug": v.slug,
+                "label": v.label,
+                "overrides": v.overrides,
+                "stages": [
+                    {
+                        "name": s.name,
+                        "losses": list(s.losses),
+                        "freeze_layers": s.freeze_layers,
+                        "epochs": s.epochs,
+                        "key": keys[s.name],
+                    }
+                    for s in stage_plan(cfg)
+                ],
+                "paper": None if paper is None else {"ua": paper["ua"], "wa": paper["wa"]},
+            }
             if study == "all":
                 row = {"study": st, **row}
             out_variants.append(row)
     stages = [s for v in out_variants for s in v["stages"]]
-    doc: dict[str, Any] = {"study": study, "base": base.name, "variants": out_variants,
-                           "num_stages": len(stages), "num_distinct_stages": len({s["key"] for s in stages})}
+    doc: dict[str, Any] = {
+        "study": study,
+        "base": base.name,
+        "variants": out_variants,
+        "num_stages": len(stages),
+        "num_distinct_stages": len({s["key"] for s in stages}),
+    }
     if study == "all":
         doc["studies"] = list(STUDIES)
     if digest.startswith("missing:"):
@@ -138,8 +157,16 @@ def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str
     return doc
 
 
-def run_ablation(base: RunConfig, study: str, *, resume: bool = False, only: list[str] | None = None,
-                 folds: list[int] | None = None, launcher=None, on_done: Callable | None = None) -> dict[str, Any]:
+def run_ablation(
+    base: RunConfig,
+    study: str,
+    *,
+    resume: bool = False,
+    only: list[str] | None = None,
+    folds: list[int] | None = None,
+    launcher=None,
+    on_done: Callable | None = None,
+) -> dict[str, Any]:
     """Run ``study`` (or ``all``) and write each study's summary.json / summary.md."""
     studies = _studies(study)
     pairs = {st: study_runs(base, st, only if study != "all" else None) for st in studies}
@@ -155,8 +182,16 @@ def run_ablation(base: RunConfig, study: str, *, resume: bool = False, only: lis
             if not fold_dirs(rdir, finished=True):
                 continue
             res = write_report(rdir)
-            rows.append({"slug": v.slug, "label": v.label, "overrides": v.overrides, "test": res["test"],
-                         "valid": res["valid"], "paper": res.get("paper")})
+            rows.append(
+                {
+                    "slug": v.slug,
+                    "label": v.label,
+                    "overrides": v.overrides,
+                    "test": res["test"],
+                    "valid": res["valid"],
+                    "paper": res.get("paper"),
+                }
+            )
         summary = {"study": st, "base": base.name, "variants": rows}
         root = study_root(base, st)
         root.mkdir(parents=True, exist_ok=True)
@@ -166,15 +201,24 @@ def run_ablation(base: RunConfig, study: str, *, resume: bool = False, only: lis
     failed = [r for r in results.values() if not r.ok]
     if failed:
         first = failed[0]
-        raise MetaserError(f"{len(failed)} task(s) failed; first: {first.key}: {first.error}",
-                           hint=f"log: {first.log_path}" if first.log_path else None, exit_code=1)
+        raise MetaserError(
+            f"{len(failed)} task(s) failed; first: {first.key}: {first.error}",
+            hint=f"log: {first.log_path}" if first.log_path else None,
+            exit_code=1,
+        )
     return summaries[study] if study != "all" else {"study": "all", "studies": summaries}
 
 
-_COLUMNS = {"modules": ["ua", "wa"], "fusion": ["cer", "wer", "gender_acc", "style_acc", "ua", "wa"],
-            "tasks": ["ua", "wa"]}
-_TITLES = {"modules": "Table II layout: module ablation", "fusion": "Table III layout: layer fusion",
-           "tasks": "Table IV layout: auxiliary-task subsets"}
+_COLUMNS = {
+    "modules": ["ua", "wa"],
+    "fusion": ["cer", "wer", "gender_acc", "style_acc", "ua", "wa"],
+    "tasks": ["ua", "wa"],
+}
+_TITLES = {
+    "modules": "Table II layout: module ablation",
+    "fusion": "Table III layout: layer fusion",
+    "tasks": "Table IV layout: auxiliary-task subsets",
+}
 
 
 def render_ablation(summary: dict[str, Any]) -> str:
@@ -187,12 +231,18 @@ def render_ablation(summary: dict[str, Any]) -> str:
     head = [names.get(c, c) for c in cols]
     if has_paper:
         head += [f"{names.get(c, c)} paper (Δ)" for c in ("ua", "wa")]
-    lines = [f"# {_TITLES[study]} ({summary['base']})", "",
-             "Mean ± std over folds, % (UA = mean per-class recall, WA = overall accuracy)."
-             + (" Paper: the paper's figure for this encoder; Δ = ours − paper." if has_paper else ""), ""]
+    lines = [
+        f"# {_TITLES[study]} ({summary['base']})",
+        "",
+        "Mean ± std over folds, % (UA = mean per-class recall, WA = overall accuracy)."
+        + (" Paper: the paper's figure for this encoder; Δ = ours − paper." if has_paper else ""),
+        "",
+    ]
     if study == "tasks":
-        lines += ["| gender | speaker | style | asr | " + " | ".join(head) + " |",
-                  "|---|---|---|---|" + "---|" * len(head)]
+        lines += [
+            "| gender | speaker | style | asr | " + " | ".join(head) + " |",
+            "|---|---|---|---|" + "---|" * len(head),
+        ]
     else:
         lines += ["| variant | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for v in summary["variants"]:

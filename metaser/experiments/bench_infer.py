@@ -100,10 +100,20 @@ def _reference_forward(model_dir: Path, files: list[str]):
     return run
 
 
-def bench_infer(model_dir: str | Path, audio: list[Path] | None = None, *, backends: list[str] | None = None,
-                batch_sizes: list[int] | None = None, threads: int | None = None, repeats: int = 3,
-                reference: bool = True, int8: bool = False, onnx_opt_levels: tuple[str, ...] = ("all",),
-                json_out: Path | None = None, console=None) -> dict[str, Any]:
+def bench_infer(
+    model_dir: str | Path,
+    audio: list[Path] | None = None,
+    *,
+    backends: list[str] | None = None,
+    batch_sizes: list[int] | None = None,
+    threads: int | None = None,
+    repeats: int = 3,
+    reference: bool = True,
+    int8: bool = False,
+    onnx_opt_levels: tuple[str, ...] = ("all",),
+    json_out: Path | None = None,
+    console=None,
+) -> dict[str, Any]:
     """Real-time factor (wall / audio seconds) per backend variant and batch size; see the module doc."""
     import soundfile as sf
     import torch
@@ -139,9 +149,16 @@ def bench_infer(model_dir: str | Path, audio: list[Path] | None = None, *, backe
         base_probs = None
         ref_row = None
         if reference:
-            wall = median_seconds(_reference_forward(model_dir, files), repeats, _reference_forward(model_dir, files[:4]))
-            ref_row = {"backend": "transformers", "variant": "plain forward (encoder only)", "batch_size": 1,
-                       "wall_seconds": round(wall, 3), "rtf": round(wall / duration, 5)}
+            wall = median_seconds(
+                _reference_forward(model_dir, files), repeats, _reference_forward(model_dir, files[:4])
+            )
+            ref_row = {
+                "backend": "transformers",
+                "variant": "plain forward (encoder only)",
+                "batch_size": 1,
+                "wall_seconds": round(wall, 3),
+                "rtf": round(wall / duration, 5),
+            }
         for backend, variant, kw in variants:
             rec = _recognizer(model_dir, backend, threads, kw)
             for bs in batch_sizes:
@@ -159,39 +176,68 @@ def bench_infer(model_dir: str | Path, audio: list[Path] | None = None, *, backe
                 probs = _probs(preds, rec.emotion_labels)
                 if base_probs is None:
                     base_probs = probs  # torch (or the first backend) at batch size 1
-                rows.append({"backend": backend, "variant": variant, "batch_size": bs,
-                             "wall_seconds": round(wall, 3), "rtf": round(wall / duration, 5),
-                             "files_per_second": round(len(files) / wall, 2),
-                             "max_prob_diff": float(np.abs(probs - base_probs).max()),
-                             "label_agreement": float(np.mean(probs.argmax(1) == base_probs.argmax(1)))})
+                rows.append(
+                    {
+                        "backend": backend,
+                        "variant": variant,
+                        "batch_size": bs,
+                        "wall_seconds": round(wall, 3),
+                        "rtf": round(wall / duration, 5),
+                        "files_per_second": round(len(files) / wall, 2),
+                        "max_prob_diff": float(np.abs(probs - base_probs).max()),
+                        "label_agreement": float(np.mean(probs.argmax(1) == base_probs.argmax(1))),
+                    }
+                )
                 if json_out:  # partial results survive an interrupted run
-                    Path(json_out).write_text(json.dumps({"kind": "infer", "partial": True, "reference": ref_row,
-                                                          "results": rows}, indent=2))
+                    Path(json_out).write_text(
+                        json.dumps({"kind": "infer", "partial": True, "reference": ref_row, "results": rows}, indent=2)
+                    )
             del rec
     best = min(rows, key=lambda r: r["rtf"])
     for r in rows:
-        one = next(x for x in rows if (x["backend"], x["variant"]) == (r["backend"], r["variant"])
-                   and x["batch_size"] == 1)
+        one = next(
+            x for x in rows if (x["backend"], x["variant"]) == (r["backend"], r["variant"]) and x["batch_size"] == 1
+        )
         r["vs_one_at_a_time"] = round(one["rtf"] / r["rtf"], 3)
         if ref_row:
             r["vs_reference"] = round(ref_row["rtf"] / r["rtf"], 3)
-    out = {"kind": "infer", "model": str(model_dir), "files": len(files), "audio_seconds": round(duration, 2),
-           "repeats": repeats, "threads": threads or torch.get_num_threads(), "cpu_count": os.cpu_count(),
-           "reference": ref_row, "results": rows,
-           "best": {k: best[k] for k in ("backend", "variant", "batch_size", "rtf")},
-           "best_batch_size": {f"{r['backend']} {r['variant']}".strip(): min(
-               (x for x in rows if (x["backend"], x["variant"]) == (r["backend"], r["variant"])),
-               key=lambda x: x["rtf"])["batch_size"] for r in rows}}
-    table = Table(title=f"inference: {len(files)} files, {duration:.1f} s audio, "
-                        f"{out['threads']} thread(s), median of {repeats}")
+    out = {
+        "kind": "infer",
+        "model": str(model_dir),
+        "files": len(files),
+        "audio_seconds": round(duration, 2),
+        "repeats": repeats,
+        "threads": threads or torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "reference": ref_row,
+        "results": rows,
+        "best": {k: best[k] for k in ("backend", "variant", "batch_size", "rtf")},
+        "best_batch_size": {
+            f"{r['backend']} {r['variant']}".strip(): min(
+                (x for x in rows if (x["backend"], x["variant"]) == (r["backend"], r["variant"])),
+                key=lambda x: x["rtf"],
+            )["batch_size"]
+            for r in rows
+        },
+    }
+    table = Table(
+        title=f"inference: {len(files)} files, {duration:.1f} s audio, {out['threads']} thread(s), median of {repeats}"
+    )
     for col in ("backend", "variant", "batch", "RTF", "files/s", "× 1-at-a-time", "× reference", "max Δp"):
         table.add_column(col, justify="right")
     if ref_row:
         table.add_row("transformers", "plain forward", "1", f"{ref_row['rtf']:.4f}", "", "", "1.00", "")
     for r in rows:
-        table.add_row(r["backend"], r["variant"], str(r["batch_size"]), f"{r['rtf']:.4f}", f"{r['files_per_second']:.1f}",
-                      f"{r['vs_one_at_a_time']:.2f}", f"{r.get('vs_reference', float('nan')):.2f}",
-                      f"{r['max_prob_diff']:.1e}")
+        table.add_row(
+            r["backend"],
+            r["variant"],
+            str(r["batch_size"]),
+            f"{r['rtf']:.4f}",
+            f"{r['files_per_second']:.1f}",
+            f"{r['vs_one_at_a_time']:.2f}",
+            f"{r.get('vs_reference', float('nan')):.2f}",
+            f"{r['max_prob_diff']:.1e}",
+        )
     console.print(table)
     console.print(f"best: {best['backend']} {best['variant']} batch {best['batch_size']}, RTF {best['rtf']:.4f}")
     if json_out:
@@ -204,11 +250,13 @@ def _recognizer(model_dir: Path, backend: str, threads: int | None, kw: dict):
     from metaser.inference.recognizer import EmotionRecognizer
 
     if backend == "onnx" and kw:
-        rec = EmotionRecognizer.from_pretrained(model_dir, backend="onnx", threads=threads,
-                                                onnx_file=kw.get("onnx_file"))
+        rec = EmotionRecognizer.from_pretrained(
+            model_dir, backend="onnx", threads=threads, onnx_file=kw.get("onnx_file")
+        )
         if "optimization" in kw and kw["optimization"] != "all":
-            rec.backend = OnnxBackend(model_dir / (kw.get("onnx_file") or "model.onnx"), threads=threads,
-                                      optimization=kw["optimization"])
+            rec.backend = OnnxBackend(
+                model_dir / (kw.get("onnx_file") or "model.onnx"), threads=threads, optimization=kw["optimization"]
+            )
         return rec
     return EmotionRecognizer.from_pretrained(model_dir, device="cpu", backend=backend, threads=threads)
 
@@ -244,9 +292,18 @@ def _post(url: str, data: bytes, timeout: float = 120.0) -> tuple[int, float]:
     return status, time.perf_counter() - t0
 
 
-def bench_serve(model_dir: str | Path, audio: list[Path] | None = None, *, clients: int = 8, requests: int = 200,
-                backend: str = "torch", port: int = 0, startup_timeout: float = 180.0,
-                json_out: Path | None = None, console=None) -> dict[str, Any]:
+def bench_serve(
+    model_dir: str | Path,
+    audio: list[Path] | None = None,
+    *,
+    clients: int = 8,
+    requests: int = 200,
+    backend: str = "torch",
+    port: int = 0,
+    startup_timeout: float = 180.0,
+    json_out: Path | None = None,
+    console=None,
+) -> dict[str, Any]:
     """Load-test ``metaser serve MODEL_DIR`` on loopback; see the module docstring."""
     from rich.console import Console
 
@@ -258,15 +315,28 @@ def bench_serve(model_dir: str | Path, audio: list[Path] | None = None, *, clien
     with tempfile.TemporaryDirectory() as tmp:
         files = _files(list(audio or []), Path(tmp))[:16] if audio else [str(p) for p in default_audio(Path(tmp), 8)]
         bodies = [Path(f).read_bytes() for f in files]
-        cmd = [sys.executable, "-c", "from metaser.cli import main; main()", "serve", str(model_dir),
-               "--port", str(port), "--backend", backend, "--batch-size", str(min(8, clients))]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from metaser.cli import main; main()",
+            "serve",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--backend",
+            backend,
+            "--batch-size",
+            str(min(8, clients)),
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             t0 = time.monotonic()
             while True:
                 if proc.poll() is not None:
-                    raise MetaserError(f"bench serve: the server exited ({proc.returncode}): "
-                                       f"{(proc.stderr.read() or '').strip()[-800:]}")
+                    raise MetaserError(
+                        f"bench serve: the server exited ({proc.returncode}): "
+                        f"{(proc.stderr.read() or '').strip()[-800:]}"
+                    )
                 try:
                     with urllib.request.urlopen(base + "/health", timeout=2) as r:
                         if r.status == 200:
@@ -301,16 +371,28 @@ def bench_serve(model_dir: str | Path, audio: list[Path] | None = None, *, clien
                 proc.kill()
     lat = sorted(dt for _, dt in res)
     errors = sum(s != 200 for s, _ in res)
-    out = {"kind": "serve", "model": str(model_dir), "backend": backend, "clients": clients, "requests": requests,
-           "errors": errors, "wall_seconds": round(wall, 3), "requests_per_second": round(requests / wall, 2),
-           "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
-           "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
-           "rss_start_mb": rss_start, "rss_before_mb": rss_before, "rss_after_mb": rss_after,
-           "rss_trace_mb": trace,
-           "cpu_count": os.cpu_count()}
-    console.print(f"{requests} requests, {clients} clients ({backend}): p50 {out['p50_ms']:.0f} ms, p95 "
-                  f"{out['p95_ms']:.0f} ms, {out['requests_per_second']:.2f} req/s, {errors} error(s); "
-                  f"server RSS {rss_before} -> {rss_after} MB (after start {rss_start} MB; per quarter {trace})")
+    out = {
+        "kind": "serve",
+        "model": str(model_dir),
+        "backend": backend,
+        "clients": clients,
+        "requests": requests,
+        "errors": errors,
+        "wall_seconds": round(wall, 3),
+        "requests_per_second": round(requests / wall, 2),
+        "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
+        "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
+        "rss_start_mb": rss_start,
+        "rss_before_mb": rss_before,
+        "rss_after_mb": rss_after,
+        "rss_trace_mb": trace,
+        "cpu_count": os.cpu_count(),
+    }
+    console.print(
+        f"{requests} requests, {clients} clients ({backend}): p50 {out['p50_ms']:.0f} ms, p95 "
+        f"{out['p95_ms']:.0f} ms, {out['requests_per_second']:.2f} req/s, {errors} error(s); "
+        f"server RSS {rss_before} -> {rss_after} MB (after start {rss_start} MB; per quarter {trace})"
+    )
     if json_out:
         Path(json_out).write_text(json.dumps(out, indent=2))
     return out

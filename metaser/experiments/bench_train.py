@@ -55,8 +55,15 @@ __all__ = ["MODES", "ModeResult", "BenchStage", "bench_train", "build_bench_stag
 MODES = ("reference", "tuned", "tuned-nocache", "tuned-eager", "tuned-torchops")
 
 # Dense bf16 peak FLOP/s (no sparsity), by substring of torch.cuda.get_device_name().
-GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
-                 "L4": 121e12, "4090": 165e12}
+GPU_PEAK_BF16 = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10": 125e12,
+    "L4": 121e12,
+    "4090": 165e12,
+}
 
 
 @dataclass
@@ -88,9 +95,17 @@ def mode_config(cfg: RunConfig, mode: str, workdir: str) -> RunConfig:
     """The run config a mode trains with (benchmark outputs and cache go to ``workdir``)."""
     out = [f"output_dir={workdir}", f"cache.dir={workdir}/cache", "name=bench"]
     if mode == "reference":
-        out += ["data.sampler.mode=fixed", "data.sampler.batch_size=4", "data.sampler.num_workers=0",
-                "data.sampler.shuffle=true", "trainer.precision=32-true", "cache.mode=none", "trainer.compile=false",
-                "trainer.fast_dropout=false", "trainer.fft_conv=false"]
+        out += [
+            "data.sampler.mode=fixed",
+            "data.sampler.batch_size=4",
+            "data.sampler.num_workers=0",
+            "data.sampler.shuffle=true",
+            "trainer.precision=32-true",
+            "cache.mode=none",
+            "trainer.compile=false",
+            "trainer.fast_dropout=false",
+            "trainer.fft_conv=false",
+        ]
         out += [f"{s}.optim.fused=false" for s in ("stage1", "stage2", "emotion_only")]  # torch's default Adam
         if "wavlm" in cfg.model.encoder.name_or_path.lower():
             out.append("model.encoder.attn_implementation=eager")
@@ -143,8 +158,14 @@ def build_bench_stage(cfg: RunConfig, stage: str, device) -> BenchStage:
     model = build_model(cfg, ctx.labels)
     module = build_stage(model, spec, ctx.labels, cfg)
     t0 = time.perf_counter()
-    store = stage_features(cfg, model, spec.freeze_layers, {"train": ctx.parts["train"], "valid": [], "test": []},
-                           ctx.labels, ctx.manifest_sha)
+    store = stage_features(
+        cfg,
+        model,
+        spec.freeze_layers,
+        {"train": ctx.parts["train"], "valid": [], "test": []},
+        ctx.labels,
+        ctx.manifest_sha,
+    )
     build_s = time.perf_counter() - t0
     opt = module.configure_optimizers()
     opt = opt[0][0] if isinstance(opt, tuple) else opt
@@ -154,8 +175,11 @@ def build_bench_stage(cfg: RunConfig, stage: str, device) -> BenchStage:
     prec = str(cfg.trainer.precision)
     # as Lightning's precision plugin: bf16-mixed autocasts on CPU too, 16-mixed on CUDA only
     bf16 = prec == "bf16-mixed" or (prec.startswith("bf16") and cuda)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else (
-        torch.autocast(device.type, dtype=torch.float16) if prec.startswith("16") and cuda else None)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if bf16
+        else (torch.autocast(device.type, dtype=torch.float16) if prec.startswith("16") and cuda else None)
+    )
     params = [p for g in opt.param_groups for p in g["params"]]
 
     def step(batch, i):
@@ -208,20 +232,32 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
                 sizes.append(len(batch))
                 if count_flops:
                     kept.append((batch.to("cpu"), i))
-        peak = (torch.cuda.max_memory_allocated() / 2**20) if cuda else (
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+        peak = (
+            (torch.cuda.max_memory_allocated() / 2**20)
+            if cuda
+            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+        )
         wall = sum(times)
-        res = ModeResult(stage=stage, mode=mode, device=torch.cuda.get_device_name() if cuda else "cpu",
-                         steps=steps, audio_seconds=round(audio, 2), wall_seconds=round(wall, 3),
-                         throughput=round(audio / wall, 3), padding_ratio=round(pad / max(real, 1), 4),
-                         peak_memory_mb=round(peak, 1), median_step_s=round(statistics.median(times), 4),
-                         batch_utterances_mean=round(statistics.fmean(sizes), 2),
-                         cached_layer=None if store is None else int(store.meta.get("layer", 0)),
-                         cache_build_seconds=round(bench.cache_build_seconds, 2),
-                         cache_audio_seconds=0.0 if store is None else round(store.total_samples / SAMPLE_RATE, 2),
-                         attention=model.encoder.attn_implementation, fused_optimizer=bool(opt.defaults.get("fused")),
-                         fast_dropout=any(isinstance(m, FastDropout) for m in model.modules()),
-                         fft_conv=uses_fft_conv(model.encoder.model))
+        res = ModeResult(
+            stage=stage,
+            mode=mode,
+            device=torch.cuda.get_device_name() if cuda else "cpu",
+            steps=steps,
+            audio_seconds=round(audio, 2),
+            wall_seconds=round(wall, 3),
+            throughput=round(audio / wall, 3),
+            padding_ratio=round(pad / max(real, 1), 4),
+            peak_memory_mb=round(peak, 1),
+            median_step_s=round(statistics.median(times), 4),
+            batch_utterances_mean=round(statistics.fmean(sizes), 2),
+            cached_layer=None if store is None else int(store.meta.get("layer", 0)),
+            cache_build_seconds=round(bench.cache_build_seconds, 2),
+            cache_audio_seconds=0.0 if store is None else round(store.total_samples / SAMPLE_RATE, 2),
+            attention=model.encoder.attn_implementation,
+            fused_optimizer=bool(opt.defaults.get("fused")),
+            fast_dropout=any(isinstance(m, FastDropout) for m in model.modules()),
+            fft_conv=uses_fft_conv(model.encoder.model),
+        )
         if count_flops and kept:
             from torch.utils.flop_counter import FlopCounterMode
 
@@ -239,8 +275,21 @@ def _worker(cfg_dict: dict, stage: str, mode: str, steps: int, warmup: int, coun
         return res
 
 
-def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
-                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+def conv_backward_flops(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """FLOPs of ``aten.convolution_backward``: one forward's worth per gradient it computes.
 
     torch's own formula (``torch.utils.flop_counter``, torch 2.13) counts the weight gradient of
@@ -275,11 +324,25 @@ def forever(loader):
 def _run_worker(cfg: RunConfig, stage: str, mode: str, steps: int, warmup: int, count_flops: bool) -> ModeResult:
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"cfg": to_dict(cfg), "stage": stage, "mode": mode, "steps": steps,
-                                    "warmup": warmup, "count_flops": count_flops}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "cfg": to_dict(cfg),
+                    "stage": stage,
+                    "mode": mode,
+                    "steps": steps,
+                    "warmup": warmup,
+                    "count_flops": count_flops,
+                }
+            )
+        )
         out = Path(tmp) / "out.json"
-        proc = subprocess.run([sys.executable, "-m", "metaser.experiments.bench_train", str(spec), str(out)],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.run(
+            [sys.executable, "-m", "metaser.experiments.bench_train", str(spec), str(out)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         if proc.returncode != 0 or not out.is_file():
             tail = "\n".join((proc.stderr or "").strip().splitlines()[-15:])
             raise MetaserError(f"benchmark worker ({stage}, {mode}) failed:\n{tail}")
@@ -287,9 +350,17 @@ def _run_worker(cfg: RunConfig, stage: str, mode: str, steps: int, warmup: int, 
 
 
 # ------------------------------------------------------------------------------- train
-def bench_train(cfg: RunConfig, *, steps: int = 20, warmup: int = 3, json_out: Path | None = None,
-                console=None, modes: tuple[str, ...] = ("reference", "tuned"), stages: tuple[str, ...] | None = None,
-                count_flops: bool = True) -> dict:
+def bench_train(
+    cfg: RunConfig,
+    *,
+    steps: int = 20,
+    warmup: int = 3,
+    json_out: Path | None = None,
+    console=None,
+    modes: tuple[str, ...] = ("reference", "tuned"),
+    stages: tuple[str, ...] | None = None,
+    count_flops: bool = True,
+) -> dict:
     """Run every (stage, mode) and print the table; returns the figures (also to ``json_out``)."""
     from rich.console import Console
     from rich.table import Table
@@ -313,25 +384,44 @@ def bench_train(cfg: RunConfig, *, steps: int = 20, warmup: int = 3, json_out: P
     for col in ("stage", "mode", "audio s/s", "pad", "utt/b", "step s", "cache", "attn", "peak MB", "TFLOP/s", "MFU"):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(r.stage, r.mode, f"{r.throughput:.2f}", f"{r.padding_ratio:.3f}", f"{r.batch_utterances_mean:.1f}",
-                      f"{r.median_step_s:.3f}", "–" if r.cached_layer is None else f"L{r.cached_layer}", r.attention,
-                      f"{r.peak_memory_mb:.0f}", "–" if r.achieved_tflops is None else f"{r.achieved_tflops:.3f}",
-                      "–" if r.mfu is None else f"{100 * r.mfu:.1f}%")
+        table.add_row(
+            r.stage,
+            r.mode,
+            f"{r.throughput:.2f}",
+            f"{r.padding_ratio:.3f}",
+            f"{r.batch_utterances_mean:.1f}",
+            f"{r.median_step_s:.3f}",
+            "–" if r.cached_layer is None else f"L{r.cached_layer}",
+            r.attention,
+            f"{r.peak_memory_mb:.0f}",
+            "–" if r.achieved_tflops is None else f"{r.achieved_tflops:.3f}",
+            "–" if r.mfu is None else f"{100 * r.mfu:.1f}%",
+        )
     console.print(table)
-    console.print("[dim]audio s/s = audio seconds trained per wall second; pad = padding / real; utt/b = utterances "
-                  "per batch; step s = median step time; cache = the frozen prefix read from the feature cache "
-                  "(L0 = CNN output, L4 = 4 frozen layers)[/]")
+    console.print(
+        "[dim]audio s/s = audio seconds trained per wall second; pad = padding / real; utt/b = utterances "
+        "per batch; step s = median step time; cache = the frozen prefix read from the feature cache "
+        "(L0 = CNN output, L4 = 4 frozen layers)[/]"
+    )
     ratios: dict[str, dict[str, float]] = {}
     for stage in stages:
         by = {r.mode: r for r in results if r.stage == stage}
         if "reference" in by:
-            ratios[stage] = {m: round(r.throughput / by["reference"].throughput, 2) for m, r in by.items()
-                             if m != "reference"}
+            ratios[stage] = {
+                m: round(r.throughput / by["reference"].throughput, 2) for m, r in by.items() if m != "reference"
+            }
             for m, x in ratios[stage].items():
                 console.print(f"{stage}: {m} / reference throughput = [bold]{x:.2f}x[/]")
-    out = {"kind": "train", "encoder": cfg.model.encoder.name_or_path, "steps": steps, "warmup": warmup,
-           "results": [asdict(r) for r in results], "speedup": ratios, "python": sys.version.split()[0],
-           "cpu_count": os.cpu_count()}
+    out = {
+        "kind": "train",
+        "encoder": cfg.model.encoder.name_or_path,
+        "steps": steps,
+        "warmup": warmup,
+        "results": [asdict(r) for r in results],
+        "speedup": ratios,
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+    }
     if json_out:
         Path(json_out).write_text(json.dumps(out, indent=2))
     return out

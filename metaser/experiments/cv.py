@@ -17,8 +17,14 @@ def run_dir(cfg: RunConfig) -> Path:
     return cfg.run_dir
 
 
-def run_cv(cfg: RunConfig, *, resume: bool = False, folds: list[int] | None = None, launcher=None,
-           on_done: Callable | None = None) -> dict[str, Any]:
+def run_cv(
+    cfg: RunConfig,
+    *,
+    resume: bool = False,
+    folds: list[int] | None = None,
+    launcher=None,
+    on_done: Callable | None = None,
+) -> dict[str, Any]:
     """Train every selected fold (``folds``, else ``cfg.folds``, else all) and write
     results.json / report.md / plots in the run dir.
 
@@ -28,8 +34,9 @@ def run_cv(cfg: RunConfig, *, resume: bool = False, folds: list[int] | None = No
     ``{}``. Raises :class:`~metaser.errors.MetaserError` (exit 1) when a task failed; the
     finished folds' results are written first.
     """
-    results = run_grid([GridRun(cfg.name, cfg.name, cfg)], folds=folds, resume=resume, launcher=launcher,
-                       on_done=on_done)
+    results = run_grid(
+        [GridRun(cfg.name, cfg.name, cfg)], folds=folds, resume=resume, launcher=launcher, on_done=on_done
+    )
     if not is_global_zero():
         return {}
     return _report_or_raise(run_dir(cfg), results)
@@ -43,6 +50,9 @@ def _report_or_raise(rdir: Path, results: dict) -> dict[str, Any]:
     res = write_report(rdir) if fold_dirs(rdir, finished=True) else {}
     if failed:
         first = failed[0]
-        raise MetaserError(f"{len(failed)} task(s) failed; first: {first.key}: {first.error}",
-                           hint=f"log: {first.log_path}" if first.log_path else None, exit_code=1)
+        raise MetaserError(
+            f"{len(failed)} task(s) failed; first: {first.key}: {first.error}",
+            hint=f"log: {first.log_path}" if first.log_path else None,
+            exit_code=1,
+        )
     return res

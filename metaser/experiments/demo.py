@@ -28,8 +28,14 @@ metaser ablate configs/iemocap/wavlm-base.yaml --study modules   # Table II (fus
 metaser cv configs/iemocap/wavlm-base.yaml model.encoder.name_or_path=/models/wavlm-base"""
 
 
-def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides: list[str] | None = None,
-             console: Console | None = None) -> dict:
+def run_demo(
+    out: Path,
+    *,
+    config: Path | None = None,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+    console: Console | None = None,
+) -> dict:
     from metaser.data.demo import synthesize_demo_corpus
     from metaser.data.recipes import RECIPES
     from metaser.data.summary import print_summary
@@ -39,12 +45,15 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
     console = console or Console()
     out = Path(out)
     t0 = time.time()
-    console.print(Panel.fit(
-        "[bold]metaser demo[/]: the full two-stage pipeline, offline, on CPU.\n"
-        "[yellow]The corpus is SYNTHETIC[/] (eSpeak NG voices whose prosody encodes the emotion) and the "
-        "encoder is a [yellow]tiny, randomly initialised[/] WavLM-class model.\n"
-        "The figures below show that the pipeline works end to end; they are not IEMOCAP results.",
-        title="synthetic demo"))
+    console.print(
+        Panel.fit(
+            "[bold]metaser demo[/]: the full two-stage pipeline, offline, on CPU.\n"
+            "[yellow]The corpus is SYNTHETIC[/] (eSpeak NG voices whose prosody encodes the emotion) and the "
+            "encoder is a [yellow]tiny, randomly initialised[/] WavLM-class model.\n"
+            "The figures below show that the pipeline works end to end; they are not IEMOCAP results.",
+            title="synthetic demo",
+        )
+    )
 
     corpus = out / "corpus"
     console.rule("1/4 synthesize the demo corpus")
@@ -61,8 +70,15 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
 
     console.rule("3/4 5-fold cross-validation, stage 1 (aux tasks) + stage 2 (emotion)")
     cfg = load_config(RunConfig, config or PRESET)
-    cfg = apply_overrides(cfg, [f"data.manifest={manifest / 'cuts.jsonl.gz'}", f"output_dir={out / 'runs'}",
-                                f"seed={seed}", *(overrides or [])])
+    cfg = apply_overrides(
+        cfg,
+        [
+            f"data.manifest={manifest / 'cuts.jsonl.gz'}",
+            f"output_dir={out / 'runs'}",
+            f"seed={seed}",
+            *(overrides or []),
+        ],
+    )
     rdir = run_dir(cfg)
     rdir.mkdir(parents=True, exist_ok=True)
     (rdir / "SYNTHETIC").write_text("Trained on the synthetic demo corpus with a tiny random encoder.\n")
@@ -70,8 +86,11 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
     def on_done(task, r) -> None:
         lab = task.label
         if lab.get("stage") in ("finish", "done") and r.ok:
-            how = "already finished, reused" if lab.get("stage") == "done" else f"UA {100 * r.result['value']:.1f}%  " \
-                f"WA {100 * r.result['wa']:.1f}%"
+            how = (
+                "already finished, reused"
+                if lab.get("stage") == "done"
+                else f"UA {100 * r.result['value']:.1f}%  WA {100 * r.result['wa']:.1f}%"
+            )
             console.print(f"fold {lab['fold']} (test = session {lab['fold']}): {how}")
         elif r.ok:
             console.print(f"[dim]fold {lab['fold']} {lab['stage']}: {r.seconds:.0f} s[/]")
@@ -86,15 +105,24 @@ def run_demo(out: Path, *, config: Path | None = None, seed: int = 0, overrides:
     info = export_model(rdir, model_dir)
     chance = 1.0 / len(res["classes"])
     ua = res["test"]["ua"]["mean"]
-    console.print(f"mean UA {100 * ua:.1f}% vs chance {100 * chance:.1f}% "
-                  f"({len(res['classes'])} classes) [dim](synthetic)[/]")
-    console.print(f"report:      {rdir / 'report.md'}\n"
-                  f"plots:       {rdir / 'confusion.png'}, {rdir / 'layer_weights.png'}\n"
-                  f"model:       {model_dir} (fold {info['fold']}, best validation UA)\n"
-                  f"try it:      metaser predict {model_dir} {corpus}/Session1/sentences/wav")
+    console.print(
+        f"mean UA {100 * ua:.1f}% vs chance {100 * chance:.1f}% ({len(res['classes'])} classes) [dim](synthetic)[/]"
+    )
+    console.print(
+        f"report:      {rdir / 'report.md'}\n"
+        f"plots:       {rdir / 'confusion.png'}, {rdir / 'layer_weights.png'}\n"
+        f"model:       {model_dir} (fold {info['fold']}, best validation UA)\n"
+        f"try it:      metaser predict {model_dir} {corpus}/Session1/sentences/wav"
+    )
     console.print(Panel(PAPER_COMMANDS, title="reproduce the paper"))
-    summary = {"seconds": round(time.time() - t0, 1), "mean_ua": ua, "mean_wa": res["test"]["wa"]["mean"],
-               "chance": chance, "run_dir": str(rdir), "model_dir": str(model_dir)}
+    summary = {
+        "seconds": round(time.time() - t0, 1),
+        "mean_ua": ua,
+        "mean_wa": res["test"]["wa"]["mean"],
+        "chance": chance,
+        "run_dir": str(rdir),
+        "model_dir": str(model_dir),
+    }
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"demo finished in {summary['seconds']:.0f} s")
     return summary

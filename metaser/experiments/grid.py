@@ -66,8 +66,13 @@ def stage_task(cfg: RunConfig, fold: int, stage: str, resume: bool = False) -> d
     quiet_lightning()
     ctx = _context(cfg, fold)
     res = run_stage(ctx, ctx.spec(stage), resume=resume)
-    return {"metric": res.get("monitor"), "value": res.get("best_score"), "reused": res.get("reused"),
-            "seconds": res.get("seconds"), "key": res.get("key")}
+    return {
+        "metric": res.get("monitor"),
+        "value": res.get("best_score"),
+        "reused": res.get("reused"),
+        "seconds": res.get("seconds"),
+        "key": res.get("key"),
+    }
 
 
 def finish_task(cfg: RunConfig, fold: int) -> dict[str, Any]:
@@ -111,17 +116,37 @@ def grid_tasks(runs: list[GridRun], folds: dict[str, list[int]], *, resume: bool
                 if ids[s.name] in claimed:
                     continue
                 claimed.add(ids[s.name])
-                tasks.append(Task(key=ids[s.name], fn=stage_task, args=(cfg, k, s.name, resume),
-                                  deps=[ids[s.parent]] if s.parent else [], label={**label, "stage": s.name},
-                                  log_path=str(cfg.run_dir / "logs" / f"fold{k}-{s.name}.log")))
-            tasks.append(Task(key=finish_key, fn=finish_task, args=(cfg, k), deps=[ids[specs[-1].name]],
-                              label={**label, "stage": "finish"},
-                              log_path=str(cfg.run_dir / "logs" / f"fold{k}-finish.log")))
+                tasks.append(
+                    Task(
+                        key=ids[s.name],
+                        fn=stage_task,
+                        args=(cfg, k, s.name, resume),
+                        deps=[ids[s.parent]] if s.parent else [],
+                        label={**label, "stage": s.name},
+                        log_path=str(cfg.run_dir / "logs" / f"fold{k}-{s.name}.log"),
+                    )
+                )
+            tasks.append(
+                Task(
+                    key=finish_key,
+                    fn=finish_task,
+                    args=(cfg, k),
+                    deps=[ids[specs[-1].name]],
+                    label={**label, "stage": "finish"},
+                    log_path=str(cfg.run_dir / "logs" / f"fold{k}-finish.log"),
+                )
+            )
     return tasks
 
 
-def run_grid(runs: list[GridRun], *, folds: list[int] | None = None, resume: bool = False, launcher=None,
-             on_done: Callable | None = None) -> dict[str, Any]:
+def run_grid(
+    runs: list[GridRun],
+    *,
+    folds: list[int] | None = None,
+    resume: bool = False,
+    launcher=None,
+    on_done: Callable | None = None,
+) -> dict[str, Any]:
     """Run every stage of every fold of ``runs``; returns the launcher's results by task key.
 
     ``launcher``: from :func:`metaser.experiments.launch.make_launcher` (default: local). The

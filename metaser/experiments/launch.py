@@ -34,13 +34,13 @@ RAY_INSTALL_HINT = "pip install 'metaser[ray]'"
 
 @dataclass
 class Task:
-    key: str                 # unique id; tasks with the same key are the same work and run once
+    key: str  # unique id; tasks with the same key are the same work and run once
     fn: Callable[..., dict]  # a module-level (picklable) function; returns a small JSON-able dict
-    args: tuple = ()         # picklable
+    args: tuple = ()  # picklable
     kwargs: dict = field(default_factory=dict)
-    deps: list[str] = field(default_factory=list)   # keys that must finish first
-    label: dict = field(default_factory=dict)        # e.g. {"variant": ..., "fold": ..., "stage": ...} for progress lines
-    log_path: str | None = None   # where the task's output/log goes (stdout/stderr captured there under Ray)
+    deps: list[str] = field(default_factory=list)  # keys that must finish first
+    label: dict = field(default_factory=dict)  # e.g. {"variant": ..., "fold": ..., "stage": ...} for progress lines
+    log_path: str | None = None  # where the task's output/log goes (stdout/stderr captured there under Ray)
 
 
 @dataclass
@@ -58,7 +58,9 @@ OnDone = Callable[[Task, TaskResult], None]
 
 
 class Launcher(Protocol):
-    def run(self, tasks: list[Task], *, on_done: Callable[[Task, TaskResult], None] | None = None) -> dict[str, TaskResult]: ...
+    def run(
+        self, tasks: list[Task], *, on_done: Callable[[Task, TaskResult], None] | None = None
+    ) -> dict[str, TaskResult]: ...
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -87,8 +89,10 @@ def plan(tasks: list[Task]) -> tuple[dict[str, Task], list[str]]:
         if seen is None:
             unique[t.key] = t
         elif not _same_work(seen, t):
-            raise MetaserError(f"two different tasks share the key {t.key!r} ({seen.label} and {t.label}): "
-                               "a key must identify exactly one piece of work")
+            raise MetaserError(
+                f"two different tasks share the key {t.key!r} ({seen.label} and {t.label}): "
+                "a key must identify exactly one piece of work"
+            )
     for t in unique.values():
         missing = [d for d in t.deps if d not in unique]
         if missing:
@@ -154,8 +158,17 @@ def _set_threads(n: int) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
-def _execute(key: str, fn: Callable[..., dict], args: tuple, kwargs: dict, log_path: str | None,
-             retries: int, threads: int | None, dep_keys: list[str], *dep_outcomes: dict) -> dict:
+def _execute(
+    key: str,
+    fn: Callable[..., dict],
+    args: tuple,
+    kwargs: dict,
+    log_path: str | None,
+    retries: int,
+    threads: int | None,
+    dep_keys: list[str],
+    *dep_outcomes: dict,
+) -> dict:
     """Run one task with retries; never raises for the task's own errors. Returns an outcome dict
     ``{"ok", "result", "error", "seconds", "attempts"}`` (what a TaskResult is made of).
 
@@ -174,8 +187,11 @@ def _execute(key: str, fn: Callable[..., dict], args: tuple, kwargs: dict, log_p
     error = None
     for attempt in range(1, retries + 2):
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        _append_log(log_path, f"=== task {key}: attempt {attempt}/{retries + 1} on {socket.gethostname()} "
-                              f"(pid {os.getpid()}) at {stamp} ===\n")
+        _append_log(
+            log_path,
+            f"=== task {key}: attempt {attempt}/{retries + 1} on {socket.gethostname()} "
+            f"(pid {os.getpid()}) at {stamp} ===\n",
+        )
         try:
             with _captured(log_path, capture):
                 result = fn(*args, **kwargs)
@@ -191,8 +207,15 @@ def _execute(key: str, fn: Callable[..., dict], args: tuple, kwargs: dict, log_p
 
 
 def _to_result(key: str, task: Task, outcome: dict) -> TaskResult:
-    return TaskResult(key=key, ok=outcome["ok"], result=outcome["result"], error=outcome["error"],
-                      seconds=round(outcome["seconds"], 3), attempts=outcome["attempts"], log_path=task.log_path)
+    return TaskResult(
+        key=key,
+        ok=outcome["ok"],
+        result=outcome["result"],
+        error=outcome["error"],
+        seconds=round(outcome["seconds"], 3),
+        attempts=outcome["attempts"],
+        log_path=task.log_path,
+    )
 
 
 # ------------------------------------------------------------------------------- local
@@ -221,8 +244,17 @@ class LocalLauncher(_Closing):
         results: dict[str, TaskResult] = {}
         for key in order:
             t = unique[key]
-            outcomes[key] = _execute(key, t.fn, t.args, t.kwargs, t.log_path, self.retries, None,
-                                     list(t.deps), *[outcomes[d] for d in t.deps])
+            outcomes[key] = _execute(
+                key,
+                t.fn,
+                t.args,
+                t.kwargs,
+                t.log_path,
+                self.retries,
+                None,
+                list(t.deps),
+                *[outcomes[d] for d in t.deps],
+            )
             results[key] = _to_result(key, t, outcomes[key])
             if on_done:
                 on_done(t, results[key])
@@ -234,8 +266,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise MetaserError("--launcher ray needs Ray, which is not installed",
-                           hint=f"install it with: {RAY_INSTALL_HINT}") from None
+        raise MetaserError(
+            "--launcher ray needs Ray, which is not installed", hint=f"install it with: {RAY_INSTALL_HINT}"
+        ) from None
     return ray
 
 
@@ -249,8 +282,14 @@ class RayLauncher(_Closing):
 
     kind = "ray"
 
-    def __init__(self, *, ray_address: str | None = None, gpus_per_task: float | None = None,
-                 cpus_per_task: float = 1.0, retries: int = 1):
+    def __init__(
+        self,
+        *,
+        ray_address: str | None = None,
+        gpus_per_task: float | None = None,
+        cpus_per_task: float = 1.0,
+        retries: int = 1,
+    ):
         self.ray = import_ray()
         self.ray_address = ray_address
         self.gpus_per_task = gpus_per_task
@@ -268,9 +307,10 @@ class RayLauncher(_Closing):
                 else:
                     ray.init(address=self.ray_address, **quiet)
             except ConnectionError as e:
-                raise MetaserError(f"cannot join the Ray cluster at {self.ray_address!r}: {e}",
-                                   hint="start one with `ray start --head` (or leave out --ray-address "
-                                        "for a local instance)") from None
+                raise MetaserError(
+                    f"cannot join the Ray cluster at {self.ray_address!r}: {e}",
+                    hint="start one with `ray start --head` (or leave out --ray-address for a local instance)",
+                ) from None
             self._started = True
         return ray
 
@@ -281,11 +321,15 @@ class RayLauncher(_Closing):
         max_cpu = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
         gpus = (1.0 if max_gpu > 0 else 0.0) if self.gpus_per_task is None else float(self.gpus_per_task)
         if gpus > max_gpu:
-            raise MetaserError(f"--gpus-per-task {gpus:g}: no node of the Ray cluster has that many GPUs "
-                               f"(the biggest has {max_gpu:g}); the tasks would wait forever")
+            raise MetaserError(
+                f"--gpus-per-task {gpus:g}: no node of the Ray cluster has that many GPUs "
+                f"(the biggest has {max_gpu:g}); the tasks would wait forever"
+            )
         if self.cpus_per_task > max_cpu:
-            raise MetaserError(f"--cpus-per-task {self.cpus_per_task:g}: no node of the Ray cluster has that "
-                               f"many CPUs (the biggest has {max_cpu:g}); the tasks would wait forever")
+            raise MetaserError(
+                f"--cpus-per-task {self.cpus_per_task:g}: no node of the Ray cluster has that "
+                f"many CPUs (the biggest has {max_cpu:g}); the tasks would wait forever"
+            )
         return gpus, float(self.cpus_per_task)
 
     def run(self, tasks: list[Task], *, on_done: OnDone | None = None) -> dict[str, TaskResult]:
@@ -293,13 +337,23 @@ class RayLauncher(_Closing):
         ray = self.ensure_started()
         gpus, cpus = self._resources()
         # Ray retries a task whose worker died (max_retries); _execute retries the task's own errors.
-        remote = ray.remote(_execute).options(num_gpus=gpus, num_cpus=cpus, max_retries=self.retries,
-                                              retry_exceptions=False)
+        remote = ray.remote(_execute).options(
+            num_gpus=gpus, num_cpus=cpus, max_retries=self.retries, retry_exceptions=False
+        )
         refs: dict[str, Any] = {}
         for key in order:
             t = unique[key]
-            refs[key] = remote.remote(key, t.fn, t.args, t.kwargs, t.log_path, self.retries, max(1, int(cpus)),
-                                      list(t.deps), *[refs[d] for d in t.deps])
+            refs[key] = remote.remote(
+                key,
+                t.fn,
+                t.args,
+                t.kwargs,
+                t.log_path,
+                self.retries,
+                max(1, int(cpus)),
+                list(t.deps),
+                *[refs[d] for d in t.deps],
+            )
         by_ref = {ref: key for key, ref in refs.items()}
         outcomes: dict[str, dict] = {}
         results: dict[str, TaskResult] = {}
@@ -345,8 +399,14 @@ class RayLauncher(_Closing):
         self._started = False
 
 
-def make_launcher(kind: str = "local", *, ray_address: str | None = None, gpus_per_task: float | None = None,
-                  cpus_per_task: float = 1.0, retries: int = 1) -> Launcher:
+def make_launcher(
+    kind: str = "local",
+    *,
+    ray_address: str | None = None,
+    gpus_per_task: float | None = None,
+    cpus_per_task: float = 1.0,
+    retries: int = 1,
+) -> Launcher:
     if retries < 0:
         raise MetaserError(f"retries must be >= 0, got {retries}")
     if kind == "local":
@@ -356,8 +416,9 @@ def make_launcher(kind: str = "local", *, ray_address: str | None = None, gpus_p
     if kind == "ray":
         if cpus_per_task < 0 or (gpus_per_task is not None and gpus_per_task < 0):
             raise MetaserError("--cpus-per-task and --gpus-per-task must be >= 0")
-        return RayLauncher(ray_address=ray_address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task,
-                           retries=retries)
+        return RayLauncher(
+            ray_address=ray_address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, retries=retries
+        )
     raise MetaserError(f"unknown launcher {kind!r}: choose local or ray")
 
 
@@ -386,9 +447,10 @@ def _judge_probes(d: Path, answers: list[dict]) -> None:
             with contextlib.suppress(OSError):
                 (d / wrote).unlink()
     if bad:
-        raise MetaserError(f"the output directory {d} is not shared with every Ray worker ({'; '.join(bad)})",
-                           hint="outputs must live on a filesystem every worker sees (NFS, Lustre, ...): "
-                                "set output_dir=/shared/path")
+        raise MetaserError(
+            f"the output directory {d} is not shared with every Ray worker ({'; '.join(bad)})",
+            hint="outputs must live on a filesystem every worker sees (NFS, Lustre, ...): set output_dir=/shared/path",
+        )
 
 
 def check_shared_output(path: str | Path, launcher: Launcher) -> None:
@@ -412,8 +474,12 @@ def check_shared_output(path: str | Path, launcher: Launcher) -> None:
 
         probe = ray.remote(_probe)
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-        refs = [probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            n, soft=False)).remote(str(d), token) for n in nodes]
+        refs = [
+            probe.options(
+                num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)
+            ).remote(str(d), token)
+            for n in nodes
+        ]
         try:
             answers = ray.get(refs, timeout=120)
         except Exception as e:

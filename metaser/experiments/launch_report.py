@@ -63,6 +63,12 @@ def render_summary(tasks: list[Task], results: dict[str, TaskResult], *, title: 
             continue
         m = task_metric(r.result)
         note = "" if r.ok else f"{r.error}" + (f" ({r.log_path})" if r.log_path and r.attempts else "")
-        table.add_row(*cells, "ok" if r.ok else "failed", f"{m[0]} {m[1]:.4f}" if m else "",
-                      f"{r.seconds:.1f}", escape(note), style=None if r.ok else "red")
+        table.add_row(
+            *cells,
+            "ok" if r.ok else "failed",
+            f"{m[0]} {m[1]:.4f}" if m else "",
+            f"{r.seconds:.1f}",
+            escape(note),
+            style=None if r.ok else "red",
+        )
     return table

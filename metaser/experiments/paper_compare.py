@@ -18,8 +18,12 @@ PAPER_AUX = ("gender", "speaker", "style", "asr")
 #: metaser metric -> the paper's column (Table III)
 METRIC_NAMES = {"ua": "ua", "wa": "wa", "cer": "cer", "wer": "wer", "gender_acc": "gr_acc", "style_acc": "styr_acc"}
 
-_MODULE_ROWS = {("last", "concat"): "wo_ari_co", ("last", "coattention"): "wo_ari",
-                ("ari", "concat"): "wo_co", ("ari", "coattention"): "full"}
+_MODULE_ROWS = {
+    ("last", "concat"): "wo_ari_co",
+    ("last", "coattention"): "wo_ari",
+    ("ari", "concat"): "wo_co",
+    ("ari", "coattention"): "full",
+}
 
 
 def paper_reference(model: dict[str, Any], aux_tasks: list[str]) -> tuple[str, str] | None:
@@ -53,7 +57,7 @@ def paper_figures(model: dict[str, Any], aux_tasks: list[str]) -> dict[str, floa
         return None
     study, row = ref
     out: dict[str, float] = {}
-    for table in ((study, "fusion") if (study, row) == ("modules", "full") else (study,)):
+    for table in (study, "fusion") if (study, row) == ("modules", "full") else (study,):
         fig = paper_row(table, "ari" if table == "fusion" and study != "fusion" else row, enc) or {}
         for ours, theirs in METRIC_NAMES.items():
             if theirs in fig:

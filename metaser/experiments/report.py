@@ -22,8 +22,13 @@ from metaser.training.metrics import UA_WA_DEFINITION, classification_scores
 
 #: test metrics reported per fold, with their display names (Table II/III style)
 TEST_COLUMNS = [
-    ("ua", "UA"), ("wa", "WA"), ("macro_f1", "F1"), ("cer", "CER"), ("wer", "WER"),
-    ("gender_acc", "GR"), ("style_acc", "StyR"),
+    ("ua", "UA"),
+    ("wa", "WA"),
+    ("macro_f1", "F1"),
+    ("cer", "CER"),
+    ("wer", "WER"),
+    ("gender_acc", "GR"),
+    ("style_acc", "StyR"),
 ]
 
 
@@ -48,16 +53,17 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
         return {}
-    return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
-            "n": len(vals)}
+    return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
 
 
 def recompute_fold(fold_dir: Path) -> dict[str, Any]:
     """UA / WA / F1 / confusion of one fold, from its predictions.jsonl."""
     for name in ("predictions.jsonl", "labels.json"):
         if not (fold_dir / name).is_file():
-            raise MetaserError(f"{fold_dir / name} is missing: the fold's outputs are incomplete",
-                               hint=f"re-run the fold (delete {fold_dir / 'metrics.json'} first)")
+            raise MetaserError(
+                f"{fold_dir / name} is missing: the fold's outputs are incomplete",
+                hint=f"re-run the fold (delete {fold_dir / 'metrics.json'} first)",
+            )
     rows = read_jsonl(fold_dir / "predictions.jsonl")
     labels = json.loads((fold_dir / "labels.json").read_text())["classes"]["emotion"]
     idx = {c: i for i, c in enumerate(labels)}
@@ -79,8 +85,15 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
         m = json.loads((d / "metrics.json").read_text())
         emo = recompute_fold(d)
         test = {**m["test"], **{k: emo[k] for k in ("ua", "wa", "macro_f1", "num_utterances")}}
-        per_fold.append({"fold": m["fold"], "test_group": m.get("test_group"), "test": test,
-                         "valid": m.get("valid", {}), "layer_weights": m.get("layer_weights")})
+        per_fold.append(
+            {
+                "fold": m["fold"],
+                "test_group": m.get("test_group"),
+                "test": test,
+                "valid": m.get("valid", {}),
+                "layer_weights": m.get("layer_weights"),
+            }
+        )
         for i, ref in enumerate(emo["classes"]):
             if ref not in classes:
                 classes.append(ref)
@@ -97,7 +110,7 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
     return {
         "run": run_dir.name,
         "definitions": UA_WA_DEFINITION + " Speaker accuracy is reported on validation only: on a "
-                       "speaker-independent test fold the test speakers are unseen, so it is meaningless.",
+        "speaker-independent test fold the test speakers are unseen, so it is meaningless.",
         "folds": per_fold,
         "test": summary,
         "valid": vsummary,
@@ -135,15 +148,28 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
     cols = [(k, n) for k, n in TEST_COLUMNS if k in res["test"]]
     lines = [f"# Results: {res['run']}", ""]
     if synthetic:
-        lines += ["> **Synthetic**: these figures come from the synthetic demo corpus with an untrained "
-                  "tiny encoder. They show the pipeline works; they say nothing about IEMOCAP.", ""]
-    lines += [f"Definitions: {res['definitions']}", "", "## Test, per fold (%)", "",
-              "| fold | test group | " + " | ".join(n for _, n in cols) + " |",
-              "|---|---|" + "---|" * len(cols)]
+        lines += [
+            "> **Synthetic**: these figures come from the synthetic demo corpus with an untrained "
+            "tiny encoder. They show the pipeline works; they say nothing about IEMOCAP.",
+            "",
+        ]
+    lines += [
+        f"Definitions: {res['definitions']}",
+        "",
+        "## Test, per fold (%)",
+        "",
+        "| fold | test group | " + " | ".join(n for _, n in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
     for f in res["folds"]:
-        lines.append(f"| {f['fold']} | {f['test_group']} | " + " | ".join(pct(f["test"].get(k)) for k, _ in cols) + " |")
-    lines.append("| **mean ± std** | | " + " | ".join(
-        f"**{pct(res['test'][k]['mean'])}** ± {pct(res['test'][k]['std'])}" for k, _ in cols) + " |")
+        lines.append(
+            f"| {f['fold']} | {f['test_group']} | " + " | ".join(pct(f["test"].get(k)) for k, _ in cols) + " |"
+        )
+    lines.append(
+        "| **mean ± std** | | "
+        + " | ".join(f"**{pct(res['test'][k]['mean'])}** ± {pct(res['test'][k]['std'])}" for k, _ in cols)
+        + " |"
+    )
     cells = paper_cells(res, [k for k, _ in cols])
     if cells:
         study, row = res["paper_row"]
@@ -157,14 +183,23 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
                 lines.append(f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |")
             else:
                 lines.append(f"| {k} | {pct(v['mean'])} | {pct(v['std'])} |")
-    lines += ["", "## Pooled confusion matrix (rows = reference)", "",
-              "| | " + " | ".join(res["classes"]) + " |", "|---|" + "---|" * len(res["classes"])]
+    lines += [
+        "",
+        "## Pooled confusion matrix (rows = reference)",
+        "",
+        "| | " + " | ".join(res["classes"]) + " |",
+        "|---|" + "---|" * len(res["classes"]),
+    ]
     for c, row in zip(res["classes"], res["pooled_confusion"]):
         lines.append(f"| **{c}** | " + " | ".join(str(x) for x in row) + " |")
     if res.get("mean_layer_weights"):
         w = res["mean_layer_weights"]
-        lines += ["", "## Learned layer weights (mean over folds)", "",
-                  " ".join(f"L{i + 1}:{x:.3f}" for i, x in enumerate(w))]
+        lines += [
+            "",
+            "## Learned layer weights (mean over folds)",
+            "",
+            " ".join(f"L{i + 1}:{x:.3f}" for i, x in enumerate(w)),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -181,8 +216,15 @@ def plot_confusion(res: dict[str, Any], path: Path) -> None:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{cm[i][j]}\n{100 * norm[i][j]:.0f}%", ha="center", va="center",
-                    color="white" if norm[i][j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{cm[i][j]}\n{100 * norm[i][j]:.0f}%",
+                ha="center",
+                va="center",
+                color="white" if norm[i][j] > 0.5 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(n), res["classes"])
     ax.set_yticks(range(n), res["classes"])
     ax.set_xlabel("predicted")

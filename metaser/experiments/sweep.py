@@ -34,8 +34,8 @@ LOWER_IS_BETTER = ("loss", "cer", "wer")
 @dataclass
 class Trial:
     slug: str
-    params: dict[str, Any]   # dotted key -> value (parsed as YAML)
-    overrides: list[str]     # the dotted overrides that make this trial's config
+    params: dict[str, Any]  # dotted key -> value (parsed as YAML)
+    overrides: list[str]  # the dotted overrides that make this trial's config
     cfg: RunConfig
 
     @property
@@ -90,9 +90,11 @@ def parse_select(select: str) -> tuple[str, str]:
     """``"valid.ua"`` -> ("valid", "ua"); a test metric is refused, with the reason."""
     split, _, metric = select.partition(".")
     if split == "test":
-        raise MetaserError(f"--select {select}: choosing on test leaks the test folds into model selection; "
-                           "the test scores must stay an unbiased estimate of the chosen trial",
-                           hint=f"select on validation, e.g. --select valid.{metric or 'ua'}")
+        raise MetaserError(
+            f"--select {select}: choosing on test leaks the test folds into model selection; "
+            "the test scores must stay an unbiased estimate of the chosen trial",
+            hint=f"select on validation, e.g. --select valid.{metric or 'ua'}",
+        )
     if split != "valid" or not metric:
         raise MetaserError(f"--select {select!r}: expected valid.METRIC, e.g. valid.ua or valid.loss")
     return split, metric
@@ -130,8 +132,12 @@ def plan_trials(base: RunConfig, params: list[tuple[str, list[str]]], *, folds: 
         overrides = [f"{k}={raw}" for k, raw in combo]
         parsed = {k: yaml.safe_load(raw) for k, raw in combo}
         slug = trial_slug(parsed, short)
-        extra = [f"output_dir={sweep_dir}", f"name={slug}", f"store_dir={sweep_dir / '.stages'}",
-                 f"cache.dir={base.cache.dir or base.run_dir / 'cache'}"] + ([f"folds={list(folds)}"] if folds else [])
+        extra = [
+            f"output_dir={sweep_dir}",
+            f"name={slug}",
+            f"store_dir={sweep_dir / '.stages'}",
+            f"cache.dir={base.cache.dir or base.run_dir / 'cache'}",
+        ] + ([f"folds={list(folds)}"] if folds else [])
         cfg = apply_overrides(base, overrides + extra)
         trials.append(Trial(slug, parsed, overrides, cfg))
     slugs = [t.slug for t in trials]
@@ -153,8 +159,15 @@ def trial_result(trial: Trial, results: dict[str, TaskResult], select: str) -> T
 
     failed = run_failures(GridRun(trial.slug, trial.slug, trial.cfg), results)
     if failed:
-        return TaskResult(key=trial.slug, ok=False, result=None, error=failed[0].error, seconds=0.0,
-                          attempts=failed[0].attempts, log_path=failed[0].log_path)
+        return TaskResult(
+            key=trial.slug,
+            ok=False,
+            result=None,
+            error=failed[0].error,
+            seconds=0.0,
+            attempts=failed[0].attempts,
+            log_path=failed[0].log_path,
+        )
     res = write_report(trial.run_dir)
     valid = {k: v["mean"] for k, v in res["valid"].items() if "mean" in v}
     test = {k: v["mean"] for k, v in res["test"].items() if "mean" in v}
@@ -165,10 +178,16 @@ def trial_result(trial: Trial, results: dict[str, TaskResult], select: str) -> T
     return TaskResult(key=trial.slug, ok=True, result=out, error=None, seconds=0.0, attempts=1, log_path=None)
 
 
-def run_sweep(base: RunConfig, params: list[tuple[str, list[str]]], *, select: str, launcher: Launcher,
-              folds: list[int] | None = None, resume: bool = False,
-              on_done: Callable[[Task, TaskResult], None] | None = None
-              ) -> tuple[dict[str, Any], list[Task], dict[str, TaskResult]]:
+def run_sweep(
+    base: RunConfig,
+    params: list[tuple[str, list[str]]],
+    *,
+    select: str,
+    launcher: Launcher,
+    folds: list[int] | None = None,
+    resume: bool = False,
+    on_done: Callable[[Task, TaskResult], None] | None = None,
+) -> tuple[dict[str, Any], list[Task], dict[str, TaskResult]]:
     """Run every trial's stages through ``launcher``; write summary.json / summary.md even when
     some failed. The trials share one stage store: a stage they have in common (same key, e.g.
     stage 1 of trials that differ only in stage-2 settings) is trained once.
@@ -214,8 +233,11 @@ def summarize(trials: list[Trial], results: list[TaskResult], select: str) -> di
             row["error"] = r.error if not r.ok else "the trial returned no scores"
         rows.append(row)
     sign = -1.0 if metric.endswith(LOWER_IS_BETTER) else 1.0
-    scored = [(sign * row["valid"][metric], -i) for i, row in enumerate(rows)
-              if row["valid"] and isinstance(row["valid"].get(metric), (int, float))]
+    scored = [
+        (sign * row["valid"][metric], -i)
+        for i, row in enumerate(rows)
+        if row["valid"] and isinstance(row["valid"].get(metric), (int, float))
+    ]
     best = None
     if scored:
         best_row = rows[-max(scored)[1]]
@@ -228,13 +250,17 @@ def render_sweep(summary: dict[str, Any]) -> str:
     metric = select.split(".", 1)[1]
     keys = list(dict.fromkeys(k for row in summary["trials"] for k in row["params"]))
     shown = [(s, m) for s, m in (("valid", "ua"), ("test", "ua"), ("test", "wa")) if f"{s}.{m}" != select]
-    lines = [f"# Sweep: selected by {select}", "",
-             f"Scores are cross-validation means over the folds run, in %; {select} "
-             f"({'lower' if metric.endswith(LOWER_IS_BETTER) else 'higher'} is better; on a tie, the first in grid "
-             "order) chose the best trial (**bold**). "
-             "Test scores are shown for the record only: they played no part in the choice.", "",
-             "| " + " | ".join(keys + [select] + [f"{s}.{m}" for s, m in shown]) + " | run |",
-             "|" + "---|" * (len(keys) + len(shown) + 2)]
+    lines = [
+        f"# Sweep: selected by {select}",
+        "",
+        f"Scores are cross-validation means over the folds run, in %; {select} "
+        f"({'lower' if metric.endswith(LOWER_IS_BETTER) else 'higher'} is better; on a tie, the first in grid "
+        "order) chose the best trial (**bold**). "
+        "Test scores are shown for the record only: they played no part in the choice.",
+        "",
+        "| " + " | ".join(keys + [select] + [f"{s}.{m}" for s, m in shown]) + " | run |",
+        "|" + "---|" * (len(keys) + len(shown) + 2),
+    ]
     best_dir = (summary["best"] or {}).get("run_dir")
 
     def pct(scores: dict | None, k: str) -> str:

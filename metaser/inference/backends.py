@@ -60,8 +60,12 @@ class TorchBackend:
             n = torch.from_numpy(lens).to(self.device)  # (B,)
             res = self.model(w, n, compute_emotion=True)
             out: dict[str, Any] = {"emotion": torch.softmax(res.emotion_logits.float(), -1).cpu().numpy()}  # (B, C)
-            out.update({k: torch.softmax(v.float(), -1).cpu().numpy()  # (B, C_k)
-                        for k, v in (res.task_logits or {}).items()})
+            out.update(
+                {
+                    k: torch.softmax(v.float(), -1).cpu().numpy()  # (B, C_k)
+                    for k, v in (res.task_logits or {}).items()
+                }
+            )
             if getattr(res, "ctc_log_probs", None) is not None:
                 out["ctc_ids"] = res.ctc_log_probs.argmax(dim=-1).cpu().numpy()  # (B, T)
                 out["ctc_lengths"] = res.ctc_lengths.cpu().numpy()  # (B,)
@@ -77,8 +81,10 @@ def onnx_providers(device: str | None) -> list[str]:
     dev = (device or "auto").lower()
     if dev.startswith("cuda"):
         if "CUDAExecutionProvider" not in have:
-            raise ConfigError(f"--device {device}: onnxruntime here has no CUDA provider ({', '.join(have)})",
-                              hint="install onnxruntime-gpu, or use --device cpu")
+            raise ConfigError(
+                f"--device {device}: onnxruntime here has no CUDA provider ({', '.join(have)})",
+                hint="install onnxruntime-gpu, or use --device cpu",
+            )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if dev == "auto" and "CUDAExecutionProvider" in have:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -96,8 +102,14 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, onnx_file: str | Path, *, device: str | None = "cpu", threads: int | None = None,
-                 optimization: str = "all"):
+    def __init__(
+        self,
+        onnx_file: str | Path,
+        *,
+        device: str | None = "cpu",
+        threads: int | None = None,
+        optimization: str = "all",
+    ):
         import onnxruntime as ort
 
         if optimization not in ONNX_OPT_LEVELS:
@@ -107,7 +119,8 @@ class OnnxBackend:
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3  # errors only
@@ -115,8 +128,10 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(onnx_file), sess_options=opts, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise MetaserError(f"cannot load {onnx_file}: {type(e).__name__}: {e}",
-                               hint="re-export it with `metaser export-onnx MODEL_DIR`") from None
+            raise MetaserError(
+                f"cannot load {onnx_file}: {type(e).__name__}: {e}",
+                hint="re-export it with `metaser export-onnx MODEL_DIR`",
+            ) from None
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
         self.outputs = [o.name for o in self.session.get_outputs()]
 

@@ -47,8 +47,9 @@ def list_folds(run_dir: str | Path) -> list[FoldInfo]:
     """Every ``fold<K>`` directory of ``run_dir``, sorted by K, with its state."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise MetaserError(f"run directory not found: {run_dir}",
-                           hint="give the directory `metaser cv` wrote, e.g. runs/<name>")
+        raise MetaserError(
+            f"run directory not found: {run_dir}", hint="give the directory `metaser cv` wrote, e.g. runs/<name>"
+        )
     folds = []
     for d in fold_dirs(run_dir):
         info = FoldInfo(fold=fold_number(d), path=d, finished=False)
@@ -71,22 +72,28 @@ def list_folds(run_dir: str | Path) -> list[FoldInfo]:
 def select_fold(folds: list[FoldInfo], fold: int | None, run_dir: Path) -> FoldInfo:
     """The requested fold, or the finished fold with the best validation UA (ties: lowest K)."""
     if not folds:
-        raise MetaserError(f"{run_dir} holds no fold directories (fold1, fold2, ...)",
-                           hint="train with `metaser cv CONFIG` or `metaser train CONFIG --fold K` first")
+        raise MetaserError(
+            f"{run_dir} holds no fold directories (fold1, fold2, ...)",
+            hint="train with `metaser cv CONFIG` or `metaser train CONFIG --fold K` first",
+        )
     if fold is not None:
         hit = next((f for f in folds if f.fold == fold), None)
         if hit is None:
             have = ", ".join(str(f.fold) for f in folds)
             raise MetaserError(f"--fold {fold}: {run_dir / f'fold{fold}'} does not exist (folds here: {have})")
         if not hit.finished:
-            raise MetaserError(f"--fold {fold}: {hit.path} is {hit.problem}",
-                               hint=f"finish it with `metaser train CONFIG --fold {fold} --resume`")
+            raise MetaserError(
+                f"--fold {fold}: {hit.path} is {hit.problem}",
+                hint=f"finish it with `metaser train CONFIG --fold {fold} --resume`",
+            )
         return hit
     done = [f for f in folds if f.finished]
     if not done:
         why = "; ".join(f"fold{f.fold}: {f.problem}" for f in folds)
-        raise MetaserError(f"{run_dir} has no finished fold to export ({why})",
-                           hint="finish training with `metaser cv CONFIG --resume`")
+        raise MetaserError(
+            f"{run_dir} has no finished fold to export ({why})",
+            hint="finish training with `metaser cv CONFIG --resume`",
+        )
     return max(done, key=lambda f: (f.valid_ua, -f.fold))
 
 
@@ -94,8 +101,15 @@ def _pct(x: Any) -> str:
     return f"{100 * x:.2f}" if isinstance(x, (int, float)) else "n/a"
 
 
-def model_card(info: dict[str, Any], fold: FoldInfo, model_cfg: dict[str, Any], run_info: dict[str, Any],
-               results: dict[str, Any] | None, synthetic: bool, out_name: str) -> str:
+def model_card(
+    info: dict[str, Any],
+    fold: FoldInfo,
+    model_cfg: dict[str, Any],
+    run_info: dict[str, Any],
+    results: dict[str, Any] | None,
+    synthetic: bool,
+    out_name: str,
+) -> str:
     """README.md of an exported model directory."""
     m = fold.metrics or {}
     valid, test = m.get("valid") or {}, m.get("test") or {}
@@ -105,9 +119,12 @@ def model_card(info: dict[str, Any], fold: FoldInfo, model_cfg: dict[str, Any], 
     fusion = arch.get("fusion") or {}
     lines = [f"# {out_name}: metaser speech emotion recognition model", ""]
     if synthetic:
-        lines += ["> **Synthetic.** This model was trained on the synthetic demo corpus (eSpeak NG voices) "
-                  "with a tiny randomly initialised encoder. It only shows that the pipeline works; its "
-                  "predictions on real speech mean nothing.", ""]
+        lines += [
+            "> **Synthetic.** This model was trained on the synthetic demo corpus (eSpeak NG voices) "
+            "with a tiny randomly initialised encoder. It only shows that the pipeline works; its "
+            "predictions on real speech mean nothing.",
+            "",
+        ]
     lines += [
         "A metaser model (after Wan et al., arXiv 2412.20707): an SSL speech encoder "
         f"(`{enc}`), `{fusion.get('layers', '?')}` layer fusion, auxiliary metadata heads and "
@@ -122,8 +139,11 @@ def model_card(info: dict[str, Any], fold: FoldInfo, model_cfg: dict[str, Any], 
         "",
         f"Fold {fold.fold} of run `{info['run_dir']}`"
         + (f" (test group {run_info.get('test_group')})" if run_info.get("test_group") is not None else "")
-        + (", chosen by the user." if info["selected_by"] == "user" else
-           ", the fold with the best **validation** UA (test results played no part in the choice)."),
+        + (
+            ", chosen by the user."
+            if info["selected_by"] == "user"
+            else ", the fold with the best **validation** UA (test results played no part in the choice)."
+        ),
         "",
         "| split | UA % | WA % |",
         "|---|---:|---:|",
@@ -132,17 +152,22 @@ def model_card(info: dict[str, Any], fold: FoldInfo, model_cfg: dict[str, Any], 
     ]
     cv = (results or {}).get("test") or {}
     if isinstance(cv.get("ua"), dict) and "mean" in cv["ua"]:
-        lines.append(f"| test, mean over {len((results or {}).get('folds', [])) or '?'} folds | "
-                     f"{_pct(cv['ua'].get('mean'))} ± {_pct(cv['ua'].get('std'))} | "
-                     f"{_pct((cv.get('wa') or {}).get('mean'))} ± {_pct((cv.get('wa') or {}).get('std'))} |")
+        lines.append(
+            f"| test, mean over {len((results or {}).get('folds', [])) or '?'} folds | "
+            f"{_pct(cv['ua'].get('mean'))} ± {_pct(cv['ua'].get('std'))} | "
+            f"{_pct((cv.get('wa') or {}).get('mean'))} ± {_pct((cv.get('wa') or {}).get('std'))} |"
+        )
     lines += ["", "UA: unweighted accuracy (mean per-class recall); WA: weighted (overall) accuracy.", ""]
     if run_info:
-        lines += ["## Training data", "",
-                  f"- manifest: `{run_info.get('manifest', '?')}` (sha256 `{run_info.get('manifest_sha256') or '?'}`)",
-                  f"- utterances: {run_info.get('num_train', '?')} train, {run_info.get('num_valid', '?')} "
-                  f"validation, {run_info.get('num_test', '?')} test; seed {run_info.get('seed', '?')}",
-                  f"- metaser {run_info.get('metaser_version', '?')}, torch {run_info.get('torch_version', '?')}",
-                  ""]
+        lines += [
+            "## Training data",
+            "",
+            f"- manifest: `{run_info.get('manifest', '?')}` (sha256 `{run_info.get('manifest_sha256') or '?'}`)",
+            f"- utterances: {run_info.get('num_train', '?')} train, {run_info.get('num_valid', '?')} "
+            f"validation, {run_info.get('num_test', '?')} test; seed {run_info.get('seed', '?')}",
+            f"- metaser {run_info.get('metaser_version', '?')}, torch {run_info.get('torch_version', '?')}",
+            "",
+        ]
     lines += [
         "## Use",
         "",
@@ -186,8 +211,10 @@ def export_model(run_dir: str | Path, out_dir: str | Path, *, fold: int | None =
             raise MetaserError(f"-o {out_dir}: cannot export into the run's own model directory")
         if any(out_dir.iterdir()):
             if not (out_dir / EXPORT_INFO).is_file():
-                raise MetaserError(f"-o {out_dir}: directory exists and is not an earlier export; refusing to "
-                                   "overwrite it", hint="give a new or empty directory")
+                raise MetaserError(
+                    f"-o {out_dir}: directory exists and is not an earlier export; refusing to overwrite it",
+                    hint="give a new or empty directory",
+                )
             shutil.rmtree(out_dir)
     try:
         shutil.copytree(src, out_dir, dirs_exist_ok=True)
@@ -216,6 +243,5 @@ def export_model(run_dir: str | Path, out_dir: str | Path, *, fold: int | None =
     }
     (out_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
     model_cfg = _read_json(out_dir / "config.json")
-    (out_dir / "README.md").write_text(model_card(info, chosen, model_cfg, run_info, results, synthetic,
-                                                  out_dir.name))
+    (out_dir / "README.md").write_text(model_card(info, chosen, model_cfg, run_info, results, synthetic, out_dir.name))
     return {k: info[k] for k in ("fold", "valid_ua", "test_ua", "path", "selected_by")}

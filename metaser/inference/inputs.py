@@ -25,8 +25,20 @@ from metaser.data.audio import check_finite, load_audio, resample
 from metaser.errors import DataError
 from metaser.inference.segment import SegmentConfig, segment_audio
 
-__all__ = ["InputError", "INPUT_ERROR_REASONS", "MAX_CHANNELS", "AudioInput", "Loaded", "InputChecks",
-           "to_mono", "as_float_array", "array_to_mono", "load_input", "check_audio", "load_bytes"]
+__all__ = [
+    "InputError",
+    "INPUT_ERROR_REASONS",
+    "MAX_CHANNELS",
+    "AudioInput",
+    "Loaded",
+    "InputChecks",
+    "to_mono",
+    "as_float_array",
+    "array_to_mono",
+    "load_input",
+    "check_audio",
+    "load_bytes",
+]
 
 MAX_CHANNELS = 64  # a 2-D array whose both axes exceed this is ambiguous
 
@@ -75,13 +87,15 @@ def to_mono(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim == 1:
         return x
     if x.ndim != 2:
-        raise InputError(f"{name}: expected an array of shape (S,), (C, S) or (S, C), got {x.shape}",
-                         reason="invalid")
+        raise InputError(f"{name}: expected an array of shape (S,), (C, S) or (S, C), got {x.shape}", reason="invalid")
     a, b = x.shape
     if min(a, b) > MAX_CHANNELS:
-        raise InputError(f"{name}: cannot tell channels from samples in an array of shape {x.shape} "
-                         f"(neither axis has <= {MAX_CHANNELS} entries)", reason="invalid",
-                         hint="pass a 1-D array, or (C, S) / (S, C) with few channels")
+        raise InputError(
+            f"{name}: cannot tell channels from samples in an array of shape {x.shape} "
+            f"(neither axis has <= {MAX_CHANNELS} entries)",
+            reason="invalid",
+            hint="pass a 1-D array, or (C, S) / (S, C) with few channels",
+        )
     axis = 0 if a <= b else 1  # (C, S) when C <= S, else (S, C)
     return x.mean(axis=axis) if x.shape[axis] > 1 else x.reshape(-1)
 
@@ -128,10 +142,16 @@ def check_audio(x: np.ndarray, name: str, path: str | None, checks: InputChecks)
         raise InputError(
             f"{name}: audio too short ({x.size} samples = {1000 * x.size / sr:.1f} ms at "
             f"{sr} Hz); the model needs at least {checks.min_samples} samples "
-            f"({1000 * checks.min_samples / sr:.0f} ms)", reason="too_short", path=path)
+            f"({1000 * checks.min_samples / sr:.0f} ms)",
+            reason="too_short",
+            path=path,
+        )
     if checks.max_samples is not None and x.size > checks.max_samples:
-        raise InputError(f"{name}: audio too long ({x.size / sr:.1f} s); the limit is "
-                         f"{checks.max_samples / sr:.0f} s", reason="too_long", path=path)
+        raise InputError(
+            f"{name}: audio too long ({x.size / sr:.1f} s); the limit is {checks.max_samples / sr:.0f} s",
+            reason="too_long",
+            path=path,
+        )
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     if rms < checks.silence_rms:
         level = "all zeros" if rms == 0.0 else f"RMS {rms:.2e} < {checks.silence_rms:.0e}"
@@ -181,8 +201,11 @@ def load_bytes(data: bytes, name: str, suffix: str = "", max_seconds: float | No
             if max_seconds is not None:
                 info = probe_audio(tmp)
                 if info.duration > max_seconds:
-                    raise InputError(f"{name}: audio too long ({info.duration:.1f} s); the limit is "
-                                     f"{max_seconds:g} s", reason="too_long", path=name)
+                    raise InputError(
+                        f"{name}: audio too long ({info.duration:.1f} s); the limit is {max_seconds:g} s",
+                        reason="too_long",
+                        path=name,
+                    )
             return load_audio(tmp, SAMPLE_RATE)
         except AudioError as e:
             raise AudioError(e.message.replace(tmp, name), reason=e.reason, path=name, hint=e.hint) from None

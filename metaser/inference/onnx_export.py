@@ -30,8 +30,15 @@ import numpy as np
 from metaser.constants import SAMPLE_RATE
 from metaser.errors import MetaserError
 
-__all__ = ["OnnxExportError", "export_onnx", "check_parity", "quantize_int8", "DEFAULT_OPSET", "ONNX_NAME",
-           "PARITY_ATOL"]
+__all__ = [
+    "OnnxExportError",
+    "export_onnx",
+    "check_parity",
+    "quantize_int8",
+    "DEFAULT_OPSET",
+    "ONNX_NAME",
+    "PARITY_ATOL",
+]
 
 ONNX_NAME = "model.onnx"
 DEFAULT_OPSET = 17
@@ -124,8 +131,9 @@ def check_parity(model, onnx_file: str | Path, *, atol: float = PARITY_ATOL) -> 
     return {"ok": bool(ok), "atol": atol, "max_abs_diff": worst, "cases": cases}
 
 
-def export_onnx(model_dir: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = PARITY_ATOL,
-                out_name: str = ONNX_NAME) -> dict[str, Any]:
+def export_onnx(
+    model_dir: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = PARITY_ATOL, out_name: str = ONNX_NAME
+) -> dict[str, Any]:
     """Export ``model_dir``'s model to ``model_dir/out_name``, check it, record it in config.json.
 
     Returns the ``"onnx"`` entry written to config.json. Raises :class:`OnnxExportError` when the
@@ -149,23 +157,42 @@ def export_onnx(model_dir: str | Path, *, opset: int = DEFAULT_OPSET, atol: floa
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side checks
-            torch.onnx.export(wrapped, (torch.from_numpy(wav), torch.from_numpy(lens)), str(tmp),
-                              input_names=["waveforms", "lengths"], output_names=names, dynamic_axes=dyn,
-                              opset_version=int(opset), dynamo=False, do_constant_folding=True)
+            torch.onnx.export(
+                wrapped,
+                (torch.from_numpy(wav), torch.from_numpy(lens)),
+                str(tmp),
+                input_names=["waveforms", "lengths"],
+                output_names=names,
+                dynamic_axes=dyn,
+                opset_version=int(opset),
+                dynamo=False,
+                do_constant_folding=True,
+            )
     except Exception as e:  # the exporter raises many types
         tmp.unlink(missing_ok=True)
-        raise OnnxExportError(f"{model_dir}: ONNX export failed ({type(e).__name__}: {e})",
-                              hint=f"try another --opset (default {DEFAULT_OPSET})") from None
+        raise OnnxExportError(
+            f"{model_dir}: ONNX export failed ({type(e).__name__}: {e})",
+            hint=f"try another --opset (default {DEFAULT_OPSET})",
+        ) from None
     parity = check_parity(model, tmp, atol=atol)
     if not parity["ok"]:
         tmp.unlink(missing_ok=True)
         diffs = ", ".join(f"{k} {v:.2e}" for k, v in parity["max_abs_diff"].items())
-        raise OnnxExportError(f"{model_dir}: the ONNX graph disagrees with the torch model beyond "
-                              f"{atol:g} (max abs differences: {diffs}); no model.onnx written")
+        raise OnnxExportError(
+            f"{model_dir}: the ONNX graph disagrees with the torch model beyond "
+            f"{atol:g} (max abs differences: {diffs}); no model.onnx written"
+        )
     os.replace(tmp, dst)
-    entry = {"file": out_name, "opset": int(opset), "exporter": "torch.onnx (TorchScript)",
-             "torch_version": torch.__version__, "inputs": ["waveforms", "lengths"], "outputs": names,
-             "dynamic_axes": dyn, "parity": parity}
+    entry = {
+        "file": out_name,
+        "opset": int(opset),
+        "exporter": "torch.onnx (TorchScript)",
+        "torch_version": torch.__version__,
+        "inputs": ["waveforms", "lengths"],
+        "outputs": names,
+        "dynamic_axes": dyn,
+        "parity": parity,
+    }
     cfg_file = model_dir / CONFIG_NAME
     meta = json.loads(cfg_file.read_text())
     meta["onnx"] = entry
@@ -182,6 +209,7 @@ def quantize_int8(model_dir: str | Path, *, src: str = ONNX_NAME, dst: str = "mo
     if not (model_dir / src).is_file():
         raise MetaserError(f"{model_dir}: no {src}", hint=f"write it with `metaser export-onnx {model_dir}`")
     out = model_dir / dst
-    quantize_dynamic(str(model_dir / src), str(out), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(
+        str(model_dir / src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+    )
     return out

@@ -33,9 +33,18 @@ def _audio_extensions() -> frozenset[str]:
 
     fmts = set(sf.available_formats())
     by_fmt = {
-        "WAV": (".wav",), "WAVEX": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"),
-        "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",), "W64": (".w64",),
-        "RF64": (".rf64",), "MP3": (".mp3",), "NIST": (".sph", ".nist"), "VOC": (".voc",),
+        "WAV": (".wav",),
+        "WAVEX": (".wav",),
+        "FLAC": (".flac",),
+        "OGG": (".ogg", ".oga", ".opus"),
+        "AIFF": (".aiff", ".aif", ".aifc"),
+        "AU": (".au", ".snd"),
+        "CAF": (".caf",),
+        "W64": (".w64",),
+        "RF64": (".rf64",),
+        "MP3": (".mp3",),
+        "NIST": (".sph", ".nist"),
+        "VOC": (".voc",),
     }
     return frozenset(e for f, exts in by_fmt.items() if f in fmts for e in exts)
 
@@ -54,8 +63,11 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path | PredictionError]:
                 out.extend(files)
             else:
                 exts = ", ".join(sorted(e.lstrip(".") for e in AUDIO_EXTENSIONS))
-                out.append(PredictionError(path=str(p), reason="no_audio",
-                                           error=f"no audio files in directory {p} (looked for: {exts})"))
+                out.append(
+                    PredictionError(
+                        path=str(p), reason="no_audio", error=f"no audio files in directory {p} (looked for: {exts})"
+                    )
+                )
         else:
             out.append(p)
     return out
@@ -76,10 +88,13 @@ def _aux_names(results: Sequence[Prediction | PredictionError]) -> list[str]:
 
 def _csv_text(results: Sequence[Prediction | PredictionError], classes: list[str]) -> str:
     aux = _aux_names(results)
-    cols = (["path", "emotion", "prob"] + [f"probs_{c}" for c in classes]
-            + ["gender", "gender_prob", "style", "style_prob"]
-            + [c for a in aux for c in (a, f"{a}_prob")]
-            + ["transcript", "duration", "segments", "error", "reason"])
+    cols = (
+        ["path", "emotion", "prob"]
+        + [f"probs_{c}" for c in classes]
+        + ["gender", "gender_prob", "style", "style_prob"]
+        + [c for a in aux for c in (a, f"{a}_prob")]
+        + ["transcript", "duration", "segments", "error", "reason"]
+    )
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
@@ -89,10 +104,17 @@ def _csv_text(results: Sequence[Prediction | PredictionError], classes: list[str
         if isinstance(r, PredictionError):
             row["error"], row["reason"] = r.error, r.reason
         else:
-            row.update(emotion=r.emotion, prob=f"{r.prob:.6f}", gender=r.gender or "",
-                       gender_prob="" if r.gender_prob is None else f"{r.gender_prob:.6f}",
-                       style=r.style or "", style_prob="" if r.style_prob is None else f"{r.style_prob:.6f}",
-                       transcript=r.transcript or "", duration=f"{r.duration:.3f}", segments=len(r.segments))
+            row.update(
+                emotion=r.emotion,
+                prob=f"{r.prob:.6f}",
+                gender=r.gender or "",
+                gender_prob="" if r.gender_prob is None else f"{r.gender_prob:.6f}",
+                style=r.style or "",
+                style_prob="" if r.style_prob is None else f"{r.style_prob:.6f}",
+                transcript=r.transcript or "",
+                duration=f"{r.duration:.3f}",
+                segments=len(r.segments),
+            )
             row.update({f"probs_{c}": f"{r.probs[c]:.6f}" for c in classes})
             for a, (lab, p) in r.aux.items():
                 row[a], row[f"{a}_prob"] = lab, f"{p:.6f}"
@@ -141,14 +163,20 @@ def _table(results: Sequence[Prediction | PredictionError], title: str | None):
                 cells.append(Text(f"{r.style} {_fmt_prob(r.style_prob)}" if r.style else ""))
             text = r.transcript or ""
             if len(text) > TRANSCRIPT_WIDTH:
-                text = text[:TRANSCRIPT_WIDTH - 1] + "…"
+                text = text[: TRANSCRIPT_WIDTH - 1] + "…"
             cells.append(Text(text))
         t.add_row(*cells)
     return t
 
 
-def render(results: Sequence[Prediction | PredictionError], fmt: str, classes: list[str], *,
-           title: str | None = None, width: int = 160) -> str:
+def render(
+    results: Sequence[Prediction | PredictionError],
+    fmt: str,
+    classes: list[str],
+    *,
+    title: str | None = None,
+    width: int = 160,
+) -> str:
     """The results as text in ``fmt`` (``table`` is rendered without colour at ``width``)."""
     if fmt == "json":
         return json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n"
@@ -159,15 +187,26 @@ def render(results: Sequence[Prediction | PredictionError], fmt: str, classes: l
 
         buf = io.StringIO()
         Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False).print(
-            _table(results, title))
+            _table(results, title)
+        )
         return buf.getvalue()
     raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
 # ---------------------------------------------------------------------------- command
-def run_predict(model_dir: str | Path, paths: Sequence[str | Path], *, fmt: str = "table",
-                output: str | Path | None = None, batch_size: int = 8, max_seconds: float = 30.0,
-                device: str = "auto", backend: str = "torch", console=None, err_console=None) -> int:
+def run_predict(
+    model_dir: str | Path,
+    paths: Sequence[str | Path],
+    *,
+    fmt: str = "table",
+    output: str | Path | None = None,
+    batch_size: int = 8,
+    max_seconds: float = 30.0,
+    device: str = "auto",
+    backend: str = "torch",
+    console=None,
+    err_console=None,
+) -> int:
     """Predict every file (directories: every audio file inside) and print or write the results.
 
     backend: ``torch`` or ``onnx`` (``model.onnx`` in onnxruntime); the results are the same.
@@ -188,11 +227,14 @@ def run_predict(model_dir: str | Path, paths: Sequence[str | Path], *, fmt: str 
     if out_path is not None and out_path.is_dir():
         raise MetaserError(f"-o {out_path}: is a directory, give a file name")
 
-    rec = EmotionRecognizer.from_pretrained(model_dir, device=device, batch_size=batch_size,
-                                            max_seconds=max_seconds, backend=backend)
+    rec = EmotionRecognizer.from_pretrained(
+        model_dir, device=device, batch_size=batch_size, max_seconds=max_seconds, backend=backend
+    )
     if rec.synthetic:
-        err_console.print("[yellow]note:[/] this model was trained on the synthetic demo corpus; "
-                          "its predictions on real speech mean nothing")
+        err_console.print(
+            "[yellow]note:[/] this model was trained on the synthetic demo corpus; "
+            "its predictions on real speech mean nothing"
+        )
 
     entries = expand_inputs(paths)
     files = [e for e in entries if isinstance(e, Path)]
@@ -219,8 +261,10 @@ def run_predict(model_dir: str | Path, paths: Sequence[str | Path], *, fmt: str 
         f.write(render(results, fmt, rec.emotion_labels))
         f.flush()
     if n_failed:
-        err_console.print(f"[red]{n_failed} of {len(results)} input(s) failed[/]"
-                          + ("" if fmt == "table" and out_path is None else ": see the 'error' entries"))
+        err_console.print(
+            f"[red]{n_failed} of {len(results)} input(s) failed[/]"
+            + ("" if fmt == "table" and out_path is None else ": see the 'error' entries")
+        )
     return n_failed
 
 
@@ -231,7 +275,13 @@ def _predict_with_progress(rec: EmotionRecognizer, files: list[Path], err_consol
         return rec.predict_batch(files)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:
+    with Progress(
+        TextColumn("predict"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("predict", total=len(files))
         return rec.predict_batch(files, progress=lambda n: bar.advance(task, n))

@@ -91,8 +91,10 @@ class RecognizerConfig:
         self.segment.validate()
         shortest = min(self.segment.max_seconds, self.segment.window_seconds)
         if shortest * SAMPLE_RATE < min_samples:
-            raise ConfigError(f"max_seconds / window_seconds ({shortest} s) must be at least the "
-                              f"encoder's receptive field ({min_samples / SAMPLE_RATE:.3f} s)")
+            raise ConfigError(
+                f"max_seconds / window_seconds ({shortest} s) must be at least the "
+                f"encoder's receptive field ({min_samples / SAMPLE_RATE:.3f} s)"
+            )
         return self
 
 
@@ -124,8 +126,15 @@ class EmotionRecognizer:
     (or a torch model, wrapped in a TorchBackend on ``device``).
     """
 
-    def __init__(self, backend, model_config: dict[str, Any], *, device="cpu",
-                 config: RecognizerConfig | None = None, path: str | Path | None = None):
+    def __init__(
+        self,
+        backend,
+        model_config: dict[str, Any],
+        *,
+        device="cpu",
+        config: RecognizerConfig | None = None,
+        path: str | Path | None = None,
+    ):
         if not hasattr(backend, "run"):  # a MetaSERModel
             backend = TorchBackend(backend, device)
         self.backend = backend
@@ -135,8 +144,9 @@ class EmotionRecognizer:
         self.model_config = model_config
         self.sample_rate = int(model_config.get("sample_rate", SAMPLE_RATE))
         if self.sample_rate != SAMPLE_RATE:
-            raise MetaserError(f"{self.path}: model sample_rate {self.sample_rate} is not supported "
-                               f"({SAMPLE_RATE} only)")
+            raise MetaserError(
+                f"{self.path}: model sample_rate {self.sample_rate} is not supported ({SAMPLE_RATE} only)"
+            )
         self.emotion_labels: list[str] = list(model_config["emotion_labels"])
         self.tasks: list[dict[str, Any]] = [dict(t) for t in model_config.get("tasks", [])]
         self.min_samples = self._min_samples(self.model, model_config)
@@ -170,10 +180,18 @@ class EmotionRecognizer:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "auto", *, batch_size: int | None = None,
-                        max_seconds: float | None = None, config: RecognizerConfig | None = None,
-                        backend: str = "torch", onnx_file: str | None = None,
-                        threads: int | None = None) -> "EmotionRecognizer":
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        *,
+        batch_size: int | None = None,
+        max_seconds: float | None = None,
+        config: RecognizerConfig | None = None,
+        backend: str = "torch",
+        onnx_file: str | None = None,
+        threads: int | None = None,
+    ) -> "EmotionRecognizer":
         """Load a model directory (``config.json`` + weights, as written by ``save_pretrained``).
 
         ``batch_size`` / ``max_seconds`` override the matching fields of ``config``. A fold
@@ -188,8 +206,9 @@ class EmotionRecognizer:
         if backend == "onnx":
             f = p / (onnx_file or ONNX_NAME)
             if not f.is_file():
-                raise MetaserError(f"{p}: no {f.name} (the onnx backend needs it)",
-                                   hint=f"write it with `metaser export-onnx {p}`")
+                raise MetaserError(
+                    f"{p}: no {f.name} (the onnx backend needs it)", hint=f"write it with `metaser export-onnx {p}`"
+                )
             be: Any = OnnxBackend(f, device=device, threads=threads)
         else:
             dev = resolve_device(device)
@@ -217,11 +236,14 @@ class EmotionRecognizer:
     def _read_model_dir(path: str | Path) -> tuple[Path, dict[str, Any]]:
         p = Path(path)
         if not p.exists():
-            raise MetaserError(f"model directory not found: {p}",
-                               hint="export a trained run with `metaser export RUN_DIR -o MODEL_DIR`")
+            raise MetaserError(
+                f"model directory not found: {p}",
+                hint="export a trained run with `metaser export RUN_DIR -o MODEL_DIR`",
+            )
         if not p.is_dir():
-            raise MetaserError(f"not a model directory: {p} is a file",
-                               hint="give the directory written by `metaser export`")
+            raise MetaserError(
+                f"not a model directory: {p} is a file", hint="give the directory written by `metaser export`"
+            )
         if not (p / "config.json").is_file() and (p / "model" / "config.json").is_file():
             p = p / "model"
         cfg_file = p / "config.json"
@@ -259,8 +281,12 @@ class EmotionRecognizer:
     @property
     def checks(self) -> InputChecks:
         mx = self.config.max_input_seconds
-        return InputChecks(min_samples=self.min_samples, silence_rms=self.config.silence_rms,
-                           segment=self.config.segment, max_samples=None if mx is None else int(mx * SAMPLE_RATE))
+        return InputChecks(
+            min_samples=self.min_samples,
+            silence_rms=self.config.silence_rms,
+            segment=self.config.segment,
+            max_samples=None if mx is None else int(mx * SAMPLE_RATE),
+        )
 
     def _load(self, item: AudioInput, index: int) -> Loaded:
         """Decode / convert one input to (S,) float32 at 16 kHz and check it is usable."""
@@ -277,13 +303,13 @@ class EmotionRecognizer:
             lens = [lengths[i] for i in idx]
             wav = np.zeros((len(idx), max(lens)), dtype=np.float32)  # (B, S)
             for j, i in enumerate(idx):
-                wav[j, :lens[j]] = chunks[i]
+                wav[j, : lens[j]] = chunks[i]
             res = self.backend.run(wav, np.asarray(lens, dtype=np.int64))
             frame_ids: list[np.ndarray | None] = [None] * len(idx)
             texts: list[str | None] = [None] * len(idx)
             if self._vocab is not None and "ctc_ids" in res:
                 ids, tl = res["ctc_ids"], res["ctc_lengths"]  # (B, T), (B,)
-                frame_ids = [ids[j, :int(tl[j])] for j in range(len(idx))]  # (T_j,)
+                frame_ids = [ids[j, : int(tl[j])] for j in range(len(idx))]  # (T_j,)
                 texts = [self._vocab.greedy_decode(f) for f in frame_ids]
             for j, i in enumerate(idx):
                 d: dict[str, Any] = {"emotion": res["emotion"][j], "transcript": texts[j], "ctc_ids": frame_ids[j]}
@@ -298,8 +324,12 @@ class EmotionRecognizer:
         w = w / w.sum()
         emo = sum(wi * o["emotion"] for wi, o in zip(w, outs))  # (C,)
         probs = {c: float(p) for c, p in zip(self.emotion_labels, emo)}
-        pred = Prediction(path=loaded.path, emotion=self.emotion_labels[int(np.argmax(emo))], probs=probs,
-                          duration=loaded.x.shape[0] / sr)
+        pred = Prediction(
+            path=loaded.path,
+            emotion=self.emotion_labels[int(np.argmax(emo))],
+            probs=probs,
+            duration=loaded.x.shape[0] / sr,
+        )
         for t in self.tasks:
             name = t["name"]
             if t.get("kind") != "classification" or name not in outs[0]:
@@ -319,9 +349,15 @@ class EmotionRecognizer:
             pred.segmentation = loaded.method
             for (s, e), o in zip(pieces, outs):
                 pe = {c: float(v) for c, v in zip(self.emotion_labels, o["emotion"])}
-                pred.segments.append(SegmentPrediction(start=s / sr, end=e / sr,
-                                                       emotion=self.emotion_labels[int(np.argmax(o["emotion"]))],
-                                                       probs=pe, transcript=o["transcript"]))
+                pred.segments.append(
+                    SegmentPrediction(
+                        start=s / sr,
+                        end=e / sr,
+                        emotion=self.emotion_labels[int(np.argmax(o["emotion"]))],
+                        probs=pe,
+                        transcript=o["transcript"],
+                    )
+                )
         return pred
 
     def _stitch_transcript(self, pieces: list[tuple[int, int]], frame_ids: list[np.ndarray]) -> str:
@@ -375,8 +411,9 @@ class EmotionRecognizer:
 
     _predict_loaded = predict_loaded  # the former private name
 
-    def predict_batch(self, items: Sequence[AudioInput] | Iterable[AudioInput], *,
-                      progress: Callable[[int], None] | None = None) -> list[Prediction | PredictionError]:
+    def predict_batch(
+        self, items: Sequence[AudioInput] | Iterable[AudioInput], *, progress: Callable[[int], None] | None = None
+    ) -> list[Prediction | PredictionError]:
         """Predict many inputs; one result per input, in order.
 
         items: paths, arrays at 16 kHz, or ``(array, sample_rate)`` tuples. A bad input gives a
@@ -387,7 +424,7 @@ class EmotionRecognizer:
         results: list[Prediction | PredictionError] = []
         chunk = self.config.chunk_files or 8 * self.config.batch_size
         for c0 in range(0, len(items), chunk):
-            part = items[c0:c0 + chunk]
+            part = items[c0 : c0 + chunk]
             loaded: list[Loaded] = []
             slots: list[int] = []
             out: list[Prediction | PredictionError | None] = [None] * len(part)
@@ -409,5 +446,7 @@ class EmotionRecognizer:
 
     def __repr__(self) -> str:
         tasks = ", ".join(f"{t['name']}({t.get('kind')})" for t in self.tasks) or "none"
-        return (f"EmotionRecognizer(path={str(self.path)!r}, emotions={self.emotion_labels}, "
-                f"tasks=[{tasks}], backend={self.backend_name}, device={self.device})")
+        return (
+            f"EmotionRecognizer(path={str(self.path)!r}, emotions={self.emotion_labels}, "
+            f"tasks=[{tasks}], backend={self.backend_name}, device={self.device})"
+        )

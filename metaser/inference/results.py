@@ -26,8 +26,12 @@ class SegmentPrediction:
     transcript: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"start": round(self.start, 3), "end": round(self.end, 3), "emotion": self.emotion,
-                             "probs": {k: _r(v) for k, v in self.probs.items()}}
+        d: dict[str, Any] = {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "emotion": self.emotion,
+            "probs": {k: _r(v) for k, v in self.probs.items()},
+        }
         if self.transcript is not None:
             d["transcript"] = self.transcript
         return d

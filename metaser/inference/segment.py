@@ -113,7 +113,10 @@ def vad_spans(x: np.ndarray, cfg: SegmentConfig, sample_rate: int = SAMPLE_RATE)
     wav = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))  # (S,) float32 (silero needs it)
     with torch.inference_mode():
         ts = get_speech_timestamps(
-            wav, model, threshold=cfg.vad_threshold, sampling_rate=sample_rate,
+            wav,
+            model,
+            threshold=cfg.vad_threshold,
+            sampling_rate=sample_rate,
             min_speech_duration_ms=int(round(cfg.min_speech_seconds * 1000)),
             min_silence_duration_ms=int(round(cfg.min_silence_seconds * 1000)),
             speech_pad_ms=int(round(cfg.speech_pad_seconds * 1000)),

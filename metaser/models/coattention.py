@@ -98,7 +98,9 @@ class TaskFusion(nn.Module):
         if k != self.num_tasks:
             raise ValueError(f"expected {self.num_tasks} task hidden layers, got {k}")
 
-    def _inputs(self, frames: torch.Tensor, task_hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _inputs(
+        self, frames: torch.Tensor, task_hidden: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """U = X W_u (B, T, H) and A (B, K, H) in U's dtype, or None without auxiliary tasks."""
         self._check(task_hidden)
         u = self.frame_proj(frames)  # (B, T, H)
@@ -233,8 +235,12 @@ class EmotionHead(nn.Module):
         return self.net(z)
 
 
-_KINDS = {"coattention": CoAttentionFusion, "guided": GuidedPoolingFusion, "concat": ConcatTaskFusion,
-          "none": PooledFramesFusion}
+_KINDS = {
+    "coattention": CoAttentionFusion,
+    "guided": GuidedPoolingFusion,
+    "concat": ConcatTaskFusion,
+    "none": PooledFramesFusion,
+}
 
 
 def build_task_fusion(kind: str, in_dim: int, hidden_dim: int, num_tasks: int) -> TaskFusion:

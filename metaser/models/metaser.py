@@ -145,9 +145,16 @@ class MetaSERModel(nn.Module):
         return cls(config, emotion_labels, tasks, encoder=SSLEncoder.from_pretrained(config.encoder))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, waveforms: torch.Tensor | None, lengths: torch.Tensor | None, *, compute_emotion: bool = True,
-                features: tuple[torch.Tensor, ...] | None = None, frame_lengths: torch.Tensor | None = None,
-                feature_layer: int = 0) -> MetaSEROutput:
+    def forward(
+        self,
+        waveforms: torch.Tensor | None,
+        lengths: torch.Tensor | None,
+        *,
+        compute_emotion: bool = True,
+        features: tuple[torch.Tensor, ...] | None = None,
+        frame_lengths: torch.Tensor | None = None,
+        feature_layer: int = 0,
+    ) -> MetaSEROutput:
         """waveforms: (B, S) zero-padded 16 kHz audio; lengths: (B,) true samples.
 
         Or, from a frozen-prefix cache, ``features`` with ``frame_lengths`` (B,) instead of audio:

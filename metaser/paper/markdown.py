@@ -36,11 +36,21 @@ def _table_i(t: PaperTable) -> list[str]:
     for r in t.rows:
         if r.per_encoder:
             for e in ENCODERS:
-                out.append(_line([r.group or "", r.label(e), f"`{r.id}` ({e})", r.cv or "",
-                                  *(_num(r.values[e][m]) for m in t.metrics)]))
+                out.append(
+                    _line(
+                        [
+                            r.group or "",
+                            r.label(e),
+                            f"`{r.id}` ({e})",
+                            r.cv or "",
+                            *(_num(r.values[e][m]) for m in t.metrics),
+                        ]
+                    )
+                )
         else:
-            out.append(_line([r.group or "", r.name, f"`{r.id}`", r.cv or "",
-                              *(_num(r.values["*"][m]) for m in t.metrics)]))
+            out.append(
+                _line([r.group or "", r.name, f"`{r.id}`", r.cv or "", *(_num(r.values["*"][m]) for m in t.metrics)])
+            )
     return out
 
 
@@ -70,7 +80,7 @@ def render_table(t: PaperTable) -> str:
         body = _by_encoder_rows(t)
     else:
         body = _by_encoder_columns(t)
-    lines = [f"**Table {t.id}. {t.title}** (`metaser.paper.paper_table(\"{t.id}\")`)", "", *body]
+    lines = [f'**Table {t.id}. {t.title}** (`metaser.paper.paper_table("{t.id}")`)', "", *body]
     if t.note:
         lines += ["", f"Note (Table {t.id}): {t.note}"]
     return "\n".join(lines)

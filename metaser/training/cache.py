@@ -52,8 +52,14 @@ __all__ = ["cache_layer", "stage_features", "STORE_DTYPES"]
 log = logging.getLogger(__name__)
 
 #: trainer precision -> dtype of the stored features
-STORE_DTYPES = {"bf16-mixed": "bfloat16", "bf16-true": "bfloat16", "bf16": "bfloat16",
-                "16-mixed": "float16", "16-true": "float16", "16": "float16"}
+STORE_DTYPES = {
+    "bf16-mixed": "bfloat16",
+    "bf16-true": "bfloat16",
+    "bf16": "bfloat16",
+    "16-mixed": "float16",
+    "16-true": "float16",
+    "16": "float16",
+}
 
 
 def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None, str]:
@@ -66,14 +72,18 @@ def cache_layer(cfg: RunConfig, encoder, freeze_layers: int) -> tuple[int | None
         return None, "a waveform augmentation other than the speed set is on (band / chunk drop, cropping)"
     strict = c.mode == "strict"
     if strict and not encoder.batch_independent:
-        return None, ("cache.mode=strict and the encoder's CNN normalises over the padded time axis (group norm): "
-                      "its per-utterance features differ from padded-batch ones")
+        return None, (
+            "cache.mode=strict and the encoder's CNN normalises over the padded time axis (group norm): "
+            "its per-utterance features differ from padded-batch ones"
+        )
     n = int(freeze_layers)
     layer = n if n > 0 and (encoder.batch_independent_layers or not strict) else 0
     what = f"the CNN and the first {n} layers" if layer else "the CNN"
     if not _batch_exact(encoder, layer):
-        what += (", each utterance computed alone (in a padded batch its frames would depend on the padding: "
-                 "as at batch size 1; cache.mode=strict trains from padded audio instead)")
+        what += (
+            ", each utterance computed alone (in a padded batch its frames would depend on the padding: "
+            "as at batch size 1; cache.mode=strict trains from padded audio instead)"
+        )
     return layer, what
 
 
@@ -100,8 +110,17 @@ def _factors(cfg: RunConfig) -> list[float]:
     return sorted(out)
 
 
-def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, Any], labels,
-                   manifest_sha: str, *, all_cuts=None, console=None) -> FeatureStore | None:
+def stage_features(
+    cfg: RunConfig,
+    model,
+    freeze_layers: int,
+    parts: dict[str, Any],
+    labels,
+    manifest_sha: str,
+    *,
+    all_cuts=None,
+    console=None,
+) -> FeatureStore | None:
     """The feature store a stage trains from (built if absent), or None when the cache is off.
 
     parts: the fold's "train" / "valid" / "test" CutSets; ``all_cuts``: the whole manifest
@@ -116,33 +135,58 @@ def stage_features(cfg: RunConfig, model, freeze_layers: int, parts: dict[str, A
     dtype = STORE_DTYPES.get(str(cfg.trainer.precision), "float32")
     factors = _factors(cfg)
     if layer == 0:
-        wanted = {c.id: factors for c in (all_cuts if all_cuts is not None else
-                                           [c for p in parts.values() for c in p])}
+        wanted = {c.id: factors for c in (all_cuts if all_cuts is not None else [c for p in parts.values() for c in p])}
         frozen = [enc.model.feature_extractor]
     else:
         wanted = {c.id: factors for c in parts["train"]}
         wanted.update({c.id: [1.0] for name in ("valid", "test") for c in parts[name]})
         frozen = enc.frozen_modules()
     exact = _batch_exact(enc, layer)
-    ident = {"layer": layer, "dtype": dtype, "alone": not exact, "manifest": manifest_sha, "factors": factors,
-             "augment": to_dict(cfg.data.augment), "min_samples": MIN_SAMPLES,
-             "normalize": enc.normalize_waveform, "mask": enc.uses_attention_mask,
-             "cuts": hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest(),
-             "encoder": type(enc.model).__name__, "precision": str(cfg.trainer.precision)}
+    ident = {
+        "layer": layer,
+        "dtype": dtype,
+        "alone": not exact,
+        "manifest": manifest_sha,
+        "factors": factors,
+        "augment": to_dict(cfg.data.augment),
+        "min_samples": MIN_SAMPLES,
+        "normalize": enc.normalize_waveform,
+        "mask": enc.uses_attention_mask,
+        "cuts": hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest(),
+        "encoder": type(enc.model).__name__,
+        "precision": str(cfg.trainer.precision),
+    }
     root = Path(cfg.cache.dir) if cfg.cache.dir else cfg.run_dir / "cache"
     path = root / f"{'cnn' if layer == 0 else f'layer{layer}'}-{_digest(ident, frozen)}"
     if not FeatureStore.exists(path):
-        say(f"feature cache: computing {why} for {sum(len(v) for v in wanted.values())} (utterance, speed) "
-            f"pairs -> {path}")
+        say(
+            f"feature cache: computing {why} for {sum(len(v) for v in wanted.values())} (utterance, speed) "
+            f"pairs -> {path}"
+        )
         _build(path, cfg, model, layer, wanted, labels, dtype, ident, all_cuts, parts, exact=exact)
     store = FeatureStore.open(path)
-    if cfg.cache.storage == "memory" or (cfg.cache.storage == "auto" and store.nbytes < cfg.cache.max_memory_gb * 2**30):
+    if cfg.cache.storage == "memory" or (
+        cfg.cache.storage == "auto" and store.nbytes < cfg.cache.max_memory_gb * 2**30
+    ):
         store = FeatureStore.open(path, in_memory=True)
     return store
 
 
-def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list[float]], labels, dtype: str,
-           ident: dict, all_cuts, parts, *, exact: bool, batch_seconds: float = 60.0) -> None:
+def _build(
+    path: Path,
+    cfg: RunConfig,
+    model,
+    layer: int,
+    wanted: dict[str, list[float]],
+    labels,
+    dtype: str,
+    ident: dict,
+    all_cuts,
+    parts,
+    *,
+    exact: bool,
+    batch_seconds: float = 60.0,
+) -> None:
     """Compute and write the store. Utterances of similar length are batched (at most
     ``batch_seconds`` of padded audio per forward) where ``exact``: there the valid frames do
     not depend on the batch. Elsewhere (group-norm CNNs; data2vec-audio's layers) every
@@ -152,14 +196,20 @@ def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list
     for p in parts.values():
         cuts.update({c.id: c for c in p})
     ds = SERDataset(labels, [], train=True, augment=cfg.data.augment, seed=cfg.data.sampler.seed)
-    device = torch.device("cuda") if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda") \
+    device = (
+        torch.device("cuda")
+        if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
         else torch.device("cpu")
+    )
     budget = int(batch_seconds * SAMPLE_RATE) if exact else 0
     home = next(model.parameters()).device
     was_training = model.training
     model.to(device).eval()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else (
-        torch.autocast(device.type, dtype=torch.float16) if dtype == "float16" else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if dtype == "bfloat16"
+        else (torch.autocast(device.type, dtype=torch.float16) if dtype == "float16" else contextlib.nullcontext())
+    )
     writer = FeatureStoreWriter(path, dtype=dtype, meta={"layer": layer, **ident})
 
     def flush(group: list[tuple[str, float, torch.Tensor]]) -> None:
@@ -168,7 +218,7 @@ def _build(path: Path, cfg: RunConfig, model, layer: int, wanted: dict[str, list
         feats, fl = enc.features(x, lengths)  # (B, T, C), (B,)
         outs = (feats,) if layer == 0 else enc.prefix(feats, fl, layer)  # n x (B, T, D)
         for i, (cut_id, f, w) in enumerate(group):
-            writer.add(cut_id, f, [o[i, :int(fl[i])] for o in outs], w.numel())
+            writer.add(cut_id, f, [o[i, : int(fl[i])] for o in outs], w.numel())
 
     try:
         items = [(cut_id, f, ds.waveform(cuts[cut_id], f)) for cut_id, factors in wanted.items() for f in factors]

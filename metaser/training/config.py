@@ -82,7 +82,8 @@ class TrainerConfig:
             raise ValueError(
                 f"trainer.strategy={self.strategy!r}: spawn-based strategies cannot pickle the "
                 "transformers encoders (weight-norm parametrizations); use 'ddp', which Lightning "
-                "launches as subprocesses (or run under torchrun / srun)")
+                "launches as subprocesses (or run under torchrun / srun)"
+            )
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"trainer.num_threads must be >= 1, got {self.num_threads}")
 
@@ -136,9 +137,7 @@ class RunConfig:
         default_factory=lambda: {"gender": 1.0, "speaker": 1.0, "style": 1.0, "asr": 1.0}
     )
     stage1: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=0))
-    stage2: StageConfig = field(
-        default_factory=lambda: StageConfig(freeze_layers=4, train_aux_heads=False)
-    )
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=4, train_aux_heads=False))
     emotion_only: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=0))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)

@@ -15,8 +15,16 @@ __all__ = ["FoldData"]
 class FoldData(pl.LightningDataModule):
     """Builds loaders lazily, inside each (DDP) process, so lhotse samplers shard by rank."""
 
-    def __init__(self, cfg: RunConfig, labels: LabelSpace, tasks: list[str],
-                 train: CutSet, valid: CutSet, test: CutSet, features=None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        labels: LabelSpace,
+        tasks: list[str],
+        train: CutSet,
+        valid: CutSet,
+        test: CutSet,
+        features=None,
+    ):
         super().__init__()
         self.cfg, self.labels, self.tasks = cfg, labels, tasks
         self.cuts = {"train": train, "valid": valid, "test": test}
@@ -28,9 +36,17 @@ class FoldData(pl.LightningDataModule):
         # the single-device trainers that evaluate after a DDP fit must see every utterance.
         trainer = getattr(self, "trainer", None)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        return make_dataloader(self.cuts[split], self.labels, self.tasks, self.cfg.data,
-                               train=split == "train", epoch_seed=epoch, world_size=world, rank=rank,
-                               features=self.features)
+        return make_dataloader(
+            self.cuts[split],
+            self.labels,
+            self.tasks,
+            self.cfg.data,
+            train=split == "train",
+            epoch_seed=epoch,
+            world_size=world,
+            rank=rank,
+            features=self.features,
+        )
 
     def train_dataloader(self):
         # Lightning creates the first iterator (and prefetches a batch) before it calls

@@ -33,8 +33,9 @@ def validate(module: SERModule, data: FoldData, cfg: RunConfig, root: Path) -> d
     return {k.removeprefix("val/"): float(v) for k, v in (out[0] if out else {}).items()}
 
 
-def fold_test_metrics(rows: list[dict], labels: LabelSpace, aux_tasks: list[str],
-                      aux_rows: list[dict] | None) -> dict[str, Any]:
+def fold_test_metrics(
+    rows: list[dict], labels: LabelSpace, aux_tasks: list[str], aux_rows: list[dict] | None
+) -> dict[str, Any]:
     """Fold test metrics recomputed from saved per-utterance predictions.
 
     Emotion scores come from ``rows`` (the emotion stage); the auxiliary tasks' scores from
@@ -43,8 +44,9 @@ def fold_test_metrics(rows: list[dict], labels: LabelSpace, aux_tasks: list[str]
     emo = labels.classes["emotion"]
     idx = {c: i for i, c in enumerate(emo)}
     scored = [r for r in rows if r.get("emotion") is not None]
-    out: dict[str, Any] = classification_scores([idx[r["emotion"]] for r in scored],
-                                                [idx[r["pred"]] for r in scored], len(emo))
+    out: dict[str, Any] = classification_scores(
+        [idx[r["emotion"]] for r in scored], [idx[r["pred"]] for r in scored], len(emo)
+    )
     out["classes"] = emo
     src = aux_rows if aux_rows is not None else rows
     for task in aux_tasks:

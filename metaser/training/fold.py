@@ -49,8 +49,18 @@ from metaser.training.keys import manifest_digest, stage_keys
 from metaser.training.stages import STAGE1_MODULES, StageSpec, build_model, build_stage, load_stage_weights, stage_plan
 from metaser.training.trainer import make_trainer
 
-__all__ = ["FoldContext", "prepare_fold", "run_stage", "finish_fold", "train_fold", "fold_dir", "is_fold_done",
-           "resolve_fold", "store_root", "is_global_zero"]
+__all__ = [
+    "FoldContext",
+    "prepare_fold",
+    "run_stage",
+    "finish_fold",
+    "train_fold",
+    "fold_dir",
+    "is_fold_done",
+    "resolve_fold",
+    "store_root",
+    "is_global_zero",
+]
 
 
 def is_global_zero() -> bool:
@@ -106,12 +116,20 @@ class FoldContext:
         return store_root(self.cfg) / f"{spec.name}-{self.keys[spec.name]}" / f"fold{self.fold}"
 
     def data(self, features=None) -> FoldData:
-        return FoldData(self.cfg, self.labels, self.aux, self.parts["train"], self.parts["valid"], self.parts["test"],
-                        features=features)
+        return FoldData(
+            self.cfg,
+            self.labels,
+            self.aux,
+            self.parts["train"],
+            self.parts["valid"],
+            self.parts["test"],
+            features=features,
+        )
 
 
-def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
-                 split: FoldSplit | None = None) -> FoldContext:
+def prepare_fold(
+    cfg: RunConfig, fold: int, *, cuts: CutSet | None = None, split: FoldSplit | None = None
+) -> FoldContext:
     """Load the fold's data, fix its label space and write config.yaml / labels.json / run_info.json."""
     mpath = manifest_file(cfg.data.manifest)
     if cuts is None:
@@ -128,9 +146,18 @@ def prepare_fold(cfg: RunConfig, fold: int, *, cuts: CutSet | None = None,
     labels = LabelSpace.load(labels_path) if labels_path.is_file() else build_label_space(train, aux)
     _check_classes(labels, fold)
     digest = manifest_digest(cfg)
-    ctx = FoldContext(cfg=cfg, fold=fold, split=split, parts={"train": train, "valid": valid, "test": test},
-                      labels=labels, out_dir=out_dir, keys=stage_keys(cfg, digest), specs=stage_plan(cfg),
-                      manifest_sha=digest, all_cuts=cuts)
+    ctx = FoldContext(
+        cfg=cfg,
+        fold=fold,
+        split=split,
+        parts={"train": train, "valid": valid, "test": test},
+        labels=labels,
+        out_dir=out_dir,
+        keys=stage_keys(cfg, digest),
+        specs=stage_plan(cfg),
+        manifest_sha=digest,
+        all_cuts=cuts,
+    )
     if is_global_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
         if not labels_path.is_file():
@@ -170,8 +197,10 @@ def _check_classes(labels: LabelSpace, fold: int) -> None:
             raise DataError(
                 f"fold {fold}: task '{task}' has a single class in the training part ({names[0]!r}); "
                 "a classifier needs at least two",
-                hint="check the corpus labels" if task == "emotion" else
-                f"drop '{task}' from aux_tasks, or use folds whose training part holds more values")
+                hint="check the corpus labels"
+                if task == "emotion"
+                else f"drop '{task}' from aux_tasks, or use folds whose training part holds more values",
+            )
 
 
 def _link(link: Path, target: Path) -> None:
@@ -185,8 +214,10 @@ def _link(link: Path, target: Path) -> None:
             return
         link.unlink()
     elif link.exists():
-        raise MetaserError(f"{link} exists and is not a link to the stage store",
-                           hint="it was written by an older metaser; move it away or use another run name")
+        raise MetaserError(
+            f"{link} exists and is not a link to the stage store",
+            hint="it was written by an older metaser; move it away or use another run name",
+        )
     link.symlink_to(rel, target_is_directory=True)
 
 
@@ -195,8 +226,9 @@ def _read_done(sdir: Path) -> dict[str, Any] | None:
     return json.loads(done.read_text()) if done.is_file() else None
 
 
-def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
-              callbacks: list | None = None) -> dict[str, Any]:
+def run_stage(
+    ctx: FoldContext, spec: StageSpec, *, resume: bool = False, callbacks: list | None = None
+) -> dict[str, Any]:
     """Train one stage of the fold into the store (or reuse it when done) and evaluate it.
 
     Returns the stage's ``done.json``: key, best checkpoint, selection score, epochs, seconds,
@@ -210,8 +242,7 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
         return {**done, "reused": True}
     last = sdir / "last.ckpt"
     if last.exists() and not resume:
-        raise MetaserError(f"{sdir} holds an unfinished run; pass --resume to continue it, "
-                           "or choose another run name")
+        raise MetaserError(f"{sdir} holds an unfinished run; pass --resume to continue it, or choose another run name")
     model = build_model(cfg, ctx.labels)
     if spec.parent is not None:
         parent = _read_done(ctx.stage_dir(ctx.spec(spec.parent)))
@@ -219,8 +250,9 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
             raise MetaserError(f"{spec.name} of fold {ctx.fold} needs {spec.parent}, which is not trained yet")
         load_stage_weights(model, ctx.stage_dir(ctx.spec(spec.parent)) / parent["best"], prefixes=STAGE1_MODULES)
     module = build_stage(model, spec, ctx.labels, cfg)
-    features = stage_features(cfg, model, spec.freeze_layers, ctx.parts, ctx.labels, ctx.manifest_sha,
-                              all_cuts=ctx.all_cuts)
+    features = stage_features(
+        cfg, model, spec.freeze_layers, ctx.parts, ctx.labels, ctx.manifest_sha, all_cuts=ctx.all_cuts
+    )
     data = ctx.data(features)
     if is_global_zero():
         sdir.mkdir(parents=True, exist_ok=True)
@@ -240,9 +272,14 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False,
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
     load_stage_weights(model, best)
     result: dict[str, Any] = {
-        "stage": spec.name, "key": ctx.keys[spec.name], "fold": ctx.fold, "best": best.name,
+        "stage": spec.name,
+        "key": ctx.keys[spec.name],
+        "fold": ctx.fold,
+        "best": best.name,
         "best_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
-        "monitor": monitor, "epochs": int(trainer.current_epoch), "trained_by": str(ctx.out_dir),
+        "monitor": monitor,
+        "epochs": int(trainer.current_epoch),
+        "trained_by": str(ctx.out_dir),
     }
     rows = test_rows(module, data, cfg, sdir)
     if spec.objective == "emotion":
@@ -290,8 +327,10 @@ def finish_fold(ctx: FoldContext) -> dict[str, Any]:
         "test_group": ctx.split.test_group,
         "test": fold_test_metrics(rows, ctx.labels, ctx.aux, aux_rows),
         "valid": done.get("valid", {}),
-        "stages": {name: {k: r.get(k) for k in ("key", "best_score", "monitor", "epochs", "seconds", "reused")}
-                   for name, r in results.items()},
+        "stages": {
+            name: {k: r.get(k) for k in ("key", "best_score", "monitor", "epochs", "seconds", "reused")}
+            for name, r in results.items()
+        },
         "layer_weights": done.get("layer_weights"),
         "seconds": round(sum((r.get("seconds") or 0.0) for r in results.values() if not r.get("reused")), 1),
     }
@@ -301,15 +340,29 @@ def finish_fold(ctx: FoldContext) -> dict[str, Any]:
             write_jsonl(aux_rows, ctx.out_dir / "aux_predictions.jsonl")
         _link(ctx.out_dir / "model", fdir / "model")
         info = json.loads((ctx.out_dir / "run_info.json").read_text())
-        info["stages"] = [{"name": s.name, "key": ctx.keys[s.name], "dir": str(ctx.stage_dir(s)),
-                           "reused": bool(results[s.name].get("reused"))} for s in ctx.specs]
+        info["stages"] = [
+            {
+                "name": s.name,
+                "key": ctx.keys[s.name],
+                "dir": str(ctx.stage_dir(s)),
+                "reused": bool(results[s.name].get("reused")),
+            }
+            for s in ctx.specs
+        ]
         write_json_atomic(info, ctx.out_dir / "run_info.json")
         write_json_atomic(metrics, ctx.out_dir / "metrics.json")
     return metrics
 
 
-def train_fold(cfg: RunConfig, fold: int, *, resume: bool = False, cuts: CutSet | None = None,
-               split: FoldSplit | None = None, stage_callbacks: Callable[[str], list] | None = None) -> dict:
+def train_fold(
+    cfg: RunConfig,
+    fold: int,
+    *,
+    resume: bool = False,
+    cuts: CutSet | None = None,
+    split: FoldSplit | None = None,
+    stage_callbacks: Callable[[str], list] | None = None,
+) -> dict:
     """Run every stage of one fold (1-based) and evaluate on its test part. Returns metrics."""
     out = fold_dir(cfg, fold) / "metrics.json"
     if out.is_file():

@@ -27,9 +27,21 @@ from metaser.training.stages import StageSpec, stage_plan
 __all__ = ["manifest_digest", "stage_keys", "KEY_LENGTH"]
 
 KEY_LENGTH = 16
-_TRAINER_FIELDS = ("accelerator", "devices", "strategy", "num_nodes", "precision", "accumulate_grad_batches",
-                   "deterministic", "limit_train_batches", "limit_val_batches", "matmul_precision", "compile",
-                   "fast_dropout", "fft_conv")
+_TRAINER_FIELDS = (
+    "accelerator",
+    "devices",
+    "strategy",
+    "num_nodes",
+    "precision",
+    "accumulate_grad_batches",
+    "deterministic",
+    "limit_train_batches",
+    "limit_val_batches",
+    "matmul_precision",
+    "compile",
+    "fast_dropout",
+    "fft_conv",
+)
 
 
 def manifest_digest(cfg: RunConfig) -> str:

@@ -22,8 +22,9 @@ class LossOutput:
     parts: dict[str, torch.Tensor]  # unweighted per-task losses (detached for logging)
 
 
-def ctc_loss(log_probs: torch.Tensor, out_lengths: torch.Tensor, targets: torch.Tensor,
-             target_lengths: torch.Tensor) -> torch.Tensor:
+def ctc_loss(
+    log_probs: torch.Tensor, out_lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
+) -> torch.Tensor:
     """Mean CTC loss, blank = 0, ``zero_infinity`` (too-short utterances give 0, not inf).
 
     log_probs: (B, T, V) log-softmax; targets: (B, U) zero-padded.
@@ -32,8 +33,9 @@ def ctc_loss(log_probs: torch.Tensor, out_lengths: torch.Tensor, targets: torch.
     if not bool(keep.any()):
         return log_probs.sum() * 0.0
     lp = log_probs[keep].transpose(0, 1).float()  # (T, B', V)
-    return F.ctc_loss(lp, targets[keep], out_lengths[keep], target_lengths[keep],
-                      blank=0, reduction="mean", zero_infinity=True)
+    return F.ctc_loss(
+        lp, targets[keep], out_lengths[keep], target_lengths[keep], blank=0, reduction="mean", zero_infinity=True
+    )
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -63,8 +65,7 @@ class AuxiliaryLoss:
             if task == "asr":
                 if out.ctc_log_probs is None or batch.ctc_targets is None:
                     raise RuntimeError("ASR task enabled but the model or batch has no CTC output")
-                loss = ctc_loss(out.ctc_log_probs, out.ctc_lengths, batch.ctc_targets,
-                                batch.ctc_target_lengths)
+                loss = ctc_loss(out.ctc_log_probs, out.ctc_lengths, batch.ctc_targets, batch.ctc_target_lengths)
             else:
                 loss = classification_loss(out.task_logits[task], batch.targets[task])
             parts[task] = loss.detach()

@@ -18,9 +18,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
-UA_WA_DEFINITION = (
-    "UA = mean per-class recall (balanced accuracy); WA = overall accuracy (correct / total)."
-)
+UA_WA_DEFINITION = "UA = mean per-class recall (balanced accuracy); WA = overall accuracy (correct / total)."
 
 
 def scores_from_confusion(cm: torch.Tensor) -> dict[str, float]:
@@ -33,8 +31,7 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, float]:
     total = cm.sum()
     recall = torch.where(present, tp / support.clamp_min(1), torch.zeros_like(tp))
     precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall),
-                     torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
     n_present = int(present.sum())
     return {
         "ua": float(recall[present].sum() / n_present) if n_present else 0.0,

@@ -42,8 +42,16 @@ def objective(stage: str) -> Literal["aux", "emotion"]:
 
 
 class SERModule(pl.LightningModule):
-    def __init__(self, model: torch.nn.Module, *, stage: Stage, labels: LabelSpace,
-                 aux_weights: dict[str, float], stage_cfg: StageConfig, seed: int = 0):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        stage: Stage,
+        labels: LabelSpace,
+        aux_weights: dict[str, float],
+        stage_cfg: StageConfig,
+        seed: int = 0,
+    ):
         super().__init__()
         self.model = model
         self.stage: Stage = stage
@@ -68,16 +76,24 @@ class SERModule(pl.LightningModule):
     def forward(self, batch: Batch, compute_emotion: bool | None = None):
         if compute_emotion is None:
             compute_emotion = self.objective == "emotion"
-        return self.model(batch.waveforms, batch.lengths, compute_emotion=compute_emotion,
-                          features=batch.features, frame_lengths=batch.frame_lengths,
-                          feature_layer=batch.feature_layer)
+        return self.model(
+            batch.waveforms,
+            batch.lengths,
+            compute_emotion=compute_emotion,
+            features=batch.features,
+            frame_lengths=batch.frame_lengths,
+            feature_layer=batch.feature_layer,
+        )
 
     def _loss(self, out, batch: Batch):
         return self.loss_fn(out, batch)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        return batch.to(device, non_blocking=True) if isinstance(batch, Batch) else super(
-        ).transfer_batch_to_device(batch, device, dataloader_idx)
+        return (
+            batch.to(device, non_blocking=True)
+            if isinstance(batch, Batch)
+            else super().transfer_batch_to_device(batch, device, dataloader_idx)
+        )
 
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         ids = log_probs.argmax(-1).cpu()  # (B, T)
@@ -107,12 +123,19 @@ class SERModule(pl.LightningModule):
         out = self(batch)
         lo = self._loss(out, batch)
         bs = len(batch)
-        self.log("train/loss", lo.total.detach(), batch_size=bs, prog_bar=True, on_step=True, on_epoch=True,
-                 sync_dist=False)
+        self.log(
+            "train/loss", lo.total.detach(), batch_size=bs, prog_bar=True, on_step=True, on_epoch=True, sync_dist=False
+        )
         for k, v in lo.parts.items():
             self.log(f"train/loss_{k}", v, batch_size=bs, on_step=False, on_epoch=True)
-        self.log("train/audio_seconds", float(batch.num_samples) / SAMPLE_RATE, reduce_fx="sum",
-                 on_step=False, on_epoch=True, batch_size=bs)
+        self.log(
+            "train/audio_seconds",
+            float(batch.num_samples) / SAMPLE_RATE,
+            reduce_fx="sum",
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+        )
         return lo.total
 
     # -------------------------------------------------------------- validation
@@ -179,8 +202,14 @@ class SERModule(pl.LightningModule):
         o = self.stage_cfg.optim
         enc = [p for p in self.model.encoder_parameters() if p.requires_grad]
         head = [p for p in self.model.head_parameters() if p.requires_grad]
-        groups = [g for g in ({"params": enc, "lr": o.encoder_lr, "name": "encoder"},
-                              {"params": head, "lr": o.head_lr, "name": "heads"}) if g["params"]]
+        groups = [
+            g
+            for g in (
+                {"params": enc, "lr": o.encoder_lr, "name": "encoder"},
+                {"params": head, "lr": o.head_lr, "name": "heads"},
+            )
+            if g["params"]
+        ]
         kw = {"betas": tuple(o.betas), "weight_decay": o.weight_decay}
         if o.fused:
             kw["fused"] = True  # one kernel over all parameters (CPU: about 2.5x the loop's speed at base size)
@@ -188,8 +217,11 @@ class SERModule(pl.LightningModule):
         opt = cls(groups, **kw)
         scheds = []
         if o.warmup_steps > 0 or o.scheduler in ("cosine", "linear"):
-            from transformers import (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
-                                      get_linear_schedule_with_warmup)
+            from transformers import (
+                get_constant_schedule_with_warmup,
+                get_cosine_schedule_with_warmup,
+                get_linear_schedule_with_warmup,
+            )
 
             total = max(int(self.trainer.estimated_stepping_batches), 1)
             if o.scheduler == "cosine":
@@ -201,9 +233,15 @@ class SERModule(pl.LightningModule):
             scheds.append({"scheduler": sched, "interval": "step"})
         if o.scheduler == "plateau":
             mode, monitor = ("min", "val/loss") if self.objective == "aux" else ("max", "val/ua")
-            scheds.append({"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode=mode, factor=o.plateau_factor, patience=o.plateau_patience),
-                "monitor": monitor, "interval": "epoch"})
+            scheds.append(
+                {
+                    "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
+                        opt, mode=mode, factor=o.plateau_factor, patience=o.plateau_patience
+                    ),
+                    "monitor": monitor,
+                    "interval": "epoch",
+                }
+            )
         if not scheds:
             return opt
         return [opt], scheds

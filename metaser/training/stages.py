@@ -26,8 +26,15 @@ from metaser.models.metaser import MetaSERModel
 from metaser.training.config import RunConfig, StageConfig
 from metaser.training.module import SERModule, objective, seed_all
 
-__all__ = ["StageSpec", "stage_plan", "task_specs", "build_model", "build_stage", "load_stage_weights",
-           "STAGE1_MODULES"]
+__all__ = [
+    "StageSpec",
+    "stage_plan",
+    "task_specs",
+    "build_model",
+    "build_stage",
+    "load_stage_weights",
+    "STAGE1_MODULES",
+]
 
 #: what stage 1 trains and stage 2 takes over; everything else starts from its seeded init.
 STAGE1_MODULES = ("encoder.", "layer_fusion.", "fused_norm.", "task_heads.")
@@ -65,8 +72,7 @@ def stage_plan(cfg: RunConfig) -> list[StageSpec]:
     aux = cfg.active_aux_tasks
     if not aux:
         return [StageSpec("emotion_only", ("emotion",), cfg.emotion_only)]
-    return [StageSpec("stage1", tuple(aux), cfg.stage1),
-            StageSpec("stage2", ("emotion",), cfg.stage2, parent="stage1")]
+    return [StageSpec("stage1", tuple(aux), cfg.stage1), StageSpec("stage2", ("emotion",), cfg.stage2, parent="stage1")]
 
 
 def task_specs(labels: LabelSpace, aux_tasks: list[str]) -> list[TaskSpec]:
@@ -110,11 +116,20 @@ def build_stage(model: MetaSERModel, spec: StageSpec, labels: LabelSpace, cfg: R
     if spec.name == "stage1":
         model.set_trainable(aux_heads=True, emotion_head=False, layer_fusion=not st.freeze_layer_fusion)
     else:
-        model.set_trainable(aux_heads=spec.name == "stage2" and st.train_aux_heads, emotion_head=True,
-                            layer_fusion=not st.freeze_layer_fusion)
+        model.set_trainable(
+            aux_heads=spec.name == "stage2" and st.train_aux_heads,
+            emotion_head=True,
+            layer_fusion=not st.freeze_layer_fusion,
+        )
     aux = cfg.active_aux_tasks
-    return SERModule(model, stage=spec.name, labels=labels, aux_weights={t: cfg.aux_tasks[t] for t in aux},
-                     stage_cfg=st, seed=cfg.seed)
+    return SERModule(
+        model,
+        stage=spec.name,
+        labels=labels,
+        aux_weights={t: cfg.aux_tasks[t] for t in aux},
+        stage_cfg=st,
+        seed=cfg.seed,
+    )
 
 
 def load_stage_weights(model: torch.nn.Module, ckpt_path, *, prefixes: tuple[str, ...] | None = None) -> None:
@@ -125,7 +140,7 @@ def load_stage_weights(model: torch.nn.Module, ckpt_path, *, prefixes: tuple[str
     init, so a stage 1 shared by variants that differ only there gives the same stage 2).
     """
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-    sd = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    sd = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     if prefixes is None:
         model.load_state_dict(sd, strict=True)
         return
@@ -133,6 +148,8 @@ def load_stage_weights(model: torch.nn.Module, ckpt_path, *, prefixes: tuple[str
     own = {k for k in model.state_dict() if k.startswith(prefixes)}
     missing, unexpected = own - set(sd), set(sd) - own
     if missing or unexpected:
-        raise RuntimeError(f"{ckpt_path}: stage weights do not match the model "
-                           f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        raise RuntimeError(
+            f"{ckpt_path}: stage weights do not match the model "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
     model.load_state_dict(sd, strict=False)

@@ -24,10 +24,15 @@ __all__ = ["quiet_lightning", "make_trainer", "eval_trainer", "LIGHTNING_NOISE"]
 #: choices made here on purpose (frozen modules in eval mode, lhotse samplers, our own batch
 #: transfer), which would bury the progress output.
 LIGHTNING_NOISE = (
-    ".*does not have many workers.*", ".*`training_step` returned.*", ".*LeafSpec.*",
-    ".*isinstance.*treespec.*", ".*Checkpoint directory.*exists and is not empty.*",
-    ".*The number of training batches.*", ".*you defined a `validation_step`.*",
-    ".*module\\(s\\) in eval mode.*", ".*overridden `transfer_batch_to_device`.*",
+    ".*does not have many workers.*",
+    ".*`training_step` returned.*",
+    ".*LeafSpec.*",
+    ".*isinstance.*treespec.*",
+    ".*Checkpoint directory.*exists and is not empty.*",
+    ".*The number of training batches.*",
+    ".*you defined a `validation_step`.*",
+    ".*module\\(s\\) in eval mode.*",
+    ".*overridden `transfer_batch_to_device`.*",
     ".*is an invalid version and will not be supported.*",
     ".*Experiment logs directory .* exists and is not empty.*",
 )
@@ -65,17 +70,31 @@ class _ProgressBar(RichProgressBar):
         return items
 
 
-def make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monitor: str, mode: str,
-                 extra_callbacks: list | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
+def make_trainer(
+    cfg: RunConfig,
+    stage_cfg: StageConfig,
+    stage_dir: Path,
+    monitor: str,
+    mode: str,
+    extra_callbacks: list | None = None,
+) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The fit trainer of one stage: best + last checkpoint every epoch, optional early stop."""
     t = cfg.trainer
-    ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best", monitor=monitor, mode=mode,
-                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    ckpt = ModelCheckpoint(
+        dirpath=stage_dir,
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
     # last.ckpt after every epoch, for --resume. Not ``save_last=True``: Lightning writes that
     # one only in epochs where the best checkpoint changed, so a resume would replay epochs.
     # Listed after ``ckpt`` so that the state it saves includes this epoch's best.
-    last = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
-                           every_n_epochs=1, enable_version_counter=False)
+    last = ModelCheckpoint(
+        dirpath=stage_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1, enable_version_counter=False
+    )
     callbacks: list = [ckpt, last, *(extra_callbacks or [])]
     if t.enable_progress_bar:
         callbacks.append(_ProgressBar())
@@ -110,6 +129,13 @@ def make_trainer(cfg: RunConfig, stage_cfg: StageConfig, stage_dir: Path, monito
 def eval_trainer(cfg: RunConfig, root: Path) -> pl.Trainer:
     """A single-device trainer for the evaluation after selection (never sharded)."""
     t = cfg.trainer
-    return pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-                      enable_progress_bar=False, enable_model_summary=False,
-                      use_distributed_sampler=False, default_root_dir=root)
+    return pl.Trainer(
+        accelerator=t.accelerator,
+        devices=1,
+        precision=t.precision,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=root,
+    )

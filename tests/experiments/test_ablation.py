@@ -25,8 +25,13 @@ VARIANTS = {
 @pytest.fixture(scope="module")
 def ablation(synth_manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("ablate")
-    args = ["ablate", str(TINY_PRESET), "--study", "modules",
-            *run_config_overrides(synth_manifest, out, "name=abl", "folds=[1]")]
+    args = [
+        "ablate",
+        str(TINY_PRESET),
+        "--study",
+        "modules",
+        *run_config_overrides(synth_manifest, out, "name=abl", "folds=[1]"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out / "abl" / "ablate-modules", result.output
@@ -71,4 +76,5 @@ def test_each_variant_trained_the_model_it_names(ablation, slug):
     assert (fold / "stage1" / "done.json").is_file() and (fold / "aux_predictions.jsonl").is_file()
     # ARI learns L - 1 = 11 layer weights; "last" has none
     assert (None if metrics["layer_weights"] is None else len(metrics["layer_weights"])) == (
-        11 if layers == "ari" else None)
+        11 if layers == "ari" else None
+    )

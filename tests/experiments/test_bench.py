@@ -15,12 +15,28 @@ from tests.conftest import TINY_PRESET, run_config_overrides
 def test_bench_train_reports_reference_and_tuned_for_both_stages(synth_manifest, tmp_path):
     out = tmp_path / "bench.json"
     overrides = run_config_overrides(synth_manifest, tmp_path / "runs")
-    r = CliRunner().invoke(main, ["bench", "train", str(TINY_PRESET), *overrides, "--steps", "2", "--warmup", "1",
-                                  "--modes", "reference,tuned", "--json", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "train",
+            str(TINY_PRESET),
+            *overrides,
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--modes",
+            "reference,tuned",
+            "--json",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert [(x["stage"], x["mode"]) for x in res["results"]] == [
-        (s, m) for s in ("stage1", "stage2") for m in ("reference", "tuned")]
+        (s, m) for s in ("stage1", "stage2") for m in ("reference", "tuned")
+    ]
     by = {(x["stage"], x["mode"]): x for x in res["results"]}
     for x in res["results"]:
         assert x["steps"] == 2 and x["audio_seconds"] > 0 and x["flops_per_step"] > 0
@@ -44,8 +60,23 @@ def test_bench_train_follows_the_stage_plan(synth_manifest, tmp_path):
     """The baseline has one emotion-only stage; the bench times that one, not a stage 1."""
     out = tmp_path / "bench.json"
     overrides = run_config_overrides(synth_manifest, tmp_path / "runs", "model.architecture=baseline")
-    r = CliRunner().invoke(main, ["bench", "train", str(TINY_PRESET), *overrides, "--steps", "1", "--warmup", "0",
-                                  "--modes", "tuned", "--json", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "train",
+            str(TINY_PRESET),
+            *overrides,
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--modes",
+            "tuned",
+            "--json",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert [x["stage"] for x in json.loads(out.read_text())["results"]] == ["emotion_only"]
 
@@ -57,14 +88,34 @@ def test_bench_infer_times_every_backend_and_batch_size_beside_the_reference(cv_
     out = tmp_path / "infer.json"
     r = CliRunner().invoke(main, ["export-onnx", str(tmp_path / "model")])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["bench", "infer", str(tmp_path / "model"), "--batch-sizes", "2,4", "--repeats", "1",
-                                  "--threads", "1", "--json", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "infer",
+            str(tmp_path / "model"),
+            "--batch-sizes",
+            "2,4",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert res["files"] == 32 and res["reference"]["backend"] == "transformers"
     # batch size 1 is always measured: it is what every batch size is held to
     assert [(x["backend"], x["batch_size"]) for x in res["results"]] == [
-        ("torch", 1), ("torch", 2), ("torch", 4), ("onnx", 1), ("onnx", 2), ("onnx", 4)]
+        ("torch", 1),
+        ("torch", 2),
+        ("torch", 4),
+        ("onnx", 1),
+        ("onnx", 2),
+        ("onnx", 4),
+    ]
     for x in res["results"]:
         assert x["max_prob_diff"] <= 1e-4 and x["label_agreement"] == 1.0  # same answers everywhere
     best = res["best_batch_size"]
@@ -78,8 +129,9 @@ def test_bench_serve_answers_every_request(cv_run, tmp_path):
 
     export_model(cv_run, tmp_path / "model")
     out = tmp_path / "serve.json"
-    r = CliRunner().invoke(main, ["bench", "serve", str(tmp_path / "model"), "--clients", "3", "--requests", "9",
-                                  "--json", str(out)])
+    r = CliRunner().invoke(
+        main, ["bench", "serve", str(tmp_path / "model"), "--clients", "3", "--requests", "9", "--json", str(out)]
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert res["requests"] == 9 and res["errors"] == 0

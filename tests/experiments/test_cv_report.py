@@ -23,8 +23,14 @@ from metaser.cli import main
 from tests.conftest import TINY_PRESET, run_config_overrides
 
 NUM_FOLDS = 5
-FOLD_FILES = ["metrics.json", "predictions.jsonl", "aux_predictions.jsonl", "labels.json", "config.yaml",
-              "run_info.json"]
+FOLD_FILES = [
+    "metrics.json",
+    "predictions.jsonl",
+    "aux_predictions.jsonl",
+    "labels.json",
+    "config.yaml",
+    "run_info.json",
+]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -66,7 +72,11 @@ def test_cv_writes_every_output(cv_run: Path, synth_manifest: Path):
         assert info["aux_tasks"] == ["gender", "speaker", "style", "asr"]
         for stage in ("stage1", "stage2"):
             done = json.loads((d / stage / "done.json").read_text())
-            assert done["epochs"] == 1 and done["best"] == "best.ckpt" and done["key"] == info["stages"][[s["name"] for s in info["stages"]].index(stage)]["key"]
+            assert (
+                done["epochs"] == 1
+                and done["best"] == "best.ckpt"
+                and done["key"] == info["stages"][[s["name"] for s in info["stages"]].index(stage)]["key"]
+            )
     res = json.loads((cv_run / "results.json").read_text())
     assert [f["fold"] for f in res["folds"]] == [1, 2, 3, 4, 5]
     assert res["classes"] == ["ang", "hap", "neu", "sad"]
@@ -101,8 +111,12 @@ def test_ua_wa_recomputed_from_predictions_match_results_and_report(cv_run: Path
         assert res["test"][key]["n"] == NUM_FOLDS
     cell = r"\*\*([\d.]+)\*\* ± ([\d.]+)"
     mean_row = re.search(rf"^\| \*\*mean ± std\*\* \| \| {cell} \| {cell} \|", report, re.M)
-    assert mean_row.groups() == (f"{100 * np.mean(uas):.2f}", f"{100 * np.std(uas):.2f}",
-                                 f"{100 * np.mean(was):.2f}", f"{100 * np.std(was):.2f}")
+    assert mean_row.groups() == (
+        f"{100 * np.mean(uas):.2f}",
+        f"{100 * np.std(uas):.2f}",
+        f"{100 * np.mean(was):.2f}",
+        f"{100 * np.std(was):.2f}",
+    )
 
 
 def test_no_test_speaker_in_train_or_valid(cv_run: Path, synth_manifest: Path, make_run_config, tmp_path):
@@ -128,7 +142,10 @@ def test_no_test_speaker_in_train_or_valid(cv_run: Path, synth_manifest: Path, m
         assert not test_speakers & set(labels["speaker"])
         info = json.loads((d / "run_info.json").read_text())
         assert (info["num_train"], info["num_valid"], info["num_test"]) == (
-            len(split.train_ids), len(split.valid_ids), len(tested))
+            len(split.train_ids),
+            len(split.valid_ids),
+            len(tested),
+        )
         assert info["num_train"] + info["num_valid"] + info["num_test"] == len(cuts)
 
 

@@ -59,8 +59,7 @@ def test_cli_predict_on_the_exported_model_gives_the_same_labels(cv_run, synth_m
     assert [g["gender"] for g in got] == [row["gender_pred"] for row in rows]
 
 
-def test_export_onnx_then_predict_backend_onnx_matches_torch_on_the_demo_test_files(cv_run, synth_manifest,
-                                                                                   tmp_path):
+def test_export_onnx_then_predict_backend_onnx_matches_torch_on_the_demo_test_files(cv_run, synth_manifest, tmp_path):
     from click.testing import CliRunner
 
     from metaser.cli import main
@@ -75,13 +74,18 @@ def test_export_onnx_then_predict_backend_onnx_matches_torch_on_the_demo_test_fi
     got = {}
     for backend in ("torch", "onnx"):
         f = tmp_path / f"{backend}.json"
-        res = CliRunner().invoke(main, ["predict", str(out), *paths, "--format", "json", "--backend", backend,
-                                        "-o", str(f)])
+        res = CliRunner().invoke(
+            main, ["predict", str(out), *paths, "--format", "json", "--backend", backend, "-o", str(f)]
+        )
         assert res.exit_code == 0, res.output
         got[backend] = json.loads(f.read_text())
     assert [g["emotion"] for g in got["onnx"]] == [row["pred"] for row in rows]
     for t, o in zip(got["torch"], got["onnx"]):
-        assert (t["emotion"], t["gender"], t["style"], t["transcript"]) == (o["emotion"], o["gender"], o["style"],
-                                                                            o["transcript"])
+        assert (t["emotion"], t["gender"], t["style"], t["transcript"]) == (
+            o["emotion"],
+            o["gender"],
+            o["style"],
+            o["transcript"],
+        )
         assert max(abs(t["probs"][k] - o["probs"][k]) for k in t["probs"]) <= 1e-4
         assert abs(t["gender_prob"] - o["gender_prob"]) <= 1e-4

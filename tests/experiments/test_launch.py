@@ -174,8 +174,10 @@ def test_local_retry_that_succeeds_is_ok_with_two_attempts(tmp_path):
 def test_summary_table_lists_every_task_with_its_status(tmp_path):
     from rich.console import Console
 
-    tasks = [Task("ok", square, (3.0,), label={"variant": "v[1]", "fold": 1}),
-             Task("bad", flaky, (str(tmp_path / "m"), 9), label={"variant": "v2", "fold": 2})]
+    tasks = [
+        Task("ok", square, (3.0,), label={"variant": "v[1]", "fold": 1}),
+        Task("bad", flaky, (str(tmp_path / "m"), 9), label={"variant": "v2", "fold": 2}),
+    ]
     res = LocalLauncher(retries=0).run(tasks)
     console = Console(record=True, width=200)
     console.print(render_summary(tasks, res, title="grid"))
@@ -208,8 +210,9 @@ def test_ray_equals_local_on_toy_tasks(tmp_path, ray_launcher):
     local = LocalLauncher().run(tasks)
     remote = ray_launcher.run(tasks)
     assert list(remote) == list(local)
-    assert {k: (r.ok, r.result, r.attempts) for k, r in remote.items()} == \
-           {k: (r.ok, r.result, r.attempts) for k, r in local.items()}
+    assert {k: (r.ok, r.result, r.attempts) for k, r in remote.items()} == {
+        k: (r.ok, r.result, r.attempts) for k, r in local.items()
+    }
 
 
 def test_ray_shared_key_runs_once_and_dependants_wait_for_it(tmp_path, ray_launcher):
@@ -226,9 +229,11 @@ def test_ray_shared_key_runs_once_and_dependants_wait_for_it(tmp_path, ray_launc
 def test_ray_failure_is_retried_once_then_reported_and_the_others_go_on(tmp_path, ray_launcher):
     calls = str(tmp_path / "calls.jsonl")
     log = tmp_path / "bad.log"
-    tasks = [Task("bad", flaky, (str(tmp_path / "marker"), 5), log_path=str(log)),
-             Task("child", record, (calls, "child"), deps=["bad"]),
-             Task("other", record, (calls, "other"))]
+    tasks = [
+        Task("bad", flaky, (str(tmp_path / "marker"), 5), log_path=str(log)),
+        Task("child", record, (calls, "child"), deps=["bad"]),
+        Task("other", record, (calls, "other")),
+    ]
     res = ray_launcher.run(tasks)
     assert (res["bad"].ok, res["bad"].attempts, res["bad"].log_path) == (False, 2, str(log))
     assert "flaky failure number 2" in log.read_text()
@@ -238,8 +243,12 @@ def test_ray_failure_is_retried_once_then_reported_and_the_others_go_on(tmp_path
 
 def test_ray_retries_a_task_whose_worker_died_once_then_reports_it(tmp_path, ray_launcher):
     calls = str(tmp_path / "calls.jsonl")
-    tasks = [Task("once", dies, (str(tmp_path / "m1"), 1)), Task("always", dies, (str(tmp_path / "m2"), 9)),
-             Task("child", record, (calls, "child"), deps=["always"]), Task("other", record, (calls, "other"))]
+    tasks = [
+        Task("once", dies, (str(tmp_path / "m1"), 1)),
+        Task("always", dies, (str(tmp_path / "m2"), 9)),
+        Task("child", record, (calls, "child"), deps=["always"]),
+        Task("other", record, (calls, "other")),
+    ]
     res = ray_launcher.run(tasks)
     assert res["once"].ok and (tmp_path / "m1").read_text() == "xx"
     assert not res["always"].ok and res["always"].error.startswith("WorkerCrashedError")
@@ -249,8 +258,11 @@ def test_ray_retries_a_task_whose_worker_died_once_then_reports_it(tmp_path, ray
 
 def test_ray_ctrl_c_cancels_the_remaining_tasks(tmp_path, ray_launcher):
     calls = str(tmp_path / "calls.jsonl")
-    tasks = [Task("quick", record, (calls, "quick")), Task("slow", slow, (calls, "slow", 4.0, "quick")),
-             Task("later", record, (calls, "later"), deps=["slow"])]
+    tasks = [
+        Task("quick", record, (calls, "quick")),
+        Task("slow", slow, (calls, "slow", 4.0, "quick")),
+        Task("later", record, (calls, "later"), deps=["slow"]),
+    ]
 
     def interrupt(task, _res):
         if task.key == "quick":
@@ -294,4 +306,3 @@ def test_ray_refuses_more_gpus_per_task_than_any_node_has(tmp_path, ray_launcher
     launcher = RayLauncher(gpus_per_task=64)
     with pytest.raises(MetaserError, match="no node of the Ray cluster has that many GPUs"):
         launcher.run([Task("t", square, (1.0,))])
-

@@ -31,11 +31,14 @@ def test_modules_plan_for_wavlm():
     assert list(v) == ["baseline", "wo_ari_co", "wo_ari", "wo_co", "full"]
     base = v["baseline"]
     assert [(s["name"], s["losses"], s["freeze_layers"], s["epochs"]) for s in base["stages"]] == [
-        ("emotion_only", ["emotion"], 0, 100)]
+        ("emotion_only", ["emotion"], 0, 100)
+    ]
     assert base["paper"] == {"ua": 73.79, "wa": 73.12}
     full = v["full"]
     assert [(s["name"], s["losses"], s["freeze_layers"], s["epochs"]) for s in full["stages"]] == [
-        ("stage1", AUX, 0, 100), ("stage2", ["emotion"], 4, 100)]
+        ("stage1", AUX, 0, 100),
+        ("stage2", ["emotion"], 4, 100),
+    ]
     assert full["paper"] == {"ua": 77.74, "wa": 76.33}
     assert v["wo_ari"]["paper"] == {"ua": 76.75, "wa": 75.94}
     # stage 1 reads no co-attention setting: two distinct stage-1 keys for the four two-stage variants
@@ -52,7 +55,8 @@ def test_tasks_plan_has_16_rows_with_the_papers_figures():
     assert len(v) == 16
     assert v["none"]["label"] == "SER only" and v["none"]["paper"] == {"ua": 74.65, "wa": 73.42}
     assert [(s["name"], s["losses"], s["freeze_layers"]) for s in v["none"]["stages"]] == [
-        ("emotion_only", ["emotion"], 0)]
+        ("emotion_only", ["emotion"], 0)
+    ]
     assert v["gender_speaker_asr"]["paper"]["ua"] == 77.35
     assert v["speaker_asr"]["stages"][0]["losses"] == ["speaker", "asr"]
     hub = by_slug(plan("iemocap/hubert-base.yaml", "tasks"))
@@ -75,8 +79,9 @@ def test_fusion_plan_and_all_studies_share_stages():
 def test_only_and_unknown_variant():
     doc = plan("iemocap/wavlm-base.yaml", "modules", "--only", "baseline,full")
     assert [v["slug"] for v in doc["variants"]] == ["baseline", "full"]
-    result = CliRunner().invoke(main, ["ablate", str(CONFIGS / "iemocap/wavlm-base.yaml"), "--study", "modules",
-                                       "--plan", "--only", "nope"])
+    result = CliRunner().invoke(
+        main, ["ablate", str(CONFIGS / "iemocap/wavlm-base.yaml"), "--study", "modules", "--plan", "--only", "nope"]
+    )
     assert result.exit_code == 2 and "nope" in result.output and "Traceback" not in result.output
 
 
@@ -96,10 +101,20 @@ def test_stage1_key_ignores_what_stage1_does_not_read(change):
     assert a["stage1"] == b["stage1"] and a["stage2"] != b["stage2"]
 
 
-@pytest.mark.parametrize("change", ["aux_tasks.asr=0.5", "stage1.optim.encoder_lr=1e-4", "seed=1",
-                                    "model.fusion.layers=weighted_sum", "data.augment.speeds=[1.0]",
-                                    "cache.mode=none", "cache.mode=strict", "trainer.fast_dropout=false",
-                                    "trainer.fft_conv=false"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "aux_tasks.asr=0.5",
+        "stage1.optim.encoder_lr=1e-4",
+        "seed=1",
+        "model.fusion.layers=weighted_sum",
+        "data.augment.speeds=[1.0]",
+        "cache.mode=none",
+        "cache.mode=strict",
+        "trainer.fast_dropout=false",
+        "trainer.fft_conv=false",
+    ],
+)
 def test_stage_keys_follow_what_decides_the_result(change):
     from metaser.config import apply_overrides, load_config
     from metaser.training.config import RunConfig
@@ -109,6 +124,12 @@ def test_stage_keys_follow_what_decides_the_result(change):
     a, b = stage_keys(cfg, "m"), stage_keys(apply_overrides(cfg, [change]), "m")
     assert a["stage1"] != b["stage1"] and a["stage2"] != b["stage2"]  # stage 2 starts from stage 1
     assert stage_keys(cfg, "other-manifest")["stage1"] != a["stage1"]
-    same = ["data.sampler.num_workers=3", "name=x", "output_dir=y", "cache.mode=force", "cache.dir=z",
-            "cache.storage=disk"]
+    same = [
+        "data.sampler.num_workers=3",
+        "name=x",
+        "output_dir=y",
+        "cache.mode=force",
+        "cache.dir=z",
+        "cache.storage=disk",
+    ]
     assert stage_keys(apply_overrides(cfg, same), "m") == a

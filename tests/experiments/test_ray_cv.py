@@ -22,8 +22,17 @@ def runs(synth_manifest, tmp_path_factory):
     out = {}
     for launcher in ("local", "ray"):
         root = tmp_path_factory.mktemp(launcher)
-        args = ["cv", str(TINY_PRESET), *run_config_overrides(synth_manifest, root, *PINNED), "--folds", "1,2",
-                "--launcher", launcher, "--cpus-per-task", "1"]
+        args = [
+            "cv",
+            str(TINY_PRESET),
+            *run_config_overrides(synth_manifest, root, *PINNED),
+            "--folds",
+            "1,2",
+            "--launcher",
+            launcher,
+            "--cpus-per-task",
+            "1",
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         out[launcher] = (root / "cv", result.output)
@@ -36,8 +45,13 @@ def test_ray_writes_the_same_per_fold_test_metrics_as_local(runs):
     for k in (1, 2):
         a, b = (json.loads((d / f"fold{k}" / "metrics.json").read_text()) for d in (local, ray))
         assert a["test"] == b["test"] and a["valid"] == b["valid"]
-        assert (local / f"fold{k}" / "predictions.jsonl").read_text() == (ray / f"fold{k}" / "predictions.jsonl").read_text()
-    assert json.loads((ray / "results.json").read_text())["test"] == json.loads((local / "results.json").read_text())["test"]
+        assert (local / f"fold{k}" / "predictions.jsonl").read_text() == (
+            ray / f"fold{k}" / "predictions.jsonl"
+        ).read_text()
+    assert (
+        json.loads((ray / "results.json").read_text())["test"]
+        == json.loads((local / "results.json").read_text())["test"]
+    )
 
 
 def test_ray_prints_one_line_per_task(runs):
@@ -51,9 +65,21 @@ def test_ray_prints_one_line_per_task(runs):
 @pytest.mark.slow  # minutes on 2 cores; the dedup itself is the grid's, tested locally in test_reuse.py
 def test_a_shared_stage_runs_once_under_ray(synth_manifest, tmp_path):
     """w/o Co and the full model share stage 1: one stage-1 task, linked into both folds."""
-    args = ["ablate", str(TINY_PRESET), "--study", "modules", "--only", "wo_co,full", "--folds", "1",
-            *run_config_overrides(synth_manifest, tmp_path, "trainer.num_threads=1", "name=r"),
-            "--launcher", "ray", "--cpus-per-task", "1"]
+    args = [
+        "ablate",
+        str(TINY_PRESET),
+        "--study",
+        "modules",
+        "--only",
+        "wo_co,full",
+        "--folds",
+        "1",
+        *run_config_overrides(synth_manifest, tmp_path, "trainer.num_threads=1", "name=r"),
+        "--launcher",
+        "ray",
+        "--cpus-per-task",
+        "1",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     root = tmp_path / "r"

@@ -15,8 +15,9 @@ from tests.conftest import TINY_PRESET, run_config_overrides
 
 
 def ablate(manifest: Path, out: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, ["ablate", str(TINY_PRESET), *args,
-                                       *run_config_overrides(manifest, out, "name=r")])
+    result = CliRunner().invoke(
+        main, ["ablate", str(TINY_PRESET), *args, *run_config_overrides(manifest, out, "name=r")]
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -73,7 +74,9 @@ def test_baseline_trains_layer0_not_the_cnn(synth_manifest, tmp_path):
     assert layer0 and cnn
     assert any(not torch.equal(saved[k], init[k]) for k in layer0)
     assert all(torch.equal(saved[k], init[k]) for k in cnn)
-    assert set(json.loads((fold / "model" / "config.json").read_text())["model"]["architecture"].split()) == {"baseline"}
+    assert set(json.loads((fold / "model" / "config.json").read_text())["model"]["architecture"].split()) == {
+        "baseline"
+    }
 
 
 def test_ser_only_is_one_emotion_stage_through_ari(synth_manifest, tmp_path):

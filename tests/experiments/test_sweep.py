@@ -45,8 +45,10 @@ def _fake_finish(cfg, fold):
 def _fake_report(run_dir):
     asr = float(Path(run_dir).name.removeprefix("asr"))
     s = FAKE[asr]
-    return {"valid": {"ua": {"mean": s["valid"], "std": 0.0, "n": 1}, "loss": {"mean": 1 - s["valid"], "std": 0, "n": 1}},
-            "test": {"ua": {"mean": s["test"], "std": 0.0, "n": 1}, "wa": {"mean": s["test"], "std": 0.0, "n": 1}}}
+    return {
+        "valid": {"ua": {"mean": s["valid"], "std": 0.0, "n": 1}, "loss": {"mean": 1 - s["valid"], "std": 0, "n": 1}},
+        "test": {"ua": {"mean": s["test"], "std": 0.0, "n": 1}, "wa": {"mean": s["test"], "std": 0.0, "n": 1}},
+    }
 
 
 @pytest.fixture
@@ -67,7 +69,12 @@ def test_params_are_split_on_top_level_commas_and_parsed_as_yaml(tmp_path):
     assert _split_values("0.1,1,[0.8,1.0],{a: 1, b: 2},'x,y'") == ["0.1", "1", "[0.8,1.0]", "{a: 1, b: 2}", "'x,y'"]
     grid = parse_params(["aux_tasks.asr=0.1,1.0", "model.fusion.layers=ari,last"])
     trials = plan_trials(_base(tmp_path), grid, folds=[1])
-    assert [t.slug for t in trials] == ["asr0.1_layersari", "asr0.1_layerslast", "asr1.0_layersari", "asr1.0_layerslast"]
+    assert [t.slug for t in trials] == [
+        "asr0.1_layersari",
+        "asr0.1_layerslast",
+        "asr1.0_layersari",
+        "asr1.0_layerslast",
+    ]
     t = trials[2]
     assert t.params == {"aux_tasks.asr": 1.0, "model.fusion.layers": "ari"}
     assert t.cfg.aux_tasks["asr"] == 1.0 and t.cfg.aux_tasks["gender"] == 1.0  # one dict entry changed, the rest kept
@@ -76,8 +83,11 @@ def test_params_are_split_on_top_level_commas_and_parsed_as_yaml(tmp_path):
 
 
 def test_bad_params_fail_before_anything_trains(tmp_path):
-    for bad, msg in [("aux_tasks.asr", "must look like KEY=V1,V2"), ("aux_tasks.asr=0.1,", "must look like"),
-                     ("name=a,b", "the sweep sets name itself")]:
+    for bad, msg in [
+        ("aux_tasks.asr", "must look like KEY=V1,V2"),
+        ("aux_tasks.asr=0.1,", "must look like"),
+        ("name=a,b", "the sweep sets name itself"),
+    ]:
         with pytest.raises(ConfigError, match=msg):
             parse_params([bad])
     with pytest.raises(ConfigError, match="given twice"):
@@ -94,10 +104,12 @@ def test_same_last_key_component_uses_the_whole_key_in_slugs(tmp_path):
 
 
 def test_cli_bad_override_or_param_is_a_usage_error(tmp_path):
-    for args, msg in [(["stage1.epoks=3", "--param", "aux_tasks.asr=1"], "unknown config key 'stage1.epoks'"),
-                      (["--param", "stage1.epoks=1,2"], "unknown config key 'stage1.epoks'"),
-                      (["--param", "aux_tasks.asr"], "must look like KEY=V1,V2"),
-                      (["--param", "aux_tasks.asr=1", "--folds", "0"], "fold numbers start at 1")]:
+    for args, msg in [
+        (["stage1.epoks=3", "--param", "aux_tasks.asr=1"], "unknown config key 'stage1.epoks'"),
+        (["--param", "stage1.epoks=1,2"], "unknown config key 'stage1.epoks'"),
+        (["--param", "aux_tasks.asr"], "must look like KEY=V1,V2"),
+        (["--param", "aux_tasks.asr=1", "--folds", "0"], "fold numbers start at 1"),
+    ]:
         result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", *args])
         assert result.exit_code == 2 and msg in result.output and "Traceback" not in result.output, result.output
 
@@ -111,8 +123,10 @@ def test_select_refuses_test_metrics_with_the_reason():
 
 
 def test_cli_refuses_select_test_and_exits_2(tmp_path):
-    result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}",
-                                       "--param", "aux_tasks.asr=0.1,1", "--select", "test.ua"])
+    result = CliRunner().invoke(
+        main,
+        ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "--param", "aux_tasks.asr=0.1,1", "--select", "test.ua"],
+    )
     assert result.exit_code == 2, result.output
     assert "leaks the test folds" in result.output
     assert not (tmp_path / "demo-tiny").exists()  # nothing ran
@@ -129,9 +143,22 @@ def test_missing_corpus_or_fold_out_of_range_fails_before_any_trial(tmp_path, sy
 
 # -------------------------------------------------------------------------- selection
 def test_best_is_chosen_on_validation_not_test(tmp_path, fake_trials, synth_manifest):
-    result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "name=sw",
-                                       f"data.manifest={synth_manifest}",
-                                       "--param", "aux_tasks.asr=0.1,1.0,3.0", "--select", "valid.ua", "--folds", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            str(TINY_PRESET),
+            f"output_dir={tmp_path}",
+            "name=sw",
+            f"data.manifest={synth_manifest}",
+            "--param",
+            "aux_tasks.asr=0.1,1.0,3.0",
+            "--select",
+            "valid.ua",
+            "--folds",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert SEEN_FOLDS == [[2], [2], [2]]
     root = tmp_path / "sw" / "sweep"
@@ -151,15 +178,26 @@ def test_best_is_chosen_on_validation_not_test(tmp_path, fake_trials, synth_mani
 
 def test_lower_is_better_for_a_validation_loss(tmp_path):
     trials = plan_trials(_base(tmp_path), parse_params(["aux_tasks.asr=0.1,1.0"]))
-    results = [TaskResult("a", True, {"valid": {"loss": 0.3}, "test": {"ua": 0.9}, "run_dir": "a"}, None, 1, 1, None),
-               TaskResult("b", True, {"valid": {"loss": 0.2}, "test": {"ua": 0.1}, "run_dir": "b"}, None, 1, 1, None)]
+    results = [
+        TaskResult("a", True, {"valid": {"loss": 0.3}, "test": {"ua": 0.9}, "run_dir": "a"}, None, 1, 1, None),
+        TaskResult("b", True, {"valid": {"loss": 0.2}, "test": {"ua": 0.1}, "run_dir": "b"}, None, 1, 1, None),
+    ]
     assert summarize(trials, results, "valid.loss")["best"]["run_dir"] == "b"
 
 
 def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, fake_trials, synth_manifest):
-    result = CliRunner().invoke(main, ["sweep", str(TINY_PRESET), f"output_dir={tmp_path}", "name=sw",
-                                       f"data.manifest={synth_manifest}",
-                                       "--param", "aux_tasks.asr=99.0,0.1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            str(TINY_PRESET),
+            f"output_dir={tmp_path}",
+            "name=sw",
+            f"data.manifest={synth_manifest}",
+            "--param",
+            "aux_tasks.asr=99.0,0.1",
+        ],
+    )
     assert result.exit_code == 1, result.output
     root = tmp_path / "sw" / "sweep"
     summary = json.loads((root / "summary.json").read_text())
@@ -173,8 +211,17 @@ def test_a_failed_trial_is_retried_reported_and_the_sweep_exits_1(tmp_path, fake
 
 # --------------------------------------------------------------------------- real run
 def test_tiny_sweep_on_the_synthetic_corpus_picks_the_higher_validation_ua(synth_manifest, tmp_path):
-    args = ["sweep", str(TINY_PRESET), *run_config_overrides(synth_manifest, tmp_path, "name=sw"),
-            "--param", "aux_tasks.asr=0.1,1.0", "--select", "valid.ua", "--folds", "1"]
+    args = [
+        "sweep",
+        str(TINY_PRESET),
+        *run_config_overrides(synth_manifest, tmp_path, "name=sw"),
+        "--param",
+        "aux_tasks.asr=0.1,1.0",
+        "--select",
+        "valid.ua",
+        "--folds",
+        "1",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     root = tmp_path / "sw" / "sweep"
@@ -198,9 +245,14 @@ def test_a_sweep_under_ray_writes_the_same_fold_results_as_local(synth_manifest,
     common = ["--param", "aux_tasks.asr=0.1", "--folds", "1"]
     out = {}
     for launcher in ("local", "ray"):
-        args = ["sweep", str(TINY_PRESET), *run_config_overrides(synth_manifest, tmp_path / launcher, "name=sw",
-                                                                 "trainer.num_threads=1"),
-                *common, "--launcher", launcher]
+        args = [
+            "sweep",
+            str(TINY_PRESET),
+            *run_config_overrides(synth_manifest, tmp_path / launcher, "name=sw", "trainer.num_threads=1"),
+            *common,
+            "--launcher",
+            launcher,
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         fold = tmp_path / launcher / "sw" / "sweep" / "asr0.1" / "fold1"
@@ -222,6 +274,7 @@ def test_the_sweep_in_each_iemocap_preset_comment_plans_its_grid(preset, tmp_pat
     base = load_config(RunConfig, path, [f"output_dir={tmp_path}"])
     trials = plan_trials(base, parse_params(params))
     assert len(trials) == 8 and len({t.slug for t in trials}) == 8
-    assert {(t.cfg.aux_tasks["asr"], t.cfg.aux_tasks["gender"]) for t in trials} == \
-           {(a, g) for a in (0.1, 0.3, 1, 3) for g in (0.1, 1)}
+    assert {(t.cfg.aux_tasks["asr"], t.cfg.aux_tasks["gender"]) for t in trials} == {
+        (a, g) for a in (0.1, 0.3, 1, 3) for g in (0.1, 1)
+    }
     assert all(t.cfg.aux_tasks["speaker"] == base.aux_tasks["speaker"] for t in trials)

@@ -10,8 +10,12 @@ import soundfile as sf
 
 SR = 16000
 EMOTIONS = ["ang", "hap", "neu", "sad"]
-VOWELS = (((700, 80), (1220, 90), (2600, 120)), ((300, 60), (2300, 100), (3000, 120)),
-          ((500, 70), (900, 80), (2400, 120)), ((350, 60), (800, 80), (2300, 120)))
+VOWELS = (
+    ((700, 80), (1220, 90), (2600, 120)),
+    ((300, 60), (2300, 100), (3000, 120)),
+    ((500, 70), (900, 80), (2400, 120)),
+    ((350, 60), (800, 80), (2300, 120)),
+)
 
 
 def build_tiny_model():
@@ -20,10 +24,14 @@ def build_tiny_model():
     from metaser.models.metaser import MetaSERModel
 
     return MetaSERModel.build(
-        ModelConfig(encoder=EncoderConfig(name_or_path="tiny-wavlm")), EMOTIONS,
-        [TaskSpec("gender", "classification", ["female", "male"]),
-         TaskSpec("style", "classification", ["impro", "script"]),
-         TaskSpec("asr", "ctc", list("abc '"))])
+        ModelConfig(encoder=EncoderConfig(name_or_path="tiny-wavlm")),
+        EMOTIONS,
+        [
+            TaskSpec("gender", "classification", ["female", "male"]),
+            TaskSpec("style", "classification", ["impro", "script"]),
+            TaskSpec("asr", "ctc", list("abc '")),
+        ],
+    )
 
 
 def babble(seconds: float, f0: float = 140.0, seed: int = 0, level: float = 0.3) -> np.ndarray:
@@ -91,27 +99,50 @@ def bad_files(root: Path) -> dict[str, Path]:
     return files
 
 
-def fake_run(root: Path, models: list, valid_ua: list[float], test_ua: list[float], *,
-             unfinished: tuple[int, ...] = (), synthetic: bool = False) -> Path:
+def fake_run(
+    root: Path,
+    models: list,
+    valid_ua: list[float],
+    test_ua: list[float],
+    *,
+    unfinished: tuple[int, ...] = (),
+    synthetic: bool = False,
+) -> Path:
     """A run directory as metaser.training.fold writes it: fold<K>/{model/, metrics.json,
     labels.json, config.yaml, run_info.json} per model, plus results.json."""
     root.mkdir(parents=True, exist_ok=True)
     for k, (m, v, t) in enumerate(zip(models, valid_ua, test_ua), start=1):
         d = root / f"fold{k}"
         d.mkdir()
-        (d / "run_info.json").write_text(json.dumps({"fold": k, "test_group": f"Ses{k:02d}", "seed": 0,
-                                                     "manifest": "data/cuts.jsonl.gz", "num_train": 10,
-                                                     "num_valid": 2, "num_test": 3}))
+        (d / "run_info.json").write_text(
+            json.dumps(
+                {
+                    "fold": k,
+                    "test_group": f"Ses{k:02d}",
+                    "seed": 0,
+                    "manifest": "data/cuts.jsonl.gz",
+                    "num_train": 10,
+                    "num_valid": 2,
+                    "num_test": 3,
+                }
+            )
+        )
         (d / "labels.json").write_text(json.dumps({"classes": {"emotion": EMOTIONS}, "vocab": list("abc '")}))
         (d / "config.yaml").write_text("name: fake\n")
         if k in unfinished:
             continue
         m.save_pretrained(d / "model")
-        (d / "metrics.json").write_text(json.dumps({"fold": k, "valid": {"ua": v, "wa": v + 0.01},
-                                                    "test": {"ua": t, "wa": t + 0.01}}))
-    (root / "results.json").write_text(json.dumps({"folds": [{"fold": k} for k in range(1, len(models) + 1)],
-                                                   "test": {"ua": {"mean": 0.5, "std": 0.1},
-                                                            "wa": {"mean": 0.55, "std": 0.1}}}))
+        (d / "metrics.json").write_text(
+            json.dumps({"fold": k, "valid": {"ua": v, "wa": v + 0.01}, "test": {"ua": t, "wa": t + 0.01}})
+        )
+    (root / "results.json").write_text(
+        json.dumps(
+            {
+                "folds": [{"fold": k} for k in range(1, len(models) + 1)],
+                "test": {"ua": {"mean": 0.5, "std": 0.1}, "wa": {"mean": 0.55, "std": 0.1}},
+            }
+        )
+    )
     if synthetic:
         (root / "SYNTHETIC").write_text("synthetic\n")
     return root

@@ -61,5 +61,7 @@ def test_plan_batches_sorts_caps_size_and_padding():
         assert len(b) * max(ls) <= 1.25 * sum(ls)  # padding cap holds
     # 120 opens a batch that 400 cannot join (2 x 400 > 1.25 x 520), nor the ~1000 batch
     assert [lengths[i] for i in batches[2]] == [400]
-    assert plan_batches(lengths, batch_size=1, max_padding=10.0) == [[i] for i in sorted(range(8), key=lengths.__getitem__)]
+    assert plan_batches(lengths, batch_size=1, max_padding=10.0) == [
+        [i] for i in sorted(range(8), key=lengths.__getitem__)
+    ]
     assert plan_batches([], 4, 1.25) == []

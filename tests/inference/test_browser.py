@@ -27,7 +27,8 @@ DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     CHROME is None or DRIVER is None,
     reason="no headless browser: install the Debian packages chromium and chromium-driver "
-           "(apt-get install -y chromium chromium-driver)")
+    "(apt-get install -y chromium chromium-driver)",
+)
 
 
 def _free_port() -> int:
@@ -48,8 +49,9 @@ def server(model_dir, tmp_path):
     d = tmp_path / "demo-model"
     shutil.copytree(model_dir, d)
     (d / "SYNTHETIC").write_text("Trained on the synthetic demo corpus.\n")
-    rec = EmotionRecognizer.from_pretrained(d, device="cpu", config=RecognizerConfig(
-        segment=SegmentConfig(max_seconds=4.0)))
+    rec = EmotionRecognizer.from_pretrained(
+        d, device="cpu", config=RecognizerConfig(segment=SegmentConfig(max_seconds=4.0))
+    )
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(rec), host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
@@ -71,10 +73,17 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which(CHROME)
     # the fake media flags give the page a microphone that plays a beep, with no permission prompt
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=1000,1250", "--force-device-scale-factor=1",
-              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-              "--autoplay-policy=no-user-gesture-required"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,1250",
+        "--force-device-scale-factor=1",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
     drv.set_page_load_timeout(60)
@@ -154,8 +163,12 @@ def test_page_records_from_the_microphone(server, browser):
     wait.until(EC.text_to_be_present_in_element((By.ID, "record-status"), "recording"))
     time.sleep(1.5)  # the fake microphone's beep, recorded as 16-bit WAV by the page
     button.click()
-    wait.until(lambda d: "recording.wav" in d.find_element(By.ID, "status").text
-               and "predicting" not in d.find_element(By.ID, "status").text)
+    wait.until(
+        lambda d: (
+            "recording.wav" in d.find_element(By.ID, "status").text
+            and "predicting" not in d.find_element(By.ID, "status").text
+        )
+    )
     assert browser.find_element(By.ID, "status").text == "recording.wav: done"
     duration = float(browser.find_element(By.ID, "duration").text.split()[0])
     assert 0.5 < duration < 5.0

@@ -125,8 +125,20 @@ def test_cli_export_onnx_and_predict_backend_onnx(model_dir, tmp_path):
     files = [str(write(tmp_path / f"a{i}.wav", babble(0.8 + 0.5 * i, seed=50 + i))) for i in range(3)]
     out = {}
     for backend in ("torch", "onnx"):
-        res = CliRunner().invoke(main, ["predict", str(d), *files, "--format", "json", "--backend", backend,
-                                        "-o", str(tmp_path / f"{backend}.json")])
+        res = CliRunner().invoke(
+            main,
+            [
+                "predict",
+                str(d),
+                *files,
+                "--format",
+                "json",
+                "--backend",
+                backend,
+                "-o",
+                str(tmp_path / f"{backend}.json"),
+            ],
+        )
         assert res.exit_code == 0, res.output
         out[backend] = json.loads((tmp_path / f"{backend}.json").read_text())
     for a, b in zip(out["torch"], out["onnx"]):
@@ -144,9 +156,11 @@ def test_base_size_wavlm_exports_with_parity(tmp_path):
     from metaser.models.metaser import MetaSERModel
 
     torch.manual_seed(0)
-    m = MetaSERModel.build(ModelConfig(encoder=EncoderConfig(name_or_path="base-random-wavlm")), EMOTIONS,
-                           [TaskSpec("gender", "classification", ["female", "male"]),
-                            TaskSpec("asr", "ctc", list("abc '"))])
+    m = MetaSERModel.build(
+        ModelConfig(encoder=EncoderConfig(name_or_path="base-random-wavlm")),
+        EMOTIONS,
+        [TaskSpec("gender", "classification", ["female", "male"]), TaskSpec("asr", "ctc", list("abc '"))],
+    )
     assert m.encoder.hidden_size == 768 and m.encoder.num_layers == 12
     m.save_pretrained(tmp_path)
     del m

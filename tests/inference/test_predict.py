@@ -17,16 +17,23 @@ from tests.inference.helpers import EMOTIONS, bad_files, babble, write
 
 def _consoles():
     out, err = io.StringIO(), io.StringIO()
-    return (Console(file=out, width=200, highlight=False, color_system=None),
-            Console(file=err, width=200, highlight=False, color_system=None), out, err)
+    return (
+        Console(file=out, width=200, highlight=False, color_system=None),
+        Console(file=err, width=200, highlight=False, color_system=None),
+        out,
+        err,
+    )
 
 
 @pytest.fixture()
 def audio(tmp_path):
     """Two good files in a nested directory, one at the top, and the bad ones."""
     d = tmp_path / "audio"
-    good = [write(d / "a.wav", babble(0.6, seed=1)), write(d / "sub" / "b.flac", babble(0.9, seed=2), subtype="PCM_16"),
-            write(tmp_path / "c.wav", babble(0.7, seed=3))]
+    good = [
+        write(d / "a.wav", babble(0.6, seed=1)),
+        write(d / "sub" / "b.flac", babble(0.9, seed=2), subtype="PCM_16"),
+        write(tmp_path / "c.wav", babble(0.7, seed=3)),
+    ]
     (d / "sub" / "notes.txt").write_text("not audio, skipped by the directory scan")
     return good, bad_files(tmp_path / "bad")
 
@@ -55,7 +62,7 @@ def test_run_predict_json_with_bad_files(model_dir, audio, tmp_path):
         assert r["emotion"] in EMOTIONS and set(r["probs"]) == set(EMOTIONS)
         assert r["gender"] in ("female", "male") and r["style"] in ("impro", "script")
         assert isinstance(r["transcript"], str) and r["segments"] == []
-    for r, p in zip(rows[1:1 + len(bad)], bad.values()):
+    for r, p in zip(rows[1 : 1 + len(bad)], bad.values()):
         assert p.name in r["error"]
     assert f"{len(bad) + 1} of {len(paths)} input(s) failed" in errs.getvalue()
 
@@ -64,12 +71,13 @@ def test_run_predict_csv_to_file(model_dir, audio, tmp_path):
     good, bad = audio
     con, err, out, errs = _consoles()
     target = tmp_path / "res" / "out.csv"
-    n = run_predict(model_dir, [tmp_path / "audio", bad["silent"]], fmt="csv", output=target,
-                    console=con, err_console=err)
+    n = run_predict(
+        model_dir, [tmp_path / "audio", bad["silent"]], fmt="csv", output=target, console=con, err_console=err
+    )
     assert n == 1 and out.getvalue() == ""
     assert f"wrote 3 result(s) to {target}" in errs.getvalue()
     rows = list(csv.DictReader(target.open()))
-    assert list(rows[0])[:3 + len(EMOTIONS)] == ["path", "emotion", "prob"] + [f"probs_{c}" for c in EMOTIONS]
+    assert list(rows[0])[: 3 + len(EMOTIONS)] == ["path", "emotion", "prob"] + [f"probs_{c}" for c in EMOTIONS]
     assert {"gender", "gender_prob", "style", "transcript", "error"} <= set(rows[0])
     assert [r["path"] for r in rows] == [str(good[0]), str(good[1]), str(bad["silent"])]
     for r in rows[:2]:
@@ -85,8 +93,20 @@ def test_run_predict_table(model_dir, audio):
     n = run_predict(model_dir, [good[0], bad["corrupt"]], fmt="table", console=con, err_console=err)
     assert n == 1
     text = out.getvalue()
-    for word in ("file", "emotion", "prob", "gender", "style", "transcript", "1 predicted, 1 failed",
-                 "audio/a.wav", "bad/corrupt.wav", "error", "truncated", f"files under {good[2].parent}"):
+    for word in (
+        "file",
+        "emotion",
+        "prob",
+        "gender",
+        "style",
+        "transcript",
+        "1 predicted, 1 failed",
+        "audio/a.wav",
+        "bad/corrupt.wav",
+        "error",
+        "truncated",
+        f"files under {good[2].parent}",
+    ):
         assert word in text, word
     assert any(e in text for e in EMOTIONS)
 
@@ -123,8 +143,22 @@ def test_cli_predict(model_dir, audio, tmp_path):
     assert "model directory not found" in r.output and "Traceback" not in r.output
 
     out = tmp_path / "res.json"
-    r = runner.invoke(main, ["predict", str(model_dir), str(tmp_path / "audio"), "-o", str(out), "--format", "json",
-                             "--max-seconds", "5", "--device", "cpu"])
+    r = runner.invoke(
+        main,
+        [
+            "predict",
+            str(model_dir),
+            str(tmp_path / "audio"),
+            "-o",
+            str(out),
+            "--format",
+            "json",
+            "--max-seconds",
+            "5",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0 and r.stdout == ""
     assert [x["path"] for x in json.loads(out.read_text())] == [str(good[0]), str(good[1])]
 

@@ -50,8 +50,20 @@ def test_prediction_matches_model_forward(recognizer, tiny_model):
     assert sum(p.probs.values()) == pytest.approx(1.0, abs=1e-5)
     d = p.to_dict()
     assert d["path"] is None and d["emotion"] == p.emotion and d["prob"] == pytest.approx(p.prob, abs=1e-6)
-    assert set(d) >= {"path", "emotion", "prob", "probs", "gender", "gender_prob", "style", "style_prob",
-                      "transcript", "aux", "duration", "segments"}
+    assert set(d) >= {
+        "path",
+        "emotion",
+        "prob",
+        "probs",
+        "gender",
+        "gender_prob",
+        "style",
+        "style_prob",
+        "transcript",
+        "aux",
+        "duration",
+        "segments",
+    }
 
 
 def test_file_equals_array(recognizer, tmp_path):
@@ -136,7 +148,7 @@ def test_predict_batch_errors_and_results(recognizer, tmp_path):
     assert len(res) == len(items)
     reasons = [r.reason for r in res if isinstance(r, PredictionError)]
     assert reasons == list(bad)  # in input order, each with its reason
-    for r, path in zip(res[1:1 + len(bad)], bad.values()):
+    for r, path in zip(res[1 : 1 + len(bad)], bad.values()):
         assert r.path == str(path) and str(path.name) in r.error and not r.ok
         assert r.to_dict() == {"path": str(path), "error": r.error, "reason": r.reason}
     preds = [r for r in res if isinstance(r, Prediction)]
@@ -176,16 +188,21 @@ def test_long_recording_is_segmented(model_dir, tmp_path):
     assert p.emotion == EMOTIONS[int(seg.mean(0).argmax())]
     for s in p.segments:
         assert s.emotion == max(s.probs, key=s.probs.get)
-    assert p.to_dict()["segments"][3] == {"start": 15.0, "end": 25.0, "emotion": p.segments[3].emotion,
-                                          "probs": {k: round(v, 6) for k, v in p.segments[3].probs.items()},
-                                          "transcript": p.segments[3].transcript}
+    assert p.to_dict()["segments"][3] == {
+        "start": 15.0,
+        "end": 25.0,
+        "emotion": p.segments[3].emotion,
+        "probs": {k: round(v, 6) for k, v in p.segments[3].probs.items()},
+        "transcript": p.segments[3].transcript,
+    }
 
 
 def test_long_speech_uses_vad_and_weights_by_duration(model_dir):
     # two "utterances" of speech-like babble separated by silence
     x = np.concatenate([silence(1.0), babble(3.0, seed=5), silence(2.0), babble(4.0, f0=210, seed=6), silence(1.0)])
     rec = EmotionRecognizer.from_pretrained(
-        model_dir, device="cpu", config=RecognizerConfig(segment=SegmentConfig(max_seconds=5.0)))
+        model_dir, device="cpu", config=RecognizerConfig(segment=SegmentConfig(max_seconds=5.0))
+    )
     p = rec.predict(x)
     assert p.segmentation == "vad"
     assert len(p.segments) == 2

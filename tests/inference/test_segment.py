@@ -51,8 +51,13 @@ def test_long_vad_region_is_windowed(monkeypatch):
     monkeypatch.setattr(seg_mod, "vad_spans", lambda x, cfg, sr=SR: [(SR, 2 * SR), (3 * SR, 15 * SR)])
     s = segment_audio(tone(20.0), SegmentConfig(max_seconds=5.0))
     assert s.method == "vad"
-    assert s.spans == [(SR, 2 * SR), (3 * SR, 8 * SR), (int(5.5 * SR), int(10.5 * SR)), (8 * SR, 13 * SR),
-                       (10 * SR, 15 * SR)]
+    assert s.spans == [
+        (SR, 2 * SR),
+        (3 * SR, 8 * SR),
+        (int(5.5 * SR), int(10.5 * SR)),
+        (8 * SR, 13 * SR),
+        (10 * SR, 15 * SR),
+    ]
 
 
 def test_no_speech_or_broken_vad_falls_back_to_windows(monkeypatch):
@@ -70,8 +75,15 @@ def test_no_speech_or_broken_vad_falls_back_to_windows(monkeypatch):
     assert s.spans == [(0, 6 * SR), (3 * SR, 9 * SR), (6 * SR, 12 * SR)]
 
 
-@pytest.mark.parametrize("kw, field", [({"max_seconds": 0}, "max_seconds"), ({"method": "magic"}, "method"),
-                                       ({"window_seconds": -1}, "window_seconds"), ({"overlap": 1.0}, "overlap")])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"max_seconds": 0}, "max_seconds"),
+        ({"method": "magic"}, "method"),
+        ({"window_seconds": -1}, "window_seconds"),
+        ({"overlap": 1.0}, "overlap"),
+    ],
+)
 def test_config_validation(kw, field):
     with pytest.raises(ConfigError, match=field):
         SegmentConfig(**kw).validate()

@@ -61,8 +61,10 @@ def test_predict_multipart_and_raw_body_give_predicts_json_plus_labels(client, r
 
 def _bad_uploads(tmp_path: Path) -> dict[str, tuple[bytes, str]]:
     files = bad_files(tmp_path / "bad")
-    out = {reason: (files[reason].read_bytes(), "audio/wav")
-           for reason in ("empty", "unreadable", "corrupt", "too_short", "silent", "nonfinite")}
+    out = {
+        reason: (files[reason].read_bytes(), "audio/wav")
+        for reason in ("empty", "unreadable", "corrupt", "too_short", "silent", "nonfinite")
+    }
     out["too_long"] = (_wav(tmp_path, tone(21.0), "long.wav").read_bytes(), "audio/wav")  # limit 20 s
     return out
 
@@ -84,8 +86,10 @@ def test_bad_audio_gets_a_422_json_error(client, tmp_path, reason, how):
 
 def test_too_large_upload_gets_413(client, tmp_path):
     big = _wav(tmp_path, babble(40.0, seed=1), subtype="FLOAT")  # 2.5 MB > the 1 MB limit
-    for r in (_post_file(client, big),
-              client.post("/v1/predict", content=big.read_bytes(), headers={"content-type": "audio/wav"})):
+    for r in (
+        _post_file(client, big),
+        client.post("/v1/predict", content=big.read_bytes(), headers={"content-type": "audio/wav"}),
+    ):
         assert r.status_code == 413 and r.json()["reason"] == "too_large"
     ok = _wav(tmp_path, babble(10.0, seed=1))  # 320 kB: under the limit
     assert _post_file(client, ok).status_code == 200
@@ -97,7 +101,9 @@ def test_request_errors(client, tmp_path):
     assert r.status_code == 415 and r.json()["reason"] == "unsupported_media_type"
     r = client.post("/v1/predict", files={"other": ("a.wav", f.read_bytes(), "audio/wav")})
     assert r.status_code == 400 and r.json()["reason"] == "no_file"
-    r = client.post("/v1/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"})
+    r = client.post(
+        "/v1/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
     assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "reason"}
     r = client.get("/v1/nothing")
     assert r.status_code == 404 and r.json()["reason"] == "not_found"
@@ -110,6 +116,7 @@ def test_eight_concurrent_clients_get_the_single_client_answers(recognizer, tmp_
     expected = [recognizer.predict(f).probs for f in files]
     app = create_app(recognizer, ServeConfig(batch_size=8, max_wait_ms=50))
     with TestClient(app) as c:
+
         def call(i: int):
             r = _post_file(c, files[i % 8])
             return i % 8, r.status_code, r.json()
@@ -125,9 +132,9 @@ def test_eight_concurrent_clients_get_the_single_client_answers(recognizer, tmp_
 
 
 def test_long_recording_returns_a_timeline(model_dir, tmp_path):
-    rec = EmotionRecognizer.from_pretrained(model_dir, device="cpu",
-                                            config=RecognizerConfig(segment=SegmentConfig(max_seconds=5.0,
-                                                                                          method="windows")))
+    rec = EmotionRecognizer.from_pretrained(
+        model_dir, device="cpu", config=RecognizerConfig(segment=SegmentConfig(max_seconds=5.0, method="windows"))
+    )
     f = _wav(tmp_path, np.concatenate([tone(6.0, seed=1), tone(6.0, freq=300, seed=2)]), "long.wav")
     with TestClient(create_app(rec)) as c:
         body = _post_file(c, f).json()

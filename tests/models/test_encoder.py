@@ -65,7 +65,8 @@ def test_attention_mask_only_for_layer_norm_cnns(preset, masked):
     enc = tiny(preset)
     seen = []
     enc.model.encoder.layers[0].register_forward_pre_hook(
-        lambda m, a, kw: seen.append(kw.get("attention_mask")), with_kwargs=True)
+        lambda m, a, kw: seen.append(kw.get("attention_mask")), with_kwargs=True
+    )
     waves, lengths = make_batch([8000, 5000])
     out = enc(waves, lengths)
     assert enc.batch_independent is masked
@@ -165,16 +166,23 @@ def test_frozen_prefix_keeps_no_activations():
     current = ["input"]
     saved_by: dict[str, int] = {}
     enter = {"cnn": enc.model.feature_extractor, "prefix": enc.model.feature_projection}
-    handles = [mod.register_forward_pre_hook(lambda m, a, name=name: current.__setitem__(0, name))
-               for name, mod in enter.items()]
+    handles = [
+        mod.register_forward_pre_hook(lambda m, a, name=name: current.__setitem__(0, name))
+        for name, mod in enter.items()
+    ]
     for i, layer in enumerate(enc.model.encoder.layers):
         handles.append(layer.register_forward_pre_hook(lambda m, a, i=i: current.__setitem__(0, f"layer{i}")))
 
     grad_mode: dict[str, bool] = {}
-    for name, mod in (("cnn", enc.model.feature_extractor), ("prefix", enc.model.feature_projection),
-                      ("layer3", enc.model.encoder.layers[3]), ("layer4", enc.model.encoder.layers[4])):
-        handles.append(mod.register_forward_hook(
-            lambda m, a, o, name=name: grad_mode.__setitem__(name, torch.is_grad_enabled())))
+    for name, mod in (
+        ("cnn", enc.model.feature_extractor),
+        ("prefix", enc.model.feature_projection),
+        ("layer3", enc.model.encoder.layers[3]),
+        ("layer4", enc.model.encoder.layers[4]),
+    ):
+        handles.append(
+            mod.register_forward_hook(lambda m, a, o, name=name: grad_mode.__setitem__(name, torch.is_grad_enabled()))
+        )
 
     def pack(t):
         saved_by[current[0]] = saved_by.get(current[0], 0) + 1

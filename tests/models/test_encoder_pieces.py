@@ -22,8 +22,12 @@ def build(variant: str, **kw) -> SSLEncoder:
         d = preset_config(f"tiny-{variant[7:]}").to_dict()
         d.update(do_stable_layer_norm=True, feat_extract_norm="layer")
         if kw.get("dropout") is not None:  # from_hf_config keeps the dict's dropout values
-            d.update({k: kw["dropout"] for k in ("hidden_dropout", "attention_dropout", "activation_dropout",
-                                                "feat_proj_dropout")})
+            d.update(
+                {
+                    k: kw["dropout"]
+                    for k in ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout")
+                }
+            )
         torch.manual_seed(3)
         return SSLEncoder.from_hf_config(d, EncoderConfig(name_or_path=variant, **kw))
     return SSLEncoder.from_pretrained(EncoderConfig(name_or_path=variant, **kw))

@@ -207,8 +207,15 @@ def test_save_then_load_gives_identical_outputs(tmp_path):
         model.layer_fusion.logits.copy_(torch.linspace(-1, 1, 11))
     model.save_pretrained(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert set(meta) == {"metaser_version", "model", "emotion_labels", "tasks", "encoder_config",
-                         "sample_rate", "normalize_waveform"}
+    assert set(meta) == {
+        "metaser_version",
+        "model",
+        "emotion_labels",
+        "tasks",
+        "encoder_config",
+        "sample_rate",
+        "normalize_waveform",
+    }
     assert meta["sample_rate"] == 16000 and meta["normalize_waveform"] is True
     assert meta["emotion_labels"] == EMOTIONS
     assert meta["tasks"][2] == {"name": "asr", "kind": "ctc", "labels": list(" abcdefg")}

@@ -13,8 +13,13 @@ def test_importing_the_config_stays_light():
         "import sys, metaser.models.config, metaser.models; "
         "print(int('torch' in sys.modules), int('transformers' in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.stdout.split() == ["0", "0"]
 
 
@@ -23,8 +28,14 @@ def test_lazy_exports_resolve():
     from metaser.models.metaser import MetaSERModel
 
     assert m.MetaSERModel is MetaSERModel
-    assert set(m.__all__) >= {"SSLEncoder", "MetaSERModel", "MetaSEROutput", "AugmentedResidualIntegration",
-                              "CoAttentionFusion", "masked_mean"}
+    assert set(m.__all__) >= {
+        "SSLEncoder",
+        "MetaSERModel",
+        "MetaSEROutput",
+        "AugmentedResidualIntegration",
+        "CoAttentionFusion",
+        "masked_mean",
+    }
 
 
 def test_method_doc_cites_existing_tests():
@@ -36,6 +47,5 @@ def test_method_doc_cites_existing_tests():
     refs = set(re.findall(r"(test_\w+\.py)::(test_\w+)", doc))
     assert len(refs) >= 30
     files = {p.name: p for p in (root / "tests").rglob("test_*.py")}
-    missing = [f"{f}::{t}" for f, t in sorted(refs)
-               if f not in files or f"def {t}(" not in files[f].read_text()]
+    missing = [f"{f}::{t}" for f, t in sorted(refs) if f not in files or f"def {t}(" not in files[f].read_text()]
     assert missing == []

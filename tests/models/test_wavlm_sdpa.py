@@ -50,8 +50,11 @@ def test_sdpa_equals_eager_outputs_and_gradients(variant, frozen, monkeypatch):
     waves, lengths = make_batch(LENGTHS)
     calls = []
     real = wavlm_sdpa.F.scaled_dot_product_attention
-    monkeypatch.setattr(wavlm_sdpa.F, "scaled_dot_product_attention",
-                        lambda *a, **kw: calls.append(kw["attn_mask"].shape) or real(*a, **kw))
+    monkeypatch.setattr(
+        wavlm_sdpa.F,
+        "scaled_dot_product_attention",
+        lambda *a, **kw: calls.append(kw["attn_mask"].shape) or real(*a, **kw),
+    )
     outs, grads = [], []
     for enc in (eager, sdpa):
         enc.freeze_layers(frozen)
@@ -91,13 +94,15 @@ def test_attention_dropout_applies_in_training_only():
     assert (a - b).abs().max() > 1e-3  # attention dropout is on: two draws differ
     sdpa.eval(), eager.eval()
     with torch.no_grad():
-        torch.testing.assert_close(sdpa(waves, lengths).hidden_states[-1], eager(waves, lengths).hidden_states[-1],
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            sdpa(waves, lengths).hidden_states[-1], eager(waves, lengths).hidden_states[-1], rtol=0, atol=1e-5
+        )
     # train mode without attention dropout: the same function as eager in train mode
     eager0, sdpa0 = pair("tiny-wavlm", attention_dropout=0.0, **no_drop)
     eager0.train(), sdpa0.train()
-    torch.testing.assert_close(sdpa0(waves, lengths).hidden_states[-1], eager0(waves, lengths).hidden_states[-1],
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        sdpa0(waves, lengths).hidden_states[-1], eager0(waves, lengths).hidden_states[-1], rtol=0, atol=1e-5
+    )
 
 
 def test_switching_back_and_forth_keeps_the_state_dict():
@@ -115,7 +120,9 @@ def test_save_pretrained_round_trip(tmp_path):
     src.save_pretrained(tmp_path / "enc")
     eager_ref = SSLEncoder.from_pretrained(EncoderConfig(name_or_path="tiny-wavlm", attn_implementation="eager"))
     back = SSLEncoder.from_pretrained(EncoderConfig(name_or_path=str(tmp_path / "enc")))
-    back_eager = SSLEncoder.from_pretrained(EncoderConfig(name_or_path=str(tmp_path / "enc"), attn_implementation="eager"))
+    back_eager = SSLEncoder.from_pretrained(
+        EncoderConfig(name_or_path=str(tmp_path / "enc"), attn_implementation="eager")
+    )
     assert back.attn_implementation == "sdpa" and back_eager.attn_implementation == "eager"
     sd, ref = back.state_dict(), eager_ref.state_dict()
     assert list(sd) == list(ref) and all(torch.equal(sd[k], ref[k]) for k in ref)

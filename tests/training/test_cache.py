@@ -12,8 +12,12 @@ from metaser.config import apply_overrides
 def ctx(make_run_config, tmp_path_factory):
     from metaser.training.fold import prepare_fold
 
-    cfg = make_run_config(tmp_path_factory.mktemp("cache"), "data.sampler.mode=fixed", "data.sampler.batch_size=4",
-                          "model.encoder.dropout=0.0")
+    cfg = make_run_config(
+        tmp_path_factory.mktemp("cache"),
+        "data.sampler.mode=fixed",
+        "data.sampler.batch_size=4",
+        "model.encoder.dropout=0.0",
+    )
     return prepare_fold(cfg, 1)
 
 
@@ -25,8 +29,11 @@ def losses(ctx, stage: str, cached: bool, steps: int = 6) -> tuple[list[float], 
     cfg, spec = ctx.cfg, ctx.spec(stage)
     model = build_model(cfg, ctx.labels)
     module = build_stage(model, spec, ctx.labels, cfg)
-    store = stage_features(cfg, model, spec.freeze_layers, ctx.parts, ctx.labels, ctx.manifest_sha,
-                           all_cuts=ctx.all_cuts) if cached else None
+    store = (
+        stage_features(cfg, model, spec.freeze_layers, ctx.parts, ctx.labels, ctx.manifest_sha, all_cuts=ctx.all_cuts)
+        if cached
+        else None
+    )
     loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, features=store)
     opt = module.configure_optimizers()
     module.train()
@@ -73,12 +80,15 @@ def test_cache_is_keyed_by_the_frozen_weights(ctx):
     assert not torch.equal(a.get(c, 1.0)[3], b.get(c, 1.0)[3])
 
 
-@pytest.mark.parametrize("change,why", [
-    (["model.encoder.name_or_path=tiny-wav2vec2", "cache.mode=strict"], "group norm"),
-    (["data.augment.band_drop_prob=0.5"], "band / chunk drop"),
-    (["data.sampler.max_utterance_seconds=2.0"], "cropping"),
-    (["cache.mode=none"], "cache.mode=none"),
-])
+@pytest.mark.parametrize(
+    "change,why",
+    [
+        (["model.encoder.name_or_path=tiny-wav2vec2", "cache.mode=strict"], "group norm"),
+        (["data.augment.band_drop_prob=0.5"], "band / chunk drop"),
+        (["data.sampler.max_utterance_seconds=2.0"], "cropping"),
+        (["cache.mode=none"], "cache.mode=none"),
+    ],
+)
 def test_cache_switches_itself_off_and_says_why(ctx, change, why):
     from metaser.models.encoder import SSLEncoder
     from metaser.training.cache import cache_layer
@@ -105,8 +115,13 @@ def test_group_norm_encoders_are_cached_alone_by_default(ctx, mode):
 def ctx_group_norm(make_run_config, tmp_path_factory):
     from metaser.training.fold import prepare_fold
 
-    cfg = make_run_config(tmp_path_factory.mktemp("cache-gn"), "data.sampler.mode=fixed", "data.sampler.batch_size=1",
-                          "model.encoder.dropout=0.0", "model.encoder.name_or_path=tiny-wav2vec2")
+    cfg = make_run_config(
+        tmp_path_factory.mktemp("cache-gn"),
+        "data.sampler.mode=fixed",
+        "data.sampler.batch_size=1",
+        "model.encoder.dropout=0.0",
+        "model.encoder.name_or_path=tiny-wav2vec2",
+    )
     return prepare_fold(cfg, 1)
 
 

@@ -14,8 +14,11 @@ from metaser.training.stages import compile_encoder_layers
 def test_compiled_layers_match_the_plain_model():
     def build():
         torch.manual_seed(0)
-        cfg = ModelConfig(encoder=EncoderConfig(name_or_path="tiny-wavlm", dropout=0.0),
-                          aux_head=HeadConfig(dropout=0.0), emotion_head=HeadConfig(dropout=0.0))
+        cfg = ModelConfig(
+            encoder=EncoderConfig(name_or_path="tiny-wavlm", dropout=0.0),
+            aux_head=HeadConfig(dropout=0.0),
+            emotion_head=HeadConfig(dropout=0.0),
+        )
         m = MetaSERModel.build(cfg, ["a", "b"], [TaskSpec("gender", "classification", ["f", "m"])])
         m.freeze_encoder_layers(4)
         return m
@@ -31,6 +34,11 @@ def test_compiled_layers_match_the_plain_model():
         torch.manual_seed(1)
         out = m(w, lengths)
         out.task_logits["gender"].sum().backward()
-        outs.append((out.emotion_logits.detach(), m.encoder.model.encoder.layers[11].feed_forward.output_dense.weight.grad.clone()))
+        outs.append(
+            (
+                out.emotion_logits.detach(),
+                m.encoder.model.encoder.layers[11].feed_forward.output_dense.weight.grad.clone(),
+            )
+        )
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-4)
     assert torch.allclose(outs[0][1], outs[1][1], atol=1e-4)

@@ -66,13 +66,20 @@ def test_ddp_two_cpu_processes_see_disjoint_batches(synth_manifest: Path, make_r
     ids_dir = tmp_path / "ids"
     ids_dir.mkdir()
     out = tmp_path / "runs"
-    overrides = run_config_overrides(synth_manifest, out, "name=ddp", "trainer.strategy=ddp", "trainer.devices=2",
-                                     "trainer.accelerator=cpu")
+    overrides = run_config_overrides(
+        synth_manifest, out, "name=ddp", "trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
-    proc = subprocess.run([sys.executable, str(script), str(TINY_PRESET), str(ids_dir), *overrides],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(TINY_PRESET), str(ids_dir), *overrides],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     split = make_folds(load_manifest(synth_manifest), make_run_config(tmp_path).data.split)[0]

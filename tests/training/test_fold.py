@@ -25,7 +25,7 @@ ENC = "encoder.model."
 def ckpt_weights(path: Path) -> dict[str, torch.Tensor]:
     """The model's tensors of a Lightning checkpoint, keyed like save_pretrained's."""
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
 
 
 def layer_of(key: str) -> int | None:
@@ -54,8 +54,12 @@ def test_stage2_keeps_frozen_layers_of_selected_stage1_checkpoint(cv_run: Path, 
     assert all(torch.equal(final[k], s2[k]) for k in final)
 
     frozen = [k for k in final if is_frozen_in_stage2(k)]
-    prefixes = {f"{ENC}feature_extractor.", f"{ENC}feature_projection.", f"{ENC}encoder.pos_conv_embed.",
-                f"{ENC}encoder.layer_norm."} | {f"{ENC}encoder.layers.{i}." for i in range(FROZEN_LAYERS)}
+    prefixes = {
+        f"{ENC}feature_extractor.",
+        f"{ENC}feature_projection.",
+        f"{ENC}encoder.pos_conv_embed.",
+        f"{ENC}encoder.layer_norm.",
+    } | {f"{ENC}encoder.layers.{i}." for i in range(FROZEN_LAYERS)}
     assert {p for p in prefixes if any(k.startswith(p) for k in frozen)} == prefixes
     changed_frozen = [k for k in frozen if not torch.equal(final[k], s1[k])]
     assert changed_frozen == []
@@ -74,8 +78,10 @@ def test_stage1_trains_all_layers_but_never_the_cnn(cv_run: Path):
     from metaser.models.config import EncoderConfig
     from metaser.models.encoder import SSLEncoder
 
-    init = {f"encoder.{k}": v for k, v in SSLEncoder.from_pretrained(EncoderConfig(name_or_path="tiny-wavlm"))
-            .state_dict().items()}
+    init = {
+        f"encoder.{k}": v
+        for k, v in SSLEncoder.from_pretrained(EncoderConfig(name_or_path="tiny-wavlm")).state_dict().items()
+    }
     s1 = ckpt_weights(cv_run / "fold1" / "stage1" / "best.ckpt")
     cnn = [k for k in init if k.startswith(f"{ENC}feature_extractor.")]
     assert cnn and all(torch.equal(s1[k], init[k]) for k in cnn)

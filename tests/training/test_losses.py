@@ -21,10 +21,15 @@ def _fake(B=3, T=20, V=6):
         ctc_lengths=torch.tensor([20, 15, 10]),
     )
     batch = Batch(
-        waveforms=torch.zeros(B, 100), lengths=torch.tensor([100, 90, 80]),
-        targets={"emotion": torch.tensor([0, 1, 3]), "gender": torch.tensor([0, 1, -100]),
-                 "style": torch.tensor([1, 1, 0])},
-        ctc_targets=torch.tensor([[1, 2, 3], [2, 2, 0], [4, 0, 0]]), ctc_target_lengths=torch.tensor([3, 2, 1]),
+        waveforms=torch.zeros(B, 100),
+        lengths=torch.tensor([100, 90, 80]),
+        targets={
+            "emotion": torch.tensor([0, 1, 3]),
+            "gender": torch.tensor([0, 1, -100]),
+            "style": torch.tensor([1, 1, 0]),
+        },
+        ctc_targets=torch.tensor([[1, 2, 3], [2, 2, 0], [4, 0, 0]]),
+        ctc_target_lengths=torch.tensor([3, 2, 1]),
     )
     return out, batch
 
@@ -34,8 +39,14 @@ def test_aux_loss_is_the_weighted_sum():
     lo = AuxiliaryLoss({"gender": 0.5, "style": 2.0, "asr": 0.3})(out, batch)
     g = F.cross_entropy(out.task_logits["gender"][:2], batch.targets["gender"][:2])
     s = F.cross_entropy(out.task_logits["style"], batch.targets["style"])
-    c = F.ctc_loss(out.ctc_log_probs.transpose(0, 1), batch.ctc_targets, out.ctc_lengths,
-                   batch.ctc_target_lengths, blank=0, zero_infinity=True)
+    c = F.ctc_loss(
+        out.ctc_log_probs.transpose(0, 1),
+        batch.ctc_targets,
+        out.ctc_lengths,
+        batch.ctc_target_lengths,
+        blank=0,
+        zero_infinity=True,
+    )
     assert lo.total.item() == pytest.approx((0.5 * g + 2.0 * s + 0.3 * c).item(), rel=1e-5)
     assert set(lo.parts) == {"gender", "style", "asr"}
 

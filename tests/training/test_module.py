@@ -26,9 +26,13 @@ def parts(make_run_config, tmp_path_factory):
     from metaser.training.datamodule import FoldData
     from metaser.training.fold import resolve_fold
 
-    cfg = make_run_config(tmp_path_factory.mktemp("module"), f"stage1.optim.encoder_lr={ENCODER_LR}",
-                          f"stage1.optim.head_lr={HEAD_LR}", f"stage2.optim.encoder_lr={ENCODER_LR}",
-                          f"stage2.optim.head_lr={HEAD_LR}")
+    cfg = make_run_config(
+        tmp_path_factory.mktemp("module"),
+        f"stage1.optim.encoder_lr={ENCODER_LR}",
+        f"stage1.optim.head_lr={HEAD_LR}",
+        f"stage2.optim.encoder_lr={ENCODER_LR}",
+        f"stage2.optim.head_lr={HEAD_LR}",
+    )
     cuts = load_manifest(manifest_file(cfg.data.manifest))
     train, valid, test = resolve_fold(cfg, cuts, 1).subsets(cuts)
     aux = list(cfg.aux_tasks)
@@ -54,9 +58,18 @@ def stage(cfg, model, labels, name):
 def one_step(module, data) -> dict[str, torch.Tensor]:
     """Parameters before a single optimiser step (the module is updated in place)."""
     before = {k: v.detach().clone() for k, v in module.model.named_parameters()}
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=1, limit_val_batches=0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, use_distributed_sampler=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 1
     return before
@@ -120,8 +133,13 @@ def test_stage2_freezes_aux_heads_and_first_layers(parts):
 
     before = one_step(module, data)
     moved = changed(module, before)
-    frozen = [k for k in before if k.startswith("task_heads.") or (layer(k) is not None and layer(k) < FREEZE)
-              or k.startswith(("encoder.model.feature_projection.", "encoder.model.encoder.pos_conv_embed."))]
+    frozen = [
+        k
+        for k in before
+        if k.startswith("task_heads.")
+        or (layer(k) is not None and layer(k) < FREEZE)
+        or k.startswith(("encoder.model.feature_projection.", "encoder.model.encoder.pos_conv_embed."))
+    ]
     assert frozen and not moved & set(frozen)
     assert {layer(k) for k in moved if layer(k) is not None} == set(range(FREEZE, 12))
     assert any(k.startswith("emotion_head.") for k in moved)
@@ -136,8 +154,9 @@ def test_stage2_can_keep_training_aux_heads(parts):
     model = build_model(cfg, labels, aux)
     model.freeze_encoder_layers(FREEZE)
     model.set_trainable(aux_heads=True, emotion_head=True)
-    module = SERModule(model, stage="stage2", labels=labels, aux_weights={t: 1.0 for t in aux},
-                       stage_cfg=cfg.stage2, seed=cfg.seed)
+    module = SERModule(
+        model, stage="stage2", labels=labels, aux_weights={t: 1.0 for t in aux}, stage_cfg=cfg.stage2, seed=cfg.seed
+    )
     assert_groups(module)
     opt = module.configure_optimizers()
     heads = {id(p) for p in opt.param_groups[1]["params"]}
@@ -149,8 +168,14 @@ def test_per_step_reseed_makes_dropout_independent_of_prior_rng_use(parts):
     from metaser.training.module import SERModule
 
     cfg, labels, aux, _ = parts
-    module = SERModule(build_model(cfg, labels, aux), stage="stage1", labels=labels, aux_weights=cfg.aux_tasks,
-                       stage_cfg=cfg.stage1, seed=cfg.seed)
+    module = SERModule(
+        build_model(cfg, labels, aux),
+        stage="stage1",
+        labels=labels,
+        aux_weights=cfg.aux_tasks,
+        stage_cfg=cfg.stage1,
+        seed=cfg.seed,
+    )
     draws = []
     for noise in (0, 5):
         torch.rand(noise)  # unrelated use of the global RNG before the step
@@ -246,12 +271,14 @@ def test_importing_metaser_changes_no_warning_filter_or_logger():
     import subprocess
     import sys
 
-    code = ("import warnings, logging, torch, pytorch_lightning, transformers, lhotse, torchmetrics; "
-            "from transformers import AutoModel; before = list(warnings.filters); "
-            "lvl = logging.getLogger('pytorch_lightning').level; "
-            "import metaser.training.fold, metaser.experiments.cv, metaser.cli; "
-            "assert warnings.filters == before, 'filters changed'; "
-            "assert logging.getLogger('pytorch_lightning').level == lvl; print('ok')")
+    code = (
+        "import warnings, logging, torch, pytorch_lightning, transformers, lhotse, torchmetrics; "
+        "from transformers import AutoModel; before = list(warnings.filters); "
+        "lvl = logging.getLogger('pytorch_lightning').level; "
+        "import metaser.training.fold, metaser.experiments.cv, metaser.cli; "
+        "assert warnings.filters == before, 'filters changed'; "
+        "assert logging.getLogger('pytorch_lightning').level == lvl; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
     from metaser.training.trainer import quiet_lightning

@@ -64,8 +64,9 @@ def assert_same_run(metrics: dict, fdir: Path, reference) -> None:
         assert read_jsonl(fdir / name) == read_jsonl(ref_dir / name), name
     # the weights after the last epoch (not only the selected ones) are bit-identical
     for stage in ("stage1", "stage2"):
-        ours, ref = (torch.load(d / stage / "last.ckpt", map_location="cpu", weights_only=False)
-                     for d in (fdir, ref_dir))
+        ours, ref = (
+            torch.load(d / stage / "last.ckpt", map_location="cpu", weights_only=False) for d in (fdir, ref_dir)
+        )
         assert (ours["epoch"], ours["global_step"]) == (ref["epoch"], ref["global_step"])
         ours, ref = ours["state_dict"], ref["state_dict"]
         assert ours.keys() == ref.keys()

@@ -52,10 +52,21 @@ def test_prepare_lists_short_clips_as_too_short(table, tmp_path):
 def test_kept_short_clips_train_to_the_end(table, tmp_path):
     result = CliRunner().invoke(main, ["prepare", "csv", str(table), "-o", str(tmp_path / "m"), "--min-duration", "0"])
     assert result.exit_code == 0, result.output
-    args = ["train", str(TINY_PRESET), f"data.manifest={tmp_path / 'm'}", f"output_dir={tmp_path / 'runs'}",
-            *TEST_OVERRIDES, "aux_tasks={gender: 1.0}", "data.split.group_by=session",
-            "data.split.valid_fraction=0.25", "data.sampler.mode=fixed", "data.sampler.batch_size=4",
-            "name=short", "--fold", "1"]
+    args = [
+        "train",
+        str(TINY_PRESET),
+        f"data.manifest={tmp_path / 'm'}",
+        f"output_dir={tmp_path / 'runs'}",
+        *TEST_OVERRIDES,
+        "aux_tasks={gender: 1.0}",
+        "data.split.group_by=session",
+        "data.split.valid_fraction=0.25",
+        "data.sampler.mode=fixed",
+        "data.sampler.batch_size=4",
+        "name=short",
+        "--fold",
+        "1",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     fold = tmp_path / "runs" / "short" / "fold1"

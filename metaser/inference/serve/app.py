@@ -53,8 +53,13 @@ _MULTIPART_OVERHEAD = 64 * 1024  # multipart headers and boundaries on top of th
 _PREDICT_BODY = {
     "required": True,
     "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
         "audio/*": {"schema": {"type": "string", "format": "binary"}},
     },
 }
@@ -90,8 +95,9 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
     """The FastAPI app serving ``recognizer`` (an :class:`EmotionRecognizer`)."""
     cfg = config or ServeConfig()
     name = model_name or (recognizer.path.name if recognizer.path is not None else "model")
-    batcher = MicroBatcher(recognizer, max_batch=cfg.batch_size, max_wait_s=cfg.max_wait_ms / 1000.0,
-                           max_queue=cfg.max_queue)
+    batcher = MicroBatcher(
+        recognizer, max_batch=cfg.batch_size, max_wait_s=cfg.max_wait_ms / 1000.0, max_queue=cfg.max_queue
+    )
     segment_lock = threading.Lock()  # silero-vad keeps state: one segmentation at a time
 
     @asynccontextmanager
@@ -102,10 +108,14 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
 
     from fastapi_offline import FastAPIOffline  # /docs and /redoc with their assets served locally
 
-    app = FastAPIOffline(title="metaser", version=_version(), lifespan=lifespan,
-                  description="Speech emotion recognition (emotion, gender, style, transcript) with a "
-                              "trained metaser model. Bad uploads get a 4xx JSON body "
-                              '`{"error": ..., "reason": ...}`.')
+    app = FastAPIOffline(
+        title="metaser",
+        version=_version(),
+        lifespan=lifespan,
+        description="Speech emotion recognition (emotion, gender, style, transcript) with a "
+        "trained metaser model. Bad uploads get a 4xx JSON body "
+        '`{"error": ..., "reason": ...}`.',
+    )
     app.state.batcher = batcher
     app.state.recognizer = recognizer
     app.state.config = cfg
@@ -137,12 +147,24 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
 
     @app.get("/v1/model", summary="The model's classes, tasks and the service limits")
     async def model_info() -> dict[str, Any]:
-        return {"model": name, "backend": recognizer.backend_name, "emotions": recognizer.emotion_labels,
-                "tasks": [{"name": t["name"], "kind": t.get("kind"), "labels": t.get("labels") if
-                           t.get("kind") == "classification" else None} for t in recognizer.tasks],
-                "synthetic": recognizer.synthetic, "max_upload_mb": cfg.max_upload_mb,
-                "max_seconds": cfg.max_seconds, "segment_seconds": recognizer.config.segment.max_seconds,
-                "sample_rate": SAMPLE_RATE}
+        return {
+            "model": name,
+            "backend": recognizer.backend_name,
+            "emotions": recognizer.emotion_labels,
+            "tasks": [
+                {
+                    "name": t["name"],
+                    "kind": t.get("kind"),
+                    "labels": t.get("labels") if t.get("kind") == "classification" else None,
+                }
+                for t in recognizer.tasks
+            ],
+            "synthetic": recognizer.synthetic,
+            "max_upload_mb": cfg.max_upload_mb,
+            "max_seconds": cfg.max_seconds,
+            "segment_seconds": recognizer.config.segment.max_seconds,
+            "sample_rate": SAMPLE_RATE,
+        }
 
     def _decode(data: bytes, filename: str | None):
         label = filename or "upload"
@@ -151,9 +173,16 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
         with segment_lock:
             return check_audio(x, label, filename, recognizer.checks)
 
-    @app.post("/v1/predict", summary="Predict one audio file", openapi_extra={"requestBody": _PREDICT_BODY},
-              responses={413: {"description": "upload too large"}, 415: {"description": "not an audio body"},
-                         422: {"description": "audio that cannot be used: see `reason`"}})
+    @app.post(
+        "/v1/predict",
+        summary="Predict one audio file",
+        openapi_extra={"requestBody": _PREDICT_BODY},
+        responses={
+            413: {"description": "upload too large"},
+            415: {"description": "not an audio body"},
+            422: {"description": "audio that cannot be used: see `reason`"},
+        },
+    )
     async def predict(request: Request) -> dict[str, Any]:
         """Send a multipart form with a ``file`` field, or the raw file with an ``audio/*``
         content type. Returns ``metaser predict --format json``'s object for the file plus
@@ -187,8 +216,11 @@ async def _read_upload(request, max_bytes: int) -> tuple[bytes, str | None]:
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     multipart = ctype == "multipart/form-data"
     if not multipart and not (ctype.startswith("audio/") or ctype == "application/octet-stream"):
-        raise ApiError(415, f"send a multipart form with a 'file' field or a raw audio/* body, "
-                            f"not {ctype or 'no content type'}", "unsupported_media_type")
+        raise ApiError(
+            415,
+            f"send a multipart form with a 'file' field or a raw audio/* body, not {ctype or 'no content type'}",
+            "unsupported_media_type",
+        )
     limit = max_bytes + (_MULTIPART_OVERHEAD if multipart else 0)
     too_large = ApiError(413, f"upload larger than the limit of {max_bytes / 2**20:g} MB", "too_large")
     length = request.headers.get("content-length")
@@ -230,8 +262,16 @@ def _version() -> str:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def run_server(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch",
-               device: str = "auto", config: ServeConfig | None = None, console=None) -> None:
+def run_server(
+    model_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: str = "torch",
+    device: str = "auto",
+    config: ServeConfig | None = None,
+    console=None,
+) -> None:
     """Load the model and serve it with uvicorn until interrupted (``metaser serve``)."""
     import uvicorn
 
@@ -248,10 +288,14 @@ def run_server(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 80
     app = create_app(rec, cfg)
     if console is not None:
         if rec.synthetic:
-            console.print("[yellow]note:[/] this model was trained on the synthetic demo corpus; "
-                          "its predictions on real speech mean nothing")
+            console.print(
+                "[yellow]note:[/] this model was trained on the synthetic demo corpus; "
+                "its predictions on real speech mean nothing"
+            )
         if host not in LOOPBACK:
-            console.print(f"[yellow]warning:[/] listening on {host}, not only loopback: for the open internet "
-                          "put a reverse proxy with TLS and authentication in front (see docs/serve.md)")
+            console.print(
+                f"[yellow]warning:[/] listening on {host}, not only loopback: for the open internet "
+                "put a reverse proxy with TLS and authentication in front (see docs/serve.md)"
+            )
         console.print(f"serving {rec.path} ({rec.backend_name}) on http://{host}:{port}/  (API docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -46,7 +46,9 @@ def fast_length(n: int) -> int:
     return best
 
 
-def fft_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, groups: int) -> torch.Tensor:
+def fft_conv1d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, groups: int
+) -> torch.Tensor:
     """x (B, C_in, T), weight (C_out, C_in / groups, K) -> (B, C_out, T + 2 * padding - K + 1)."""
     b, c_in, t = x.shape
     c_out, c_group, k = weight.shape

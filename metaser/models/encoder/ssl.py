@@ -74,8 +74,7 @@ class SSLEncoder(nn.Module):
         for attr in ("feature_extractor", "feature_projection", "encoder"):
             if not hasattr(model, attr):
                 raise ConfigError(
-                    f"encoder.name_or_path: {cfg.name_or_path!r} loads a {type(model).__name__}, "
-                    f"which has no '{attr}'",
+                    f"encoder.name_or_path: {cfg.name_or_path!r} loads a {type(model).__name__}, which has no '{attr}'",
                     hint="use a wav2vec2 / HuBERT / WavLM / data2vec-audio style speech encoder",
                 )
         if not hasattr(model.encoder, "layers") or not hasattr(model, "_get_feat_extract_output_lengths"):
@@ -298,7 +297,9 @@ class SSLEncoder(nn.Module):
         with self._grad(self._frozen > 0):
             return execution.embed(self.model, features, self._hf_mask(frame_lengths, features.shape[1]))
 
-    def _run_layers(self, hidden: torch.Tensor, frame_lengths: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
+    def _run_layers(
+        self, hidden: torch.Tensor, frame_lengths: torch.Tensor, start: int, stop: int
+    ) -> list[torch.Tensor]:
         """Layers ``start .. stop-1`` from the input of layer ``start`` (B, T, D); their outputs."""
         b, t = hidden.shape[:2]
         attention_mask = execution.layer_attention_mask(self.model, hidden, self._hf_mask(frame_lengths, t))
@@ -391,4 +392,6 @@ class SSLEncoder(nn.Module):
         t = hidden[-1].shape[1]
         frame_lengths = frame_lengths.to(hidden[-1].device).long()
         frame_mask = lengths_to_mask(frame_lengths, t)  # (B, T)
-        return EncoderOutput(hidden_states=hidden, frame_lengths=frame_lengths, frame_mask=frame_mask, first_layer=first)
+        return EncoderOutput(
+            hidden_states=hidden, frame_lengths=frame_lengths, frame_mask=frame_mask, first_layer=first
+        )
