@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["SAMPLE_RATE", "CONV_KERNEL", "CONV_STRIDE", "receptive_field", "MIN_SAMPLES"]
 

@@ -61,7 +61,7 @@ def bf16() -> None:
         out.float().pow(2).mean().backward()
 
     for enabled in (False, True, False, True):
-        print(f"{'bf16' if enabled else 'fp32'}: {_median(lambda: step(enabled)):.2f} s")
+        print(f"{'bf16' if enabled else 'fp32'}: {_median(lambda enabled=enabled: step(enabled)):.2f} s")
 
 
 def _encoder_step(m: WavLMModel, feats: torch.Tensor) -> None:
@@ -76,7 +76,7 @@ def attention() -> None:
             feats = m.feature_extractor(torch.randn(BATCH, SAMPLES)).transpose(1, 2)  # (B, T, C)
         for impl in ("eager", "sdpa", "eager", "sdpa"):
             set_wavlm_attention(m, impl)
-            print(f"attention_dropout {drop} {impl}: {_median(lambda: _encoder_step(m, feats)):.3f} s")
+            print(f"attention_dropout {drop} {impl}: {_median(lambda m=m, feats=feats: _encoder_step(m, feats)):.3f} s")
 
 
 def profile() -> None:
@@ -111,7 +111,7 @@ def dropout() -> None:
 
     for _ in range(2):  # interleaved, twice: the machine's drift shows
         for name, m in models.items():
-            print(f"{name}: {_median(lambda: step(m)):.3f} s")
+            print(f"{name}: {_median(lambda m=m: step(m)):.3f} s")
 
 
 def posconv() -> None:
@@ -121,7 +121,7 @@ def posconv() -> None:
         x = torch.randn(batch, frames, 768, requires_grad=True)  # (B, T, D)
         for fft in (False, True, False, True):
             set_fft_pos_conv(m, fft)
-            t = _median(lambda: pos(x).pow(2).mean().backward())
+            t = _median(lambda x=x: pos(x).pow(2).mean().backward())
             print(f"({batch}, {frames}) {'fft' if fft else 'direct'}: {t:.3f} s")
 
 
@@ -149,7 +149,7 @@ def gemm() -> None:
     rows = BATCH * (SAMPLES // 320)  # the frames of 12 x 2.2 s
     for m, k, n in ((4096, 4096, 4096), (rows, 768, 768), (rows, 768, 3072), (rows, 3072, 768)):
         a, b = torch.randn(m, k), torch.randn(k, n)
-        t = _median(lambda: a @ b)
+        t = _median(lambda a=a, b=b: a @ b)
         print(f"({m} x {k}) @ ({k} x {n}): {2 * m * k * n / t / 1e9:.0f} GFLOP/s")
 
 

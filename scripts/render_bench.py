@@ -12,7 +12,8 @@ from pathlib import Path
 
 def train_table(doc: dict) -> str:
     rows = [
-        "| stage | mode | audio s / wall s | × reference | padding | utt / batch | median step (s) | cache | attention | Adam | dropout, pos conv | peak RSS (MB) |",
+        "| stage | mode | audio s / wall s | × reference | padding | utt / batch | median step (s) | cache "
+        "| attention | Adam | dropout, pos conv | peak RSS (MB) |",
         "|---|---|---:|---:|---:|---:|---:|---|---|---|---|---:|",
     ]
     ref = {r["stage"]: r["throughput"] for r in doc["results"] if r["mode"] == "reference"}

@@ -13,8 +13,8 @@ process are an order of magnitude slower than one (spin-waiting on busy cores).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -73,7 +73,7 @@ def synth_manifest(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def make_run_config(synth_manifest) -> Callable[..., "RunConfig"]:  # noqa: F821
+def make_run_config(synth_manifest) -> Callable[..., RunConfig]:  # noqa: F821
     """``make_run_config(output_dir, *overrides) -> RunConfig`` (tiny preset, test-sized)."""
     from metaser.config import load_config
     from metaser.training.config import RunConfig

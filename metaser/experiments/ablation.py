@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from metaser.config import apply_overrides, to_dict
 from metaser.errors import MetaserError

@@ -1,17 +1,17 @@
 """``metaser bench infer`` and ``metaser bench serve``: inference speed, measured.
 
-``bench infer`` times (after an untimed warm-up on a few files) :meth:`EmotionRecognizer.predict_batch` end to end (decoding included)
-over the same files for each backend (torch, onnx; optionally onnxruntime graph optimisation
-levels and a dynamic-int8 copy of the ONNX graph) and each batch size, and in the same run a
-plain transformers forward of the same encoder (the HF model alone, one file at a time, no
-heads) as the reference. Batches are length-sorted with a padding cap (see
-:func:`metaser.inference.recognizer.plan_batches`); the batch size to use is the measured best,
-so batching never loses to one file at a time. Every row also reports how far its
-probabilities are from torch at batch size 1 (``max_prob_diff``).
+``bench infer`` times (after an untimed warm-up on a few files)
+:meth:`EmotionRecognizer.predict_batch` end to end (decoding included) over the same files for each
+backend (torch, onnx; optionally onnxruntime graph optimisation levels and a dynamic-int8 copy of
+the ONNX graph) and each batch size, and in the same run a plain transformers forward of the same
+encoder (the HF model alone, one file at a time, no heads) as the reference. Batches are length-
+sorted with a padding cap (see :func:`metaser.inference.recognizer.plan_batches`); the batch size to
+use is the measured best, so batching never loses to one file at a time. Every row also reports how
+far its probabilities are from torch at batch size 1 (``max_prob_diff``).
 
 ``bench serve`` starts ``metaser serve`` in a subprocess on loopback, sends ``requests`` raw
-``audio/wav`` uploads from ``clients`` threads, and reports p50 / p95 latency, requests per
-second, errors and the server's resident memory (RSS) before and after.
+``audio/wav`` uploads from ``clients`` threads, and reports p50 / p95 latency, requests per second,
+errors and the server's resident memory (RSS) before and after.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def bench_infer(
     from rich.console import Console
     from rich.table import Table
 
-    from metaser.inference.recognizer import ONNX_NAME, EmotionRecognizer
+    from metaser.inference.recognizer import ONNX_NAME
 
     console = console or Console()
     model_dir = Path(model_dir)
@@ -169,7 +169,7 @@ def bench_infer(
                     preds[:] = rec.predict_batch(files)
 
                 console.print(f"[dim]bench infer: {backend} {variant} batch {bs} ...[/]")
-                wall = median_seconds(run, repeats, lambda rec=rec: rec.predict_batch(files[: 2 * bs]))
+                wall = median_seconds(run, repeats, lambda rec=rec, bs=bs: rec.predict_batch(files[: 2 * bs]))
                 bad = [p for p in preds if not p.ok]
                 if bad:
                     raise MetaserError(f"bench infer: {len(bad)} file(s) failed, e.g. {bad[0].path}: {bad[0].error}")

@@ -9,10 +9,11 @@ depends on the run's last stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from metaser.data.folds import make_folds
 from metaser.data.manifest import load_manifest

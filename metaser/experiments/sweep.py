@@ -15,13 +15,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from metaser.config import apply_overrides, from_dict, to_dict
+from metaser.config import apply_overrides
 from metaser.errors import ConfigError, MetaserError
 from metaser.experiments.launch import Launcher, Task, TaskResult, check_shared_output
 from metaser.rundir import manifest_file, write_json_atomic

@@ -13,8 +13,9 @@ import io
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from metaser.errors import ConfigError, MetaserError
 from metaser.inference.recognizer import EmotionRecognizer

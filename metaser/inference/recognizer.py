@@ -24,9 +24,10 @@ every other input still gets its result.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class RecognizerConfig:
     chunk_files: int | None = None
     max_input_seconds: float | None = None
 
-    def validate(self, min_samples: int = DEFAULT_MIN_SAMPLES) -> "RecognizerConfig":
+    def validate(self, min_samples: int = DEFAULT_MIN_SAMPLES) -> RecognizerConfig:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not self.max_padding >= 1.0:
@@ -191,7 +192,7 @@ class EmotionRecognizer:
         backend: str = "torch",
         onnx_file: str | None = None,
         threads: int | None = None,
-    ) -> "EmotionRecognizer":
+    ) -> EmotionRecognizer:
         """Load a model directory (``config.json`` + weights, as written by ``save_pretrained``).
 
         ``batch_size`` / ``max_seconds`` override the matching fields of ``config``. A fold

@@ -50,7 +50,7 @@ class SegmentConfig:
     min_silence_seconds: float = 0.3
     speech_pad_seconds: float = 0.03
 
-    def validate(self) -> "SegmentConfig":
+    def validate(self) -> SegmentConfig:
         """Raise :class:`ConfigError` naming the first invalid field."""
         if not self.max_seconds > 0:
             raise ConfigError(f"max_seconds must be > 0, got {self.max_seconds}")

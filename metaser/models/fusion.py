@@ -8,7 +8,7 @@ return (B, T, D_f) with ``D_f = output_dim(D)``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -140,7 +140,7 @@ class MetaSERModel(nn.Module):
         )
 
     @classmethod
-    def build(cls, config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec]) -> "MetaSERModel":
+    def build(cls, config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec]) -> MetaSERModel:
         """A new model whose encoder is loaded by ``SSLEncoder.from_pretrained(config.encoder)``."""
         return cls(config, emotion_labels, tasks, encoder=SSLEncoder.from_pretrained(config.encoder))
 
@@ -239,7 +239,7 @@ class MetaSERModel(nn.Module):
                 if m is not None:
                     yield m
 
-    def train(self, mode: bool = True) -> "MetaSERModel":
+    def train(self, mode: bool = True) -> MetaSERModel:
         super().train(mode)  # the encoder keeps its frozen part in eval itself
         if mode:
             for m in self._frozen_heads():
@@ -270,7 +270,7 @@ class MetaSERModel(nn.Module):
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "metaser_version": __version__})
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "MetaSERModel":
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> MetaSERModel:
         """Load a directory written by :meth:`save_pretrained` (no network, no training code).
 
         The encoder is rebuilt from the saved transformers config and all weights come from

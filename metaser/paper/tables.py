@@ -8,10 +8,11 @@ name the same tables too (``modules`` = II, ``fusion`` = III, ``tasks`` = IV, ``
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 

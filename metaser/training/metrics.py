@@ -11,7 +11,7 @@ Definitions (peers swap the names, so every report states them):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torchmetrics import Metric

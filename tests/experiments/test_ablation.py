@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -44,7 +43,7 @@ def test_summary_has_table2_rows_from_each_variants_results(ablation):
     assert "| variant | UA | WA |" in md
     rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+ ± [\d.]+) \| ([\d.]+ ± [\d.]+) \|$", md, re.M)
     assert [r[0] for r in rows] == [v[0] for v in VARIANTS.values()]
-    for (label, ua_cell, wa_cell), slug in zip(rows, VARIANTS):
+    for (_label, ua_cell, wa_cell), slug in zip(rows, VARIANTS):
         res = json.loads((root / slug / "results.json").read_text())
         assert [f["fold"] for f in res["folds"]] == [1]
         ua, wa = res["test"]["ua"], res["test"]["wa"]

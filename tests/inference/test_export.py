@@ -17,8 +17,9 @@ from tests.inference.helpers import EMOTIONS, babble, fake_run
 @pytest.fixture(scope="module")
 def two_models(tiny_model):
     """fold1: the tiny model; fold2: the same with a shifted emotion head (other predictions)."""
-    from metaser.models.metaser import MetaSERModel
     import copy
+
+    from metaser.models.metaser import MetaSERModel
 
     m2 = copy.deepcopy(tiny_model)
     with torch.no_grad():

@@ -12,7 +12,7 @@ from metaser.inference.onnx_export import OnnxExportError, export_onnx
 from metaser.inference.recognizer import EmotionRecognizer, RecognizerConfig
 from metaser.inference.results import Prediction, PredictionError
 from metaser.inference.segment import SegmentConfig
-from tests.inference.helpers import EMOTIONS, bad_files, babble, silence, tone, write
+from tests.inference.helpers import EMOTIONS, babble, bad_files, silence, tone, write
 
 onnx = pytest.importorskip("onnx")
 

@@ -12,7 +12,7 @@ from metaser.cli import main
 from metaser.errors import ConfigError, MetaserError
 from metaser.inference.predict import expand_inputs, run_predict
 from metaser.inference.recognizer import PredictionError
-from tests.inference.helpers import EMOTIONS, bad_files, babble, write
+from tests.inference.helpers import EMOTIONS, babble, bad_files, write
 
 
 def _consoles():

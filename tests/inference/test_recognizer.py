@@ -14,7 +14,7 @@ from metaser.inference.recognizer import (
     RecognizerConfig,
 )
 from metaser.inference.segment import SegmentConfig
-from tests.inference.helpers import EMOTIONS, SR, bad_files, babble, silence, tone, write
+from tests.inference.helpers import EMOTIONS, SR, babble, bad_files, silence, tone, write
 
 
 def _probs(p: Prediction) -> np.ndarray:

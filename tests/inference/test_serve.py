@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ from metaser.inference.recognizer import EmotionRecognizer, RecognizerConfig  # 
 from metaser.inference.segment import SegmentConfig  # noqa: E402
 from metaser.inference.serve.app import STATIC_DIR, ServeConfig, create_app  # noqa: E402
 from metaser.inference.serve.batcher import Busy, MicroBatcher  # noqa: E402
-from tests.inference.helpers import SR, bad_files, babble, tone, write  # noqa: E402
+from tests.inference.helpers import babble, bad_files, tone, write  # noqa: E402
 
 
 @pytest.fixture(scope="module")

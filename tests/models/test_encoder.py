@@ -251,7 +251,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
         enc.freeze_layers(4)
         enc.train()  # transformers checkpoints in training mode only; dropout 0: the same function
         recomputed = []
-        enc.model.encoder.layers[6].feed_forward.register_forward_hook(lambda *a: recomputed.append(1))
+        enc.model.encoder.layers[6].feed_forward.register_forward_hook(lambda *a, seen=recomputed: seen.append(1))
         out = enc(waves, lengths)
         sum(h.pow(2).mean() for h in out.hidden_states).backward()
         assert len(recomputed) == (2 if ckpt else 1)  # the backward replays a checkpointed layer

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from metaser.models.config import EncoderConfig
-from metaser.models.encoder import SSLEncoder, preset_config
-from metaser.models.encoder import wavlm_sdpa
+from metaser.models.encoder import SSLEncoder, preset_config, wavlm_sdpa
 from tests.models.helpers import make_batch
 
 LENGTHS = [12000, 7000, 9999]

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from metaser.cli import main
-from tests.conftest import TINY_PRESET, TEST_OVERRIDES
+from tests.conftest import TEST_OVERRIDES, TINY_PRESET
 from tests.data.conftest import write_tone
 
 SPEAKERS = {"s1": ("female", "1"), "s2": ("male", "1"), "s3": ("female", "2"), "s4": ("male", "2")}

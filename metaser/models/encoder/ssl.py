@@ -26,20 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from metaser.constants import receptive_field
 from metaser.errors import ConfigError
+from metaser.masks import lengths_to_mask
 from metaser.models.config import EncoderConfig
 from metaser.models.encoder import execution
 from metaser.models.encoder.loading import load_model, model_from_hf_config, write_preprocessor_config
 from metaser.models.encoder.presets import FORCED
-from metaser.masks import lengths_to_mask
 from metaser.models.encoder.waveform import check_min_length, conv_output_lengths, normalize_waveforms
 
 __all__ = ["EncoderOutput", "SSLEncoder"]
@@ -106,7 +107,7 @@ class SSLEncoder(nn.Module):
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_pretrained(cls, cfg: EncoderConfig) -> "SSLEncoder":
+    def from_pretrained(cls, cfg: EncoderConfig) -> SSLEncoder:
         """Load ``cfg.name_or_path``: a preset name, a local directory or a hub id.
 
         Directories and hub ids go through ``AutoModel.from_pretrained`` (same code path).
@@ -115,7 +116,7 @@ class SSLEncoder(nn.Module):
         return cls(loaded.model, cfg, loaded.normalize_waveform)
 
     @classmethod
-    def from_hf_config(cls, hf_config: dict[str, Any], cfg: EncoderConfig) -> "SSLEncoder":
+    def from_hf_config(cls, hf_config: dict[str, Any], cfg: EncoderConfig) -> SSLEncoder:
         """Build the architecture described by a transformers config dict, randomly initialised.
 
         Used to load a saved metaser model, whose weights then come from its safetensors file.
@@ -253,7 +254,7 @@ class SSLEncoder(nn.Module):
         for m in self.frozen_modules():
             m.eval()
 
-    def train(self, mode: bool = True) -> "SSLEncoder":
+    def train(self, mode: bool = True) -> SSLEncoder:
         super().train(mode)
         if mode:
             self.set_frozen_eval()
