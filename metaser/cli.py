@@ -155,7 +155,7 @@ def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool, mi
 @click.option("--size", default=None, type=int, help="Approximate number of utterances.")
 def synth_demo(out_root: Path, seed: int, size: int | None) -> None:
     """Synthesize the offline demo corpus (eSpeak NG) in the IEMOCAP layout."""
-    from metaser.data.demo import synthesize_demo_corpus
+    from metaser.experiments.demo.corpus import synthesize_demo_corpus
 
     kw = {} if size is None else {"size": size}
     report = synthesize_demo_corpus(out_root, seed=seed, progress=console.print, **kw)
@@ -207,7 +207,7 @@ _folds = click.option(
 
 def _task_line(task, res) -> None:
     """One line per finished task: variant, fold, stage, its key metric and its time."""
-    from metaser.experiments.launch_report import format_done
+    from metaser.launch.report import format_done
 
     if res.ok and task.label.get("stage") == "done":
         console.print(f"fold {task.label.get('fold')}: already finished, skipped ({task.label.get('variant')})")
@@ -255,7 +255,7 @@ def _launcher_options(f):
 
 
 def _make_launcher(launcher: str, ray_address: str | None, gpus_per_task: float | None, cpus_per_task: float):
-    from metaser.experiments.launch import make_launcher
+    from metaser.launch import make_launcher
 
     return make_launcher(launcher, ray_address=ray_address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
 
@@ -423,8 +423,8 @@ def sweep(
       metaser sweep configs/iemocap/wavlm-base.yaml --param aux_tasks.asr=0.1,0.3,1,3 \\
           --param aux_tasks.gender=0.1,1 --select valid.ua
     """
-    from metaser.experiments.launch_report import format_done, render_summary
     from metaser.experiments.sweep import parse_params, parse_select, run_sweep, sweep_root
+    from metaser.launch.report import format_done, render_summary
 
     parse_select(select)
     grid = parse_params(params)
@@ -648,7 +648,7 @@ def bench_train(
     tuned     = exactly what `metaser train` runs for this config (bucketed batches, the exact
                 frozen-prefix feature cache, SDPA, the config's precision)
     """
-    from metaser.experiments.bench_train import bench_train as run
+    from metaser.bench.train import bench_train as run
 
     cfg = _load_run_config(config, overrides)
     run(
@@ -696,7 +696,7 @@ def bench_infer(
     json_out: Path | None,
 ) -> None:
     """Real-time factor of predict per backend and batch size, beside a plain transformers forward."""
-    from metaser.experiments.bench_infer import bench_infer as run
+    from metaser.bench.infer import bench_infer as run
 
     sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     run(
@@ -732,7 +732,7 @@ def bench_serve(
     json_out: Path | None,
 ) -> None:
     """Latency (p50 / p95), requests/s, errors and server RSS of `metaser serve` on loopback."""
-    from metaser.experiments.bench_infer import bench_serve as run
+    from metaser.bench.serve import bench_serve as run
 
     run(
         model_dir,

@@ -20,7 +20,7 @@ import sys
 import torch
 from transformers import WavLMConfig, WavLMModel
 
-from metaser.experiments.bench_infer import median_seconds
+from metaser.bench.common import median_seconds
 from metaser.models.dropout import set_fast_dropout
 from metaser.models.encoder.fft_conv import set_fft_pos_conv
 from metaser.models.encoder.wavlm_sdpa import set_wavlm_attention

@@ -4,7 +4,7 @@
     python scripts/profile_step.py configs/demo/tiny.yaml stage2 tuned data.manifest=demo/manifest \
         model.encoder.name_or_path=base-random-wavlm model.aux_head.hidden_dim=256 model.emotion_head.hidden_dim=256
 
-The stage is built by the bench's own ``bench_train.build_bench_stage`` (``mode_config``, the
+The stage is built by the bench's own ``metaser.bench.train.build_bench_stage`` (``mode_config``, the
 fold runner's ``build_stage``, the same loaders and feature cache; on CPU); 2 untimed steps,
 then 3 profiled ones. Prints the operators by self time and the share of matrix products (mm,
 addmm, bmm).
@@ -17,8 +17,8 @@ import tempfile
 
 import torch
 
+from metaser.bench.train import build_bench_stage, forever, mode_config
 from metaser.config import load_config
-from metaser.experiments.bench_train import build_bench_stage, forever, mode_config
 from metaser.training.config import RunConfig
 from metaser.training.trainer import quiet_lightning
 

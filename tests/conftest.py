@@ -63,7 +63,7 @@ def run_config_overrides(manifest: Path, output_dir: Path, *extra: str) -> list[
 def synth_manifest(tmp_path_factory) -> Path:
     """``.../manifest/cuts.jsonl.gz`` of the synthetic corpus (seed 0, about 40 utterances)."""
     from metaser.data.recipes import prepare_iemocap
-    from metaser.data.synth import synthesize_demo_corpus
+    from metaser.experiments.demo.corpus import synthesize_demo_corpus
 
     single_thread()
     root = tmp_path_factory.mktemp("synth")

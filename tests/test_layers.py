@@ -1,4 +1,4 @@
-"""Imports only go down: data, models < training, inference < experiments < cli.
+"""Imports only go down: data, models < training, inference, launch < experiments, bench < cli.
 
 Base modules (config, errors, constants, rundir, masks, paper) may be imported by every layer
 and import no layer themselves. ``metaser/__init__.py`` is the public facade (it exposes
@@ -13,8 +13,19 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "metaser"
 BASE = {"config", "errors", "constants", "rundir", "masks", "paper"}
-RANK = {"data": 1, "models": 1, "training": 2, "inference": 2, "experiments": 3, "cli": 4}
-SAME_LEVEL_FORBIDDEN = {("training", "inference"), ("inference", "training"), ("data", "models"), ("models", "data")}
+RANK = {"data": 1, "models": 1, "training": 2, "inference": 2, "launch": 2, "experiments": 3, "bench": 3, "cli": 4}
+#: same-rank pairs that must not import each other: the launcher runs any task and knows no
+#: training or inference; the benchmarks time training and inference, never the experiments
+SAME_LEVEL_FORBIDDEN = {
+    ("training", "inference"),
+    ("inference", "training"),
+    ("data", "models"),
+    ("models", "data"),
+    *{(a, b) for a in ("launch",) for b in ("training", "inference")},
+    *{(b, a) for a in ("launch",) for b in ("training", "inference")},
+    ("bench", "experiments"),
+    ("experiments", "bench"),
+}
 
 
 def layer_of(module: str) -> str | None:

@@ -1,5 +1,6 @@
 """Corpus layer: recipes -> lhotse manifests (+ summaries), folds, augmentation, sampling,
-collation, and the synthetic demo corpus (:mod:`metaser.data.demo`).
+collation and the frozen-prefix feature store.
 
-Lower layer: imports nothing from models / training / experiments / inference.
+Lower layer: imports nothing from models / training / experiments / inference. (The synthetic
+demo corpus is demo tooling: :mod:`metaser.experiments.demo.corpus`.)
 """

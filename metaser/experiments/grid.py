@@ -94,7 +94,7 @@ def finish_task(cfg: RunConfig, fold: int) -> dict[str, Any]:
 
 def grid_tasks(runs: list[GridRun], folds: dict[str, list[int]], *, resume: bool = False) -> list:
     """The launcher tasks of ``runs`` (``folds``: slug -> folds to run)."""
-    from metaser.experiments.launch import Task
+    from metaser.launch import Task
     from metaser.training.fold import is_fold_done, store_root
     from metaser.training.keys import manifest_digest, stage_keys
     from metaser.training.stages import stage_plan
@@ -150,10 +150,10 @@ def run_grid(
 ) -> dict[str, Any]:
     """Run every stage of every fold of ``runs``; returns the launcher's results by task key.
 
-    ``launcher``: from :func:`metaser.experiments.launch.make_launcher` (default: local). The
+    ``launcher``: from :func:`metaser.launch.make_launcher` (default: local). The
     output tree is checked first to be writable by every worker.
     """
-    from metaser.experiments.launch import check_shared_output, make_launcher
+    from metaser.launch import check_shared_output, make_launcher
 
     chosen = {r.slug: select_folds(r.cfg, folds) for r in runs}
     tasks = grid_tasks(runs, chosen, resume=resume)

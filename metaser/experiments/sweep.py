@@ -24,7 +24,7 @@ import yaml
 
 from metaser.config import apply_overrides
 from metaser.errors import ConfigError, MetaserError
-from metaser.experiments.launch import Launcher, Task, TaskResult, check_shared_output
+from metaser.launch import Launcher, Task, TaskResult, check_shared_output
 from metaser.rundir import manifest_file, write_json_atomic
 from metaser.training.config import RunConfig
 

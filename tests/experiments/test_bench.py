@@ -144,7 +144,7 @@ def test_bench_counts_a_convolution_backward_as_one_forward_per_gradient(groups,
     """torch's formula counts a grouped conv's weight gradient `groups` times; the bench's does not."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from metaser.experiments.bench_train import flop_formulas
+    from metaser.bench.train import flop_formulas
 
     conv = torch.nn.Conv1d(32, 32, 9, padding=4, groups=groups)
     x = torch.randn(2, 32, 40, requires_grad=input_grad)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from metaser.errors import MetaserError
-from metaser.experiments.launch import LocalLauncher, RayLauncher, Task, check_shared_output, make_launcher, plan
-from metaser.experiments.launch_report import format_done, render_summary
+from metaser.launch import LocalLauncher, RayLauncher, Task, check_shared_output, make_launcher, plan
+from metaser.launch.report import format_done, render_summary
 
 
 # ------------------------------------------------------------------------ toy tasks
@@ -288,7 +288,7 @@ def test_ray_check_shared_output_passes_on_one_machine(tmp_path, ray_launcher):
 
 
 def test_a_worker_on_another_filesystem_is_a_clear_error(tmp_path):
-    from metaser.experiments.launch import _judge_probes
+    from metaser.launch.shared import judge_probes as _judge_probes
 
     (tmp_path / "mine").write_text("this machine sees it")
     ok = {"host": "node-a", "seen": True, "wrote": "mine", "error": None}

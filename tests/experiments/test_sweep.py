@@ -19,8 +19,8 @@ from metaser.config import load_config
 from metaser.errors import ConfigError, MetaserError
 from metaser.experiments import grid as grid_module
 from metaser.experiments import report as report_module
-from metaser.experiments.launch import TaskResult
 from metaser.experiments.sweep import _split_values, parse_params, parse_select, plan_trials, summarize
+from metaser.launch import TaskResult
 from metaser.training.config import RunConfig
 from tests.conftest import TINY_PRESET, run_config_overrides
 

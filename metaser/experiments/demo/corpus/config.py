@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from metaser.constants import SAMPLE_RATE
-from metaser.data.demo.design import NON_TARGET_CYCLE, TARGET_LABELS
-from metaser.data.demo.espeak import PARAM_LIMITS
+from metaser.experiments.demo.corpus.design import NON_TARGET_CYCLE, TARGET_LABELS
+from metaser.experiments.demo.corpus.espeak import PARAM_LIMITS
 from metaser.errors import ConfigError
 
 __all__ = ["EmotionProsody", "SynthConfig", "MIN_SIZE"]

@@ -9,10 +9,10 @@ import numpy as np
 from scipy.signal import lfilter
 
 from metaser.data.audio import resample
-from metaser.data.demo.config import SynthConfig
-from metaser.data.demo.design import SPEAKERS
-from metaser.data.demo.espeak import EspeakSynth
-from metaser.data.demo.plan import PlannedTurn
+from metaser.experiments.demo.corpus.config import SynthConfig
+from metaser.experiments.demo.corpus.design import SPEAKERS
+from metaser.experiments.demo.corpus.espeak import EspeakSynth
+from metaser.experiments.demo.corpus.plan import PlannedTurn
 
 __all__ = ["render_turn"]
 

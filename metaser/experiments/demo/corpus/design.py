@@ -1,13 +1,13 @@
 """What the demo corpus consists of: 10 speakers in 5 sessions, 20 dialogs, the sentences, labels.
 
-Everything here is fixed data; :mod:`metaser.data.demo.plan` decides which turn says what.
+Everything here is fixed data; :mod:`metaser.experiments.demo.corpus.plan` decides which turn says what.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metaser.data.demo.espeak import VoiceSpec
+from metaser.experiments.demo.corpus.espeak import VoiceSpec
 
 __all__ = ["TARGET_LABELS", "NON_TARGET_CYCLE", "SpeakerVoice", "SPEAKERS", "DIALOGS",
            "SCRIPT_LINES", "IMPRO_LINES", "UNLABELLED_TEXTS", "CATEGORY", "XXX_CATEGORIES"]

@@ -8,10 +8,10 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from metaser.data.demo.config import SynthConfig
-from metaser.data.demo.espeak import EspeakSynth
-from metaser.data.demo.iemocap_layout import SynthReport, prepare_out_root, write_corpus
-from metaser.data.demo.plan import plan_corpus
+from metaser.experiments.demo.corpus.config import SynthConfig
+from metaser.experiments.demo.corpus.espeak import EspeakSynth
+from metaser.experiments.demo.corpus.iemocap_layout import SynthReport, prepare_out_root, write_corpus
+from metaser.experiments.demo.corpus.plan import plan_corpus
 from metaser.errors import DataError
 
 __all__ = ["synthesize_demo_corpus"]

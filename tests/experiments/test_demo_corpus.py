@@ -1,4 +1,4 @@
-"""The synthetic IEMOCAP-shaped demo corpus (metaser.data.demo) and its eSpeak NG binding."""
+"""The synthetic IEMOCAP-shaped demo corpus (metaser.experiments.demo.corpus) and its eSpeak NG binding."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from metaser.config import apply_overrides, from_dict, to_dict
-from metaser.data.demo import (
+from metaser.errors import ConfigError, DataError
+from metaser.experiments.demo.corpus import (
     DIALOGS,
     SPEAKERS,
     PlannedTurn,
@@ -20,16 +21,17 @@ from metaser.data.demo import (
     render_turn,
     synthesize_demo_corpus,
 )
-from metaser.data.demo.espeak import EspeakSynth, VoiceSpec
-from metaser.errors import ConfigError, DataError
+from metaser.experiments.demo.corpus.espeak import EspeakSynth, VoiceSpec
 
 TINY = 24
 # Label quota of a size-24 corpus: 22 target turns split 6/6/5/5 (one hap is exc), 2 non-target.
 TINY_LABELS = {"ang": 5, "exc": 1, "fru": 1, "hap": 5, "neu": 6, "sad": 5, "xxx": 1}
 
 # The real corpus' formats (IEMOCAP_full_release), written independently of the generator.
-TURN_RE = re.compile(r"^\[(\d+\.\d{4}) - (\d+\.\d{4})\]\t(Ses\d\d[FM]_\S+)\t([a-z]{3})\t"
-                     r"\[(\d\.\d{4}), (\d\.\d{4}), (\d\.\d{4})\]$")
+TURN_RE = re.compile(
+    r"^\[(\d+\.\d{4}) - (\d+\.\d{4})\]\t(Ses\d\d[FM]_\S+)\t([a-z]{3})\t"
+    r"\[(\d\.\d{4}), (\d\.\d{4}), (\d\.\d{4})\]$"
+)
 CAT_RE = re.compile(r"^C-E\d:\t[A-Z][a-z]+( [a-z]+)?;\t\(\)$")
 DIM_RE = re.compile(r"^A-E\d:\tval [1-5]; act [1-5]; dom  [1-5];\t\(\)$")
 TRANS_RE = re.compile(r"^(Ses\d\d[FM]_\S+) \[(\d{3}\.\d{4})-(\d{3}\.\d{4})\]: (.+)$")
@@ -39,13 +41,13 @@ def f0_median(x: np.ndarray, sr: int) -> float:
     """Median autocorrelation pitch (Hz) of the loud, periodic 40 ms frames."""
     hop, win = sr // 100, sr // 25
     lo, hi = sr // 450, sr // 60
-    level = 0.3 * np.sqrt(np.mean(x ** 2))
+    level = 0.3 * np.sqrt(np.mean(x**2))
     out = []
     for i in range(0, len(x) - win, hop):
-        fr = x[i:i + win] - x[i:i + win].mean()
-        if np.sqrt(np.mean(fr ** 2)) < level:
+        fr = x[i : i + win] - x[i : i + win].mean()
+        if np.sqrt(np.mean(fr**2)) < level:
             continue
-        ac = np.correlate(fr, fr, "full")[win - 1:]
+        ac = np.correlate(fr, fr, "full")[win - 1 :]
         k = lo + int(np.argmax(ac[lo:hi]))
         if ac[k] > 0.3 * ac[0]:
             out.append(sr / k)
@@ -78,7 +80,7 @@ def parse_emo_file(path: Path) -> list[tuple[float, float, str, str]]:
             continue
         assert lines[i - 1] == "", f"{path.name}: no blank line before {line!r}"
         block = []
-        for nxt in lines[i + 1:]:
+        for nxt in lines[i + 1 :]:
             if nxt == "":
                 break
             block.append(nxt)
@@ -99,8 +101,7 @@ def test_plan_default_size_is_balanced():
     counts: dict[str, int] = {}
     for t in turns:
         counts[t.label] = counts.get(t.label, 0) + 1
-    assert counts == {"neu": 92, "hap": 83, "exc": 9, "ang": 92, "sad": 92,
-                      "fru": 11, "xxx": 11, "sur": 10}
+    assert counts == {"neu": 92, "hap": 83, "exc": 9, "ang": 92, "sad": 92, "fru": 11, "xxx": 11, "sur": 10}
     per_speaker = {s: sum(t.speaker == s for t in turns) for s in SPEAKERS}
     assert set(per_speaker.values()) == {40}
     assert {t.style for t in turns} == {"impro", "script"}
@@ -113,10 +114,8 @@ def test_plan_scripts_repeat_across_sessions():
     for t in turns:  # the first turn of each dialog, tags removed
         first_lines.setdefault(t.dialog, re.sub(r"\s*\[[A-Z]+\]\s*", "", t.text))
     # script01 part 1 opens with the same line in sessions 1, 3 and 5 (_1b is a re-take of _1)
-    assert first_lines["Ses01F_script01_1"] == first_lines["Ses05M_script01_1b"] \
-        == "Excuse me, is this the right line?"
-    assert first_lines["Ses02M_script01_2"] == first_lines["Ses04M_script01_2"] \
-        == "Please take a number and sit down."
+    assert first_lines["Ses01F_script01_1"] == first_lines["Ses05M_script01_1b"] == "Excuse me, is this the right line?"
+    assert first_lines["Ses02M_script01_2"] == first_lines["Ses04M_script01_2"] == "Please take a number and sit down."
 
 
 def test_config_round_trip_and_validation():
@@ -144,8 +143,7 @@ def test_layout_and_formats(tiny):
     root, report = tiny
     assert report.n_utterances == TINY == len(report.utterances)
     assert report.per_label == TINY_LABELS
-    assert report.per_session == {"Session1": 5, "Session2": 5, "Session3": 5, "Session4": 5,
-                                  "Session5": 4}
+    assert report.per_session == {"Session1": 5, "Session2": 5, "Session3": 5, "Session4": 5, "Session5": 4}
     assert report.n_unlabelled_lines == 20
     assert report.target_counts() == {"neu": 6, "hap": 6, "ang": 5, "sad": 5}
 
@@ -156,7 +154,8 @@ def test_layout_and_formats(tiny):
         files = sorted(p.name for p in emo_dir.glob("*.txt"))
         assert files == sorted(f"{d}.txt" for d in DIALOGS[s])
         assert sorted(p.name for p in (emo_dir / "Categorical").glob("*.txt")) == sorted(
-            f"{d}_e1_cat.txt" for d in DIALOGS[s])
+            f"{d}_e1_cat.txt" for d in DIALOGS[s]
+        )
         for f in files:
             for start, end, utt, label in parse_emo_file(emo_dir / f):
                 assert utt.startswith(f[:-4] + "_")
@@ -229,7 +228,7 @@ def test_emotions_differ_in_corpus(tiny):
         chars = len(re.sub(r"\[[A-Z]+\]", "", u.text).strip())
         stats.setdefault(u.label, []).append((rms(x), len(x) / sr / chars))
     mean = {k: np.mean(v, axis=0) for k, v in stats.items()}
-    assert mean["ang"][0] > 2 * mean["neu"][0] > 2 * mean["sad"][0]   # loudness
+    assert mean["ang"][0] > 2 * mean["neu"][0] > 2 * mean["sad"][0]  # loudness
     assert mean["sad"][1] > 1.2 * mean["neu"][1] > 1.2 * mean["ang"][1]  # seconds per character
 
 
@@ -277,10 +276,12 @@ def test_out_root_rules(tmp_path):
 # ----------------------------------------------------------------------------- prosody
 
 
-def _turn(label: str, text: str = "I have been waiting here all morning.", speaker: str = "Ses02F",
-          style: str = "impro") -> PlannedTurn:
-    return PlannedTurn(0, int(speaker[3:5]), "Ses02F_impro03", "Ses02F_impro03_F000", speaker,
-                       speaker[-1], style, label, text)
+def _turn(
+    label: str, text: str = "I have been waiting here all morning.", speaker: str = "Ses02F", style: str = "impro"
+) -> PlannedTurn:
+    return PlannedTurn(
+        0, int(speaker[3:5]), "Ses02F_impro03", "Ses02F_impro03_F000", speaker, speaker[-1], style, label, text
+    )
 
 
 def test_emotion_prosody_same_sentence():
@@ -290,9 +291,9 @@ def test_emotion_prosody_same_sentence():
     for label in ("neu", "hap", "ang", "sad"):
         x = render_turn(tts, assign_prosody(_turn(label), cfg), cfg)
         out[label] = (rms(x), len(x) / cfg.sample_rate, f0_median(x, cfg.sample_rate))
-    assert out["ang"][0] > out["hap"][0] > out["neu"][0] > out["sad"][0]   # loudness
-    assert out["sad"][1] > out["neu"][1] > out["hap"][1] > out["ang"][1]   # duration
-    assert out["hap"][2] > out["neu"][2] > out["sad"][2]                   # pitch
+    assert out["ang"][0] > out["hap"][0] > out["neu"][0] > out["sad"][0]  # loudness
+    assert out["sad"][1] > out["neu"][1] > out["hap"][1] > out["ang"][1]  # duration
+    assert out["hap"][2] > out["neu"][2] > out["sad"][2]  # pitch
     # scripted turns are slower than improvised ones
     scripted = render_turn(tts, assign_prosody(_turn("neu", style="script"), cfg), cfg)
     assert len(scripted) / cfg.sample_rate > 1.03 * out["neu"][1]
@@ -348,8 +349,9 @@ def test_espeak_errors():
 
 
 def test_prepare_iemocap_reads_what_was_written(tiny, tmp_path):
-    recipe = pytest.importorskip("metaser.data.recipes.iemocap",
-                                 reason="IEMOCAP reader (metaser.data.recipes.iemocap) not written yet")
+    recipe = pytest.importorskip(
+        "metaser.data.recipes.iemocap", reason="IEMOCAP reader (metaser.data.recipes.iemocap) not written yet"
+    )
     from metaser.data.manifest import get_field
 
     root, report = tiny
@@ -382,7 +384,8 @@ def test_cli_synth_demo_prints_progress_and_report(tmp_path):
     result = CliRunner().invoke(main, ["synth-demo", str(out), "--size", "20", "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert [ln for ln in result.output.splitlines() if ln.endswith(" done")] == [
-        f"synth-demo: Session{s} done" for s in range(1, 6)]
+        f"synth-demo: Session{s} done" for s in range(1, 6)
+    ]
     assert "20 utterances" in result.output and "per session: 1:4, 2:4, 3:4, 4:4, 5:4" in result.output
     assert len(list(out.glob("Session*/sentences/wav/*/*.wav"))) == 20
 

@@ -17,7 +17,7 @@ from rich.panel import Panel
 from metaser.config import apply_overrides, load_config
 from metaser.training.config import RunConfig
 
-PRESET = Path(__file__).resolve().parent.parent / "configs" / "demo" / "tiny.yaml"
+PRESET = Path(__file__).resolve().parents[2] / "configs" / "demo" / "tiny.yaml"
 
 PAPER_COMMANDS = """\
 # the paper's protocol on IEMOCAP with a pretrained encoder (GPU recommended):
@@ -36,7 +36,7 @@ def run_demo(
     overrides: list[str] | None = None,
     console: Console | None = None,
 ) -> dict:
-    from metaser.data.demo import synthesize_demo_corpus
+    from metaser.experiments.demo.corpus import synthesize_demo_corpus
     from metaser.data.recipes import RECIPES
     from metaser.data.summary import print_summary
     from metaser.experiments.cv import run_cv, run_dir

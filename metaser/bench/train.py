@@ -338,7 +338,7 @@ def _run_worker(cfg: RunConfig, stage: str, mode: str, steps: int, warmup: int, 
         )
         out = Path(tmp) / "out.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "metaser.experiments.bench_train", str(spec), str(out)],
+            [sys.executable, "-m", "metaser.bench.train", str(spec), str(out)],
             capture_output=True,
             text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -427,7 +427,7 @@ def bench_train(
     return out
 
 
-if __name__ == "__main__":  # worker entry: python -m metaser.experiments.bench_train SPEC OUT
+if __name__ == "__main__":  # worker entry: python -m metaser.bench.train SPEC OUT
     spec = json.loads(Path(sys.argv[1]).read_text())
     r = _worker(spec["cfg"], spec["stage"], spec["mode"], spec["steps"], spec["warmup"], spec["count_flops"])
     Path(sys.argv[2]).write_text(json.dumps(asdict(r)))

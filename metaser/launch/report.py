@@ -1,8 +1,8 @@
-"""Progress lines and the summary table of a launcher run (:mod:`metaser.experiments.launch`)."""
+"""Progress lines and the summary table of a launcher run (:mod:`metaser.launch`)."""
 
 from __future__ import annotations
 
-from metaser.experiments.launch import Task, TaskResult, plan
+from metaser.launch.tasks import Task, TaskResult, plan
 
 __all__ = ["task_metric", "describe", "format_done", "render_summary"]
 

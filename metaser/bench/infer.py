@@ -1,4 +1,4 @@
-"""``metaser bench infer`` and ``metaser bench serve``: inference speed, measured.
+"""``metaser bench infer``: inference speed, measured.
 
 ``bench infer`` times (after an untimed warm-up on a few files)
 :meth:`EmotionRecognizer.predict_batch` end to end (decoding included) over the same files for each
@@ -8,73 +8,23 @@ encoder (the HF model alone, one file at a time, no heads) as the reference. Bat
 sorted with a padding cap (see :func:`metaser.inference.recognizer.plan_batches`); the batch size to
 use is the measured best, so batching never loses to one file at a time. Every row also reports how
 far its probabilities are from torch at batch size 1 (``max_prob_diff``).
-
-``bench serve`` starts ``metaser serve`` in a subprocess on loopback, sends ``requests`` raw
-``audio/wav`` uploads from ``clients`` threads, and reports p50 / p95 latency, requests per second,
-errors and the server's resident memory (RSS) before and after.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from metaser.bench.common import audio_files, median_seconds
 from metaser.constants import SAMPLE_RATE
 from metaser.errors import MetaserError
 
-__all__ = ["bench_infer", "bench_serve", "default_audio", "median_seconds"]
-
-
-def default_audio(root: Path, n: int = 32, seed: int = 0) -> list[Path]:
-    """``n`` files of 1-6 s of speech-like tone bursts (for a model without a corpus at hand)."""
-    import soundfile as sf
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        k = int(SAMPLE_RATE * rng.uniform(1, 6))
-        t = np.arange(k) / SAMPLE_RATE
-        x = 0.1 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) * (1 + np.sin(2 * np.pi * 3 * t))
-        x += 0.01 * rng.standard_normal(k)
-        p = root / f"f{i:02d}.wav"
-        sf.write(p, x.astype(np.float32), SAMPLE_RATE)
-        out.append(p)
-    return out
-
-
-def _files(audio: list[Path], tmp: Path) -> list[str]:
-    if not audio:
-        return [str(p) for p in default_audio(tmp)]
-    from metaser.inference.predict import expand_inputs
-
-    files = [str(e) for e in expand_inputs(audio) if isinstance(e, Path)]
-    if not files:
-        raise MetaserError("bench: no audio files in the given paths")
-    return files
-
-
-def median_seconds(fn, repeats: int, warmup=None) -> float:
-    """Median wall seconds of ``repeats`` calls of ``fn``, after one untimed ``warmup`` (default: ``fn``)."""
-    (warmup or fn)()  # untimed (allocator, onnxruntime arenas, lazy imports)
-    walls = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-    return statistics.median(walls)
+__all__ = ["bench_infer"]
 
 
 def _probs(preds, labels: list[str]) -> np.ndarray:
@@ -132,7 +82,7 @@ def bench_infer(
     if 1 not in batch_sizes:
         batch_sizes = [1, *batch_sizes]  # one at a time is the baseline every batch size is held to
     with tempfile.TemporaryDirectory() as tmp:
-        files = _files(list(audio or []), Path(tmp))
+        files = audio_files(list(audio or []), Path(tmp))
         duration = sum(sf.info(f).duration for f in files)
         variants: list[tuple[str, str, dict]] = []
         for b in backends:
@@ -259,140 +209,3 @@ def _recognizer(model_dir: Path, backend: str, threads: int | None, kw: dict):
             )
         return rec
     return EmotionRecognizer.from_pretrained(model_dir, device="cpu", backend=backend, threads=threads)
-
-
-# ----------------------------------------------------------------------------- serve
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _post(url: str, data: bytes, timeout: float = 120.0) -> tuple[int, float]:
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "audio/wav"}, method="POST")
-    t0 = time.perf_counter()
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            status = r.status
-    except urllib.error.HTTPError as e:
-        status = e.code
-    except (urllib.error.URLError, OSError):
-        status = -1
-    return status, time.perf_counter() - t0
-
-
-def bench_serve(
-    model_dir: str | Path,
-    audio: list[Path] | None = None,
-    *,
-    clients: int = 8,
-    requests: int = 200,
-    backend: str = "torch",
-    port: int = 0,
-    startup_timeout: float = 180.0,
-    json_out: Path | None = None,
-    console=None,
-) -> dict[str, Any]:
-    """Load-test ``metaser serve MODEL_DIR`` on loopback; see the module docstring."""
-    from rich.console import Console
-
-    console = console or Console()
-    if clients < 1 or requests < 1:
-        raise MetaserError("bench serve: --clients and --requests must be >= 1")
-    port = port or _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        files = _files(list(audio or []), Path(tmp))[:16] if audio else [str(p) for p in default_audio(Path(tmp), 8)]
-        bodies = [Path(f).read_bytes() for f in files]
-        cmd = [
-            sys.executable,
-            "-c",
-            "from metaser.cli import main; main()",
-            "serve",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--backend",
-            backend,
-            "--batch-size",
-            str(min(8, clients)),
-        ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            t0 = time.monotonic()
-            while True:
-                if proc.poll() is not None:
-                    raise MetaserError(
-                        f"bench serve: the server exited ({proc.returncode}): "
-                        f"{(proc.stderr.read() or '').strip()[-800:]}"
-                    )
-                try:
-                    with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                if time.monotonic() - t0 > startup_timeout:
-                    raise MetaserError(f"bench serve: no /health answer within {startup_timeout:.0f} s")
-                time.sleep(0.3)
-            rss_start = _rss_mb(proc.pid)
-            url = base + "/v1/predict"
-            with ThreadPoolExecutor(clients) as ex:  # warm-up, untimed: concurrent, so batches form
-                list(ex.map(lambda i: _post(url, bodies[i % len(bodies)]), range(2 * clients)))
-            rss_before = _rss_mb(proc.pid)
-            console.print(f"[dim]bench serve: {requests} requests from {clients} clients ...[/]")
-            res: list[tuple[int, float]] = []
-            trace = []
-            quarter = max(1, requests // 4)
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(clients) as ex:
-                for q0 in range(0, requests, quarter):  # RSS after each quarter: growth vs plateau
-                    n = min(quarter, requests - q0)
-                    res += list(ex.map(lambda i: _post(url, bodies[i % len(bodies)]), range(q0, q0 + n)))
-                    trace.append(_rss_mb(proc.pid))
-            wall = time.perf_counter() - t0
-            rss_after = _rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    lat = sorted(dt for _, dt in res)
-    errors = sum(s != 200 for s, _ in res)
-    out = {
-        "kind": "serve",
-        "model": str(model_dir),
-        "backend": backend,
-        "clients": clients,
-        "requests": requests,
-        "errors": errors,
-        "wall_seconds": round(wall, 3),
-        "requests_per_second": round(requests / wall, 2),
-        "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
-        "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
-        "rss_start_mb": rss_start,
-        "rss_before_mb": rss_before,
-        "rss_after_mb": rss_after,
-        "rss_trace_mb": trace,
-        "cpu_count": os.cpu_count(),
-    }
-    console.print(
-        f"{requests} requests, {clients} clients ({backend}): p50 {out['p50_ms']:.0f} ms, p95 "
-        f"{out['p95_ms']:.0f} ms, {out['requests_per_second']:.2f} req/s, {errors} error(s); "
-        f"server RSS {rss_before} -> {rss_after} MB (after start {rss_start} MB; per quarter {trace})"
-    )
-    if json_out:
-        Path(json_out).write_text(json.dumps(out, indent=2))
-    return out

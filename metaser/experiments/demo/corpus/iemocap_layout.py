@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from metaser.data.demo.config import SynthConfig
-from metaser.data.demo.design import (
+from metaser.experiments.demo.corpus.config import SynthConfig
+from metaser.experiments.demo.corpus.design import (
     CATEGORY,
     DIALOGS,
     IMPRO_LINES,
@@ -27,9 +27,9 @@ from metaser.data.demo.design import (
     UNLABELLED_TEXTS,
     XXX_CATEGORIES,
 )
-from metaser.data.demo.espeak import EspeakSynth
-from metaser.data.demo.plan import PlannedTurn
-from metaser.data.demo.render import render_turn
+from metaser.experiments.demo.corpus.espeak import EspeakSynth
+from metaser.experiments.demo.corpus.plan import PlannedTurn
+from metaser.experiments.demo.corpus.render import render_turn
 from metaser.errors import DataError
 
 __all__ = ["SynthUtterance", "SynthReport", "README_MARKER", "INCOMPLETE_MARKER",
@@ -154,7 +154,7 @@ def _readme(cfg: SynthConfig, report: SynthReport) -> str:
     return f"""{README_MARKER.upper()} -- NOT REAL SPEECH DATA
 
 This folder is a SYNTHETIC stand-in for IEMOCAP_full_release, written by
-`metaser synth-demo` (metaser.data.synth.synthesize_demo_corpus) so that the
+`metaser synth-demo` (metaser.experiments.demo.corpus.synthesize_demo_corpus) so that the
 pipeline can be demonstrated and tested offline. It contains no recordings of
 people: every utterance was spoken by the eSpeak NG formant synthesiser
 (espeakng-loader wheel, driven through ctypes), resampled to {cfg.sample_rate} Hz.

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaser.data.demo.config import SynthConfig
-from metaser.data.demo.design import (
+from metaser.experiments.demo.corpus.config import SynthConfig
+from metaser.experiments.demo.corpus.design import (
     DIALOGS,
     IMPRO_LINES,
     NON_TARGET_CYCLE,
@@ -19,7 +19,7 @@ from metaser.data.demo.design import (
     SPEAKERS,
     TARGET_LABELS,
 )
-from metaser.data.demo.espeak import PARAM_LIMITS
+from metaser.experiments.demo.corpus.espeak import PARAM_LIMITS
 
 __all__ = ["PlannedTurn", "plan_corpus", "assign_prosody"]
 

@@ -24,22 +24,22 @@ reader), non-target labels (``fru``, ``sur``, ``xxx``), transcript lines of unla
 
 Same seed and size -> byte-identical files.
 
-Modules, one job each: :mod:`~metaser.data.demo.espeak` (the eSpeak NG binding),
-:mod:`~metaser.data.demo.design` (speakers, sessions, dialogs, sentences),
-:mod:`~metaser.data.demo.config` (:class:`SynthConfig`), :mod:`~metaser.data.demo.plan`
-(which turn says what, how), :mod:`~metaser.data.demo.render` (audio of one turn),
-:mod:`~metaser.data.demo.iemocap_layout` (the files), :mod:`~metaser.data.demo.corpus` (all
+Modules, one job each: :mod:`~metaser.experiments.demo.corpus.espeak` (the eSpeak NG binding),
+:mod:`~metaser.experiments.demo.corpus.design` (speakers, sessions, dialogs, sentences),
+:mod:`~metaser.experiments.demo.corpus.config` (:class:`SynthConfig`), :mod:`~metaser.experiments.demo.corpus.plan`
+(which turn says what, how), :mod:`~metaser.experiments.demo.corpus.render` (audio of one turn),
+:mod:`~metaser.experiments.demo.corpus.iemocap_layout` (the files), :mod:`~metaser.experiments.demo.corpus.corpus` (all
 of it).
 """
 
 from __future__ import annotations
 
-from metaser.data.demo.config import EmotionProsody, SynthConfig
-from metaser.data.demo.corpus import synthesize_demo_corpus
-from metaser.data.demo.design import DIALOGS, IMPRO_LINES, SCRIPT_LINES, SPEAKERS, TARGET_LABELS, SpeakerVoice
-from metaser.data.demo.iemocap_layout import SynthReport, SynthUtterance
-from metaser.data.demo.plan import PlannedTurn, assign_prosody, plan_corpus
-from metaser.data.demo.render import render_turn
+from metaser.experiments.demo.corpus.config import EmotionProsody, SynthConfig
+from metaser.experiments.demo.corpus.corpus import synthesize_demo_corpus
+from metaser.experiments.demo.corpus.design import DIALOGS, IMPRO_LINES, SCRIPT_LINES, SPEAKERS, TARGET_LABELS, SpeakerVoice
+from metaser.experiments.demo.corpus.iemocap_layout import SynthReport, SynthUtterance
+from metaser.experiments.demo.corpus.plan import PlannedTurn, assign_prosody, plan_corpus
+from metaser.experiments.demo.corpus.render import render_turn
 
 __all__ = [
     "EmotionProsody",
