@@ -37,9 +37,9 @@ def _reference_forward(model_dir: Path, files: list[str]):
     import torch
 
     from metaser.data.audio import load_audio
-    from metaser.models.metaser import MetaSERModel
+    from metaser.models.factory import load_ser_model
 
-    hf = MetaSERModel.from_pretrained(model_dir).encoder.model.eval()
+    hf = load_ser_model(model_dir).encoder.model.eval()
 
     def run():
         with torch.inference_mode():
@@ -139,7 +139,8 @@ def bench_infer(
                     }
                 )
                 if json_out:  # partial results survive an interrupted run
-                    Path(json_out).write_text(
+                    Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(
                         json.dumps({"kind": "infer", "partial": True, "reference": ref_row, "results": rows}, indent=2)
                     )
             del rec
@@ -191,6 +192,7 @@ def bench_infer(
     console.print(table)
     console.print(f"best: {best['backend']} {best['variant']} batch {best['batch_size']}, RTF {best['rtf']:.4f}")
     if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(out, indent=2))
     return out
 
