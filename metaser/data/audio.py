@@ -127,8 +127,12 @@ def probe_audio(path: str | Path) -> AudioInfo:
         raise AudioError(f"cannot stat audio file {p}: {e}", reason="unreadable", path=p) from None
     if size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {p}", reason="empty", path=p)
+    if not os.access(p, os.R_OK):  # libsndfile would only say "System error."
+        raise AudioError(f"permission denied: {p}", reason="unreadable", path=p)
     try:
         f = sf.SoundFile(str(p))
+    except PermissionError:
+        raise AudioError(f"permission denied: {p}", reason="unreadable", path=p) from None
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as e:
         raise AudioError(f"cannot read audio file {p}: {e}", reason="unreadable", path=p) from None
     with f:
