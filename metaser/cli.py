@@ -166,11 +166,13 @@ def synth_demo(out_root: Path, seed: int, size: int | None) -> None:
 def _load_run_config(config: Path, overrides: tuple[str, ...]):
     """The run config of a training command; also quiets Lightning for this process."""
     from metaser.config import load_config
+    from metaser.models.encoder.source import check_encoder_source
     from metaser.training.config import RunConfig
     from metaser.training.trainer import quiet_lightning
 
     quiet_lightning()
     cfg = load_config(RunConfig, config, list(overrides))
+    check_encoder_source(cfg.model.encoder.name_or_path)  # before anything trains: one clear error
     if not sys.stdout.isatty() and cfg.trainer.enable_progress_bar and os.environ.get("CI"):
         from metaser.config import apply_overrides
 
@@ -270,7 +272,8 @@ def train(config: Path, overrides: tuple[str, ...], fold: int, resume: bool) -> 
 
     OVERRIDES are dotted key=value pairs, e.g. stage1.epochs=5 model.fusion.layers=weighted_sum
     """
-    from metaser.training.fold import fold_dir, train_fold
+    from metaser.training.fold import fold_dir
+    from metaser.training.fold_run import train_fold
 
     cfg = _load_run_config(config, overrides)
     m = train_fold(cfg, fold, resume=resume)

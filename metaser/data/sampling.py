@@ -33,7 +33,8 @@ from __future__ import annotations
 import copy
 import types
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from lhotse import CutSet
@@ -89,7 +90,7 @@ def make_sampler(
 
 def _lengths(batch: Any) -> list[int]:
     if isinstance(batch, Batch):
-        return [int(x) for x in batch.lengths]
+        return [int(x) for x in batch.inputs.num_samples]
     if isinstance(batch, CutSet):
         return [int(c.num_samples) for c in batch]
     if isinstance(batch, torch.Tensor):

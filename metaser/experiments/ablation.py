@@ -29,7 +29,7 @@ from metaser.experiments.report import TEST_COLUMNS, pct, write_report
 from metaser.rundir import fold_dirs
 from metaser.training.config import RunConfig
 from metaser.training.fold import is_global_zero, store_root
-from metaser.training.keys import manifest_digest, stage_keys
+from metaser.training.keys import KEY_SCHEMA, manifest_digest, stage_keys
 from metaser.training.stages import stage_plan
 
 __all__ = ["STUDIES", "Variant", "variants", "study_runs", "plan", "run_ablation", "render_ablation"]
@@ -113,7 +113,8 @@ def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str
     """What ``ablate`` would train, without training: the ``--plan`` JSON document.
 
     ``{"study", "base", "variants": [{"slug", "label", "overrides", "stages": [{"name",
-    "losses", "freeze_layers", "epochs", "key"}], "paper": {"ua", "wa"} | null}]}``; with
+    "losses", "freeze_layers", "epochs", "key"}], "paper": {"ua", "wa"} | null}], "key_schema"}``
+    (the version of what a stage computes, part of every key: :data:`metaser.training.keys.KEY_SCHEMA`); with
     ``study="all"`` also ``"studies"`` and each variant's ``"study"``, plus the counts of
     stages and distinct keys.
     """
@@ -147,6 +148,7 @@ def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str
     doc: dict[str, Any] = {
         "study": study,
         "base": base.name,
+        "key_schema": KEY_SCHEMA,
         "variants": out_variants,
         "num_stages": len(stages),
         "num_distinct_stages": len({s["key"] for s in stages}),

@@ -63,12 +63,12 @@ def test_collate_shapes_padding_targets_and_ctc(three, tmp_path):
     labels = build_label_space(three, TASKS)
     batch = SERDataset(labels, TASKS)[three]
     assert isinstance(batch, Batch) and batch.ids == ["a", "b", "c"]
-    assert batch.waveforms.shape == (3, 8000) and batch.waveforms.dtype == torch.float32
-    assert batch.lengths.tolist() == [4000, 8000, 4800] and batch.lengths.dtype == torch.int64
+    assert batch.inputs.samples.shape == (3, 8000) and batch.inputs.samples.dtype == torch.float32
+    assert batch.inputs.lengths.tolist() == [4000, 8000, 4800] and batch.inputs.lengths.dtype == torch.int64
     for i, cid in enumerate(batch.ids):
-        n = int(batch.lengths[i])
-        assert np.array_equal(batch.waveforms[i, :n].numpy(), _audio(tmp_path, cid))
-        assert torch.count_nonzero(batch.waveforms[i, n:]) == 0
+        n = int(batch.inputs.lengths[i])
+        assert np.array_equal(batch.inputs.samples[i, :n].numpy(), _audio(tmp_path, cid))
+        assert torch.count_nonzero(batch.inputs.samples[i, n:]) == 0
     assert list(batch.targets) == ["emotion", "gender", "speaker", "style"]
     assert batch.targets["emotion"].tolist() == [0, 1, 0]
     assert batch.targets["gender"].tolist() == [0, 1, 0]
@@ -108,19 +108,19 @@ def test_speed_perturbation_in_training_keeps_ids(three, convention, factor, exp
     ds = SERDataset(labels, [], train=True,
                     augment=AugmentConfig(speeds=[factor], speed_convention=convention))
     batch = ds[three]
-    assert batch.lengths.tolist() == expected
+    assert batch.inputs.lengths.tolist() == expected
     assert batch.ids == ["a", "b", "c"]
     assert SERDataset(labels, [], train=False, augment=AugmentConfig(speeds=[factor]))[three] \
-        .lengths.tolist() == [4000, 8000, 4800]  # never in eval
+        .inputs.lengths.tolist() == [4000, 8000, 4800]  # never in eval
 
 
 def test_resample_and_mixdown_8k_stereo(tmp_path):
     cuts = CutSet.from_cuts([make_cut(tmp_path, "st", 0.25, sample_rate=8000, channels=2)])
     labels = build_label_space(cuts, [])
     plain = SERDataset(labels, [])[cuts]
-    assert plain.waveforms.shape == (1, 4000)  # 0.25 s at 16 kHz, one channel
+    assert plain.inputs.samples.shape == (1, 4000)  # 0.25 s at 16 kHz, one channel
     fast = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[0.8]))[cuts]
-    assert fast.lengths.tolist() == [3200]  # 0.8x of 0.25 s at 16 kHz
+    assert fast.inputs.lengths.tolist() == [3200]  # 0.8x of 0.25 s at 16 kHz
 
 
 def test_training_crop_is_a_counted_random_slice(three, tmp_path):
@@ -128,12 +128,12 @@ def test_training_crop_is_a_counted_random_slice(three, tmp_path):
     ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[1.0]),
                     max_utterance_seconds=0.2)
     batch = ds[three]
-    assert batch.lengths.tolist() == [3200, 3200, 3200] and ds.num_cropped == 3
+    assert batch.inputs.lengths.tolist() == [3200, 3200, 3200] and ds.source.num_cropped == 3
     full = _audio(tmp_path, "b")
-    row = batch.waveforms[1].numpy()
+    row = batch.inputs.samples[1].numpy()
     starts = [s for s in range(len(full) - 3200 + 1) if np.array_equal(full[s:s + 3200], row)]
     assert len(starts) == 1
-    assert SERDataset(labels, [], max_utterance_seconds=0.2)[three].lengths.tolist() == \
+    assert SERDataset(labels, [], max_utterance_seconds=0.2)[three].inputs.lengths.tolist() == \
         [4000, 8000, 4800]  # eval never crops
 
 
@@ -148,21 +148,21 @@ def test_augmentation_is_reproducible_per_epoch(tmp_path):
         return ds[cuts]
 
     a, b, c = run(0), run(0), run(1)
-    assert torch.equal(a.waveforms, b.waveforms) and torch.equal(a.lengths, b.lengths)
-    assert not torch.equal(a.waveforms, c.waveforms)
+    assert torch.equal(a.inputs.samples, b.inputs.samples) and torch.equal(a.inputs.lengths, b.inputs.lengths)
+    assert not torch.equal(a.inputs.samples, c.inputs.samples)
     # order inside the batch does not matter: the rng is per utterance
     rev = SERDataset(labels, [], train=True, augment=aug, max_utterance_seconds=0.3, seed=5)
     back = rev[CutSet.from_cuts(list(cuts)[::-1])]
     i = back.ids.index(a.ids[0])
-    n = int(a.lengths[0])
-    assert torch.equal(back.waveforms[i, :n], a.waveforms[0, :n])
+    n = int(a.inputs.lengths[0])
+    assert torch.equal(back.inputs.samples[i, :n], a.inputs.samples[0, :n])
 
 
 def _lengths_by_id(loader) -> dict[str, int]:
     out = {}
     for batch in loader:
         assert isinstance(batch, Batch) and len(batch) <= 2
-        out.update(zip(batch.ids, batch.lengths.tolist()))
+        out.update(zip(batch.ids, batch.inputs.lengths.tolist()))
     return out
 
 
@@ -196,8 +196,8 @@ def test_dataloader_bucketing_eval_duration_and_ddp(tmp_path):
     cfg = DataConfig(sampler=SamplerConfig(max_duration=1.0, num_buckets=2, num_workers=0),
                      eval_max_duration=2.0)
     ev = list(make_dataloader(cuts, labels, [], cfg, train=False))
-    assert all(int(b.lengths.sum()) <= 2.0 * 16000 for b in ev)
-    assert any(int(b.lengths.sum()) > 1.0 * 16000 for b in ev)  # the eval limit is used
+    assert all(int(b.inputs.lengths.sum()) <= 2.0 * 16000 for b in ev)
+    assert any(int(b.inputs.lengths.sum()) > 1.0 * 16000 for b in ev)  # the eval limit is used
     ranks = [[i for b in make_dataloader(cuts, labels, [], cfg, train=True, world_size=2, rank=r)
               for i in b.ids] for r in (0, 1)]
     assert not set(ranks[0]) & set(ranks[1])
@@ -228,8 +228,8 @@ def test_dataloader_reports_cropped_utterances(tmp_path, caplog):
     with caplog.at_level("INFO", logger="metaser.data.dataset"):
         loader = make_dataloader(cuts, labels, [], cfg, train=True)
     assert f"{longer} of 10 training utterances are longer than max_utterance_seconds=0.3" in caplog.text
-    assert max(max(b.lengths.tolist()) for b in loader) == 4800
-    assert loader.dataset.num_cropped == longer
+    assert max(max(b.inputs.lengths.tolist()) for b in loader) == 4800
+    assert loader.dataset.source.num_cropped == longer
 
 
 def test_tdsa_is_applied_before_bucketing_so_batches_respect_max_duration(tmp_path):
@@ -243,8 +243,8 @@ def test_tdsa_is_applied_before_bucketing_so_batches_respect_max_duration(tmp_pa
     slowed = 0
     for epoch in range(3):
         for b in make_dataloader(cuts, labels, [], cfg, train=True, epoch_seed=epoch):
-            assert int(b.lengths.sum()) <= 12.0 * 16000 + len(b)  # + rounding of each resampled cut
-            slowed += sum(int(n) > originals[i] for i, n in zip(b.ids, b.lengths))
+            assert int(b.inputs.lengths.sum()) <= 12.0 * 16000 + len(b)  # + rounding of each resampled cut
+            slowed += sum(int(n) > originals[i] for i, n in zip(b.ids, b.inputs.lengths))
     assert slowed > 0  # factor 0.8 was drawn, so the check above was exercised
 
 
@@ -259,12 +259,12 @@ def test_short_cuts_are_zero_padded_to_the_receptive_field(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="metaser.data.dataset"):
         batch = ds[cuts]
     assert MIN_SAMPLES == 400
-    assert batch.lengths.tolist() == [400, 480, 1600] and ds.num_padded_short == 1
-    assert np.array_equal(batch.waveforms[0, :160].numpy(), _audio(tmp_path, "ten"))
-    assert torch.count_nonzero(batch.waveforms[0, 160:]) == 0
+    assert batch.inputs.lengths.tolist() == [400, 480, 1600] and ds.source.audio.num_padded_short == 1
+    assert np.array_equal(batch.inputs.samples[0, :160].numpy(), _audio(tmp_path, "ten"))
+    assert torch.count_nonzero(batch.inputs.samples[0, 160:]) == 0
     assert "cut ten has 160 samples, fewer than min_samples=400: zero-padded" in caplog.text
     fast = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[0.8]))
-    assert fast[cuts].lengths.tolist() == [400, 400, 1280] and fast.num_padded_short == 2
-    assert SERDataset(labels, [], min_samples=0)[cuts].lengths.tolist() == [160, 480, 1600]
+    assert fast[cuts].inputs.lengths.tolist() == [400, 400, 1280] and fast.source.audio.num_padded_short == 2
+    assert SERDataset(labels, [], min_samples=0)[cuts].inputs.lengths.tolist() == [160, 480, 1600]
     with pytest.raises(DataError, match="min_samples"):
         SERDataset(labels, [], min_samples=-1)

@@ -9,6 +9,7 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
 from metaser.config import from_dict
+from metaser.boundary import Waveforms
 from metaser.data.batch import Batch
 from metaser.data.config import SamplerConfig
 from metaser.data.sampling import count_batches, make_sampler, padding_ratio, set_epoch
@@ -74,7 +75,7 @@ def test_bucketing_pads_much_less_than_random_fixed_batches(varied):
 def test_padding_ratio_exact():
     assert padding_ratio([[3, 1], [2, 2]]) == pytest.approx(2 / 8)
     assert padding_ratio([torch.tensor([5, 5, 5])]) == 0.0
-    batch = Batch(waveforms=torch.zeros(2, 10), lengths=torch.tensor([10, 4]))
+    batch = Batch(inputs=Waveforms(torch.zeros(2, 10), torch.tensor([10, 4])))
     assert padding_ratio([batch]) == pytest.approx(6 / 14)
     with pytest.raises(ValueError):
         padding_ratio([])

@@ -1,4 +1,4 @@
-"""The exact frozen-prefix cache: training from it gives the same per-step losses as from audio."""
+"""The frozen boundary and its cache: training from the store gives the per-step losses of the prefix run live."""
 
 from __future__ import annotations
 
@@ -22,26 +22,27 @@ def ctx(make_run_config, tmp_path_factory):
 
 
 def losses(ctx, stage: str, cached: bool, steps: int = 6) -> tuple[list[float], object]:
+    from metaser.boundary import FrozenFeatures, Waveforms
     from metaser.data.dataset import make_dataloader
-    from metaser.training.cache import stage_features
+    from metaser.training.frozen import stage_store
     from metaser.training.stages import build_model, build_stage
 
     cfg, spec = ctx.cfg, ctx.spec(stage)
     model = build_model(cfg, ctx.labels)
     module = build_stage(model, spec, ctx.labels, cfg)
     store = (
-        stage_features(cfg, model, spec.freeze_layers, ctx.parts, ctx.labels, ctx.manifest_sha, all_cuts=ctx.all_cuts)
+        stage_store(cfg, module.boundary, model, ctx.parts, ctx.manifest_sha, all_cuts=ctx.all_cuts)
         if cached
         else None
     )
-    loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, features=store)
+    loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, store=store)
     opt = module.configure_optimizers()
     module.train()
     out = []
     for i, batch in zip(range(steps), loader):
-        assert (batch.features is not None) == cached
+        assert isinstance(batch.inputs, FrozenFeatures if cached else Waveforms)
         module.on_train_batch_start(batch, i)
-        loss = module._loss(module(batch), batch).total
+        loss = module.loss_on(batch).total
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -54,7 +55,7 @@ def test_training_from_the_cache_gives_the_same_per_step_losses(ctx, stage, laye
     torch.set_num_threads(1)
     ref, _ = losses(ctx, stage, cached=False)
     got, store = losses(ctx, stage, cached=True)
-    assert store is not None and store.meta["layer"] == layer and store.meta["alone"] is False
+    assert store is not None and store.meta["layer"] == layer and store.meta["independent"] is True
     assert len(ref) == len(got) == 6
     assert max(abs(a - b) for a, b in zip(ref, got)) <= 1e-5, (ref, got)
     # every training utterance has an entry for each speed, valid / test at 1.0
@@ -64,16 +65,16 @@ def test_training_from_the_cache_gives_the_same_per_step_losses(ctx, stage, laye
 
 
 def test_cache_is_keyed_by_the_frozen_weights(ctx):
-    from metaser.training.cache import stage_features
+    from metaser.training.frozen import stage_store
     from metaser.training.stages import build_model, build_stage
 
     cfg = ctx.cfg
     model = build_model(cfg, ctx.labels)
-    build_stage(model, ctx.spec("stage2"), ctx.labels, cfg)
-    a = stage_features(cfg, model, 4, ctx.parts, ctx.labels, ctx.manifest_sha, all_cuts=ctx.all_cuts)
+    boundary = build_stage(model, ctx.spec("stage2"), ctx.labels, cfg).boundary
+    a = stage_store(cfg, boundary, model, ctx.parts, ctx.manifest_sha, all_cuts=ctx.all_cuts)
     with torch.no_grad():
         model.encoder.model.encoder.layers[2].final_layer_norm.weight.add_(0.5)  # a frozen layer changes
-    b = stage_features(cfg, model, 4, ctx.parts, ctx.labels, ctx.manifest_sha, all_cuts=ctx.all_cuts)
+    b = stage_store(cfg, boundary, model, ctx.parts, ctx.manifest_sha, all_cuts=ctx.all_cuts)
     assert a.path != b.path and a.path.is_dir() and b.path.is_dir()
     c = next(iter(ctx.parts["test"])).id
     assert torch.equal(a.get(c, 1.0)[0], b.get(c, 1.0)[0])  # layers 0 and 1 unchanged
@@ -91,24 +92,30 @@ def test_cache_is_keyed_by_the_frozen_weights(ctx):
 )
 def test_cache_switches_itself_off_and_says_why(ctx, change, why):
     from metaser.models.encoder import SSLEncoder
-    from metaser.training.cache import cache_layer
+    from metaser.training.frozen import frozen_boundary
 
     cfg = apply_overrides(ctx.cfg, change)
-    layer, reason = cache_layer(cfg, SSLEncoder.from_pretrained(cfg.model.encoder), 4)
-    assert layer is None and why in reason
+    b = frozen_boundary(cfg, 4, SSLEncoder.from_pretrained(cfg.model.encoder))
+    assert b.store_layer is None and why in b.reason and b.layers == 4
 
 
-@pytest.mark.parametrize("mode", ["auto", "force"])
-def test_group_norm_encoders_are_cached_alone_by_default(ctx, mode):
+def test_the_boundary_follows_cache_mode(ctx):
+    """auto: every utterance as if alone, cached at the boundary (group-norm encoders too);
+    strict: HF's padded batches, cached only where that is exact."""
     from metaser.models.encoder import SSLEncoder
-    from metaser.training.cache import cache_layer
+    from metaser.training.frozen import frozen_boundary
 
-    cfg = apply_overrides(ctx.cfg, ["model.encoder.name_or_path=tiny-wav2vec2", f"cache.mode={mode}"])
-    enc = SSLEncoder.from_pretrained(cfg.model.encoder)
-    for n, layer in ((4, 4), (0, 0)):
-        got, why = cache_layer(cfg, enc, n)
-        assert got == layer and "alone" in why
-    assert "alone" not in cache_layer(ctx.cfg, SSLEncoder.from_pretrained(ctx.cfg.model.encoder), 4)[1]
+    gn = apply_overrides(ctx.cfg, ["model.encoder.name_or_path=tiny-wav2vec2"])
+    enc = SSLEncoder.from_pretrained(gn.model.encoder)
+    for n in (4, 0):
+        b = frozen_boundary(gn, n, enc)
+        assert (b.layers, b.independent, b.store_layer) == (n, True, n) and "as if alone" in b.reason
+    strict = frozen_boundary(apply_overrides(gn, ["cache.mode=strict"]), 4, enc)
+    assert (strict.independent, strict.store_layer) == (False, None)
+    ln = SSLEncoder.from_pretrained(ctx.cfg.model.encoder)  # tiny-wavlm: layer norm, exact padded too
+    assert "as if alone" not in frozen_boundary(ctx.cfg, 4, ln).reason
+    b = frozen_boundary(apply_overrides(ctx.cfg, ["cache.mode=strict"]), 4, ln)
+    assert (b.independent, b.store_layer) == (False, 4)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +125,7 @@ def ctx_group_norm(make_run_config, tmp_path_factory):
     cfg = make_run_config(
         tmp_path_factory.mktemp("cache-gn"),
         "data.sampler.mode=fixed",
-        "data.sampler.batch_size=1",
+        "data.sampler.batch_size=4",
         "model.encoder.dropout=0.0",
         "model.encoder.name_or_path=tiny-wav2vec2",
     )
@@ -126,14 +133,14 @@ def ctx_group_norm(make_run_config, tmp_path_factory):
 
 
 @pytest.mark.parametrize("stage,layer", [("stage1", 0), ("stage2", 4)])
-def test_group_norm_cache_equals_batch_size_one(ctx_group_norm, stage, layer):
-    """A group-norm encoder's cache holds each utterance's own features: training from it gives
-    the per-step losses of the audio path at batch size 1 (no padding), and its store says it
-    was built one utterance at a time."""
+def test_group_norm_cache_equals_the_independent_live_prefix(ctx_group_norm, stage, layer):
+    """A group-norm encoder in the default mode: its store (built in batches with the masked
+    group norm) gives the per-step losses of the prefix run live on padded batches of 4, since
+    both compute every utterance as if alone."""
     torch.set_num_threads(1)
     ref, _ = losses(ctx_group_norm, stage, cached=False)
     got, store = losses(ctx_group_norm, stage, cached=True)
-    assert store is not None and store.meta["layer"] == layer and store.meta["alone"] is True
+    assert store is not None and store.meta["layer"] == layer and store.meta["independent"] is True
     assert max(abs(a - b) for a, b in zip(ref, got)) <= 1e-5, (ref, got)
 
 
@@ -153,3 +160,61 @@ def test_feature_store_round_trip_and_atomic_commit(tmp_path):
         torch.testing.assert_close(got[1], x[1], rtol=tol, atol=tol)
         again = pickle.loads(pickle.dumps(s))  # DataLoader workers reopen by path
         assert torch.equal(again.get("utt", 0.8)[0], got[0]) and again.meta["layer"] == 2
+
+
+def test_interrupted_store_build_leaves_nothing_and_stale_ones_are_swept(tmp_path):
+    """SIGTERM during a build removes its temporary folder; one left by a killed process (here: a
+    pid that does not exist) is removed by the next writer in that folder."""
+    import os
+    import signal
+
+    from metaser.data.feature_store import FeatureStoreWriter, cleanup_on_sigterm, sweep_stale
+
+    w = FeatureStoreWriter(tmp_path / "cnn-x", meta={"layer": 0})
+    (tmp,) = tmp_path.iterdir()  # .cnn-x.tmp-<host>-<pid>-<random>
+    assert tmp.name.startswith(".cnn-x.tmp-") and f"-{os.getpid()}-" in tmp.name
+    with pytest.raises(SystemExit), cleanup_on_sigterm():
+        try:
+            w.add("utt", 1.0, [torch.randn(3, 2)], num_samples=960)
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:
+            w.abort()
+            raise
+    assert list(tmp_path.iterdir()) == []
+    host = tmp.name.split(".tmp-", 1)[1].split("-")[0]
+    stale = tmp_path / f".cnn-y.tmp-{host}-999999999-abc"
+    stale.mkdir()
+    (stale / "data.bin").write_bytes(b"x")
+    assert sweep_stale(tmp_path) == [stale] and not stale.exists()
+    FeatureStoreWriter(tmp_path / "cnn-z").abort()  # a new writer sweeps too
+
+
+def test_frozen_encoder_mode_trains_the_fusion_and_heads_only(make_run_config, tmp_path):
+    """freeze_layers: all (SUPERB / EmoBox): the store holds all L layer outputs; a training step
+    from it moves the weighted sum's weights and the heads, never the encoder."""
+    from metaser.boundary import FrozenFeatures
+    from metaser.data.dataset import make_dataloader
+    from metaser.training.fold import prepare_fold
+    from metaser.training.frozen import stage_store
+    from metaser.training.stages import build_model, build_stage
+
+    cfg = make_run_config(
+        tmp_path, "aux_tasks={}", "emotion_only.freeze_layers=all", "model.fusion.layers=weighted_sum"
+    )
+    ctx = prepare_fold(cfg, 1)
+    spec = ctx.spec("emotion_only")
+    model = build_model(cfg, ctx.labels)
+    module = build_stage(model, spec, ctx.labels, cfg)
+    assert module.boundary.layers == module.boundary.store_layer == 12
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    store = stage_store(cfg, module.boundary, model, ctx.parts, ctx.manifest_sha, all_cuts=ctx.all_cuts)
+    batch = next(iter(make_dataloader(ctx.parts["train"], ctx.labels, [], cfg.data, train=True, store=store)))
+    assert isinstance(batch.inputs, FrozenFeatures) and len(batch.inputs.hidden) == 12
+    opt = module.configure_optimizers()
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    module.train()
+    module.loss_on(batch).total.backward()
+    opt.step()
+    moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    assert "layer_fusion.logits" in moved and any(k.startswith("emotion_head.") for k in moved)
+    assert not any(k.startswith("encoder.") for k in moved)
