@@ -142,11 +142,59 @@ def prepare_ravdess(root: Path, out: Path, strict: bool, min_duration: float | N
     default=None,
     help="Directory that relative paths in the table are resolved against.",
 )
+@click.option(
+    "--regression",
+    "regression",
+    default="",
+    metavar="COL[,COL...]",
+    help="Columns stored as numbers (floats) in the manifest, e.g. valence,arousal: a task whose "
+    "values are numbers is trained as regression. A cell that is not a number is an error; an "
+    "empty cell leaves the field absent.",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Text encoding of the table (a UTF-8 byte-order mark is skipped), e.g. latin-1, cp1252.",
+)
+@click.option(
+    "--allow-duplicate-audio",
+    is_flag=True,
+    help="Accept the same audio file under two ids (an error by default: it could be in a "
+    "training and a test part at once).",
+)
+@click.option(
+    "--allow-speaker-overlap",
+    is_flag=True,
+    help="Accept a speaker in two sessions or two folds (an error by default: session- or "
+    "fold-grouped folds would test on speakers seen in training).",
+)
 @_strict
 @_min_duration
-def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool, min_duration: float | None) -> None:
+def prepare_csv(
+    file: Path,
+    out: Path,
+    audio_root: Path | None,
+    regression: str,
+    encoding: str,
+    allow_duplicate_audio: bool,
+    allow_speaker_overlap: bool,
+    strict: bool,
+    min_duration: float | None,
+) -> None:
     """Any corpus described by a CSV/TSV with `path` and `emotion` columns."""
-    _prepare("csv", file, out, strict, min_duration, audio_root=audio_root)
+    _prepare(
+        "csv",
+        file,
+        out,
+        strict,
+        min_duration,
+        audio_root=audio_root,
+        regression=[c for c in regression.split(",") if c.strip()],
+        encoding=encoding,
+        allow_duplicate_audio=allow_duplicate_audio,
+        allow_speaker_overlap=allow_speaker_overlap,
+    )
 
 
 @main.command("synth-demo")
