@@ -106,11 +106,17 @@ _min_duration = click.option(
 @prepare.command("iemocap")
 @_root
 @_out
+@click.option(
+    "--self-evaluations",
+    is_flag=True,
+    help="Also count the actors' own categorical lines (C-F*, C-M*) in the vote fields "
+    "vote_ang/vote_hap/vote_neu/vote_sad (by default only the evaluators' C-E* lines).",
+)
 @_strict
 @_min_duration
-def prepare_iemocap(root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
-    """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions."""
-    _prepare("iemocap", root, out, strict, min_duration)
+def prepare_iemocap(root: Path, out: Path, self_evaluations: bool, strict: bool, min_duration: float | None) -> None:
+    """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions, annotator votes."""
+    _prepare("iemocap", root, out, strict, min_duration, self_evaluations=self_evaluations)
 
 
 @prepare.command("emodb")
