@@ -203,6 +203,42 @@ def prepare_csv(
     )
 
 
+_audio_root_required = click.option(
+    "--audio-root",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder holding the corpus' audio (EmoBox's downloads/<corpus>/ part of each path is "
+    "replaced by it; a file not found there is looked up by its name anywhere under it).",
+)
+
+
+@prepare.command("emobox")
+@_root
+@_audio_root_required
+@_out
+@_strict
+@_min_duration
+def prepare_emobox(root: Path, audio_root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
+    """One corpus folder of EmoBox's data/ (e.g. EmoBox/data/emodb) with EmoBox's folds.
+
+    \b
+    Each cut records its EmoBox test fold in the field `fold` (and `valid_fold` where the corpus
+    has valid files); train with data.split.group_by=fold to use exactly these folds.
+    """
+    _prepare("emobox", root, out, strict, min_duration, audio_root=audio_root)
+
+
+@prepare.command("emobox-track2")
+@click.argument("file", type=click.Path(path_type=Path))
+@_audio_root_required
+@_out
+@_strict
+@_min_duration
+def prepare_emobox_track2(file: Path, audio_root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
+    """An EmoBox track-2 (cross-corpus) balanced test list: wav_filename, label, speaker."""
+    _prepare("emobox-track2", file, out, strict, min_duration, audio_root=audio_root)
+
+
 @main.command("synth-demo")
 @click.argument("out_root", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same corpus).")

@@ -34,16 +34,19 @@ class SplitConfig:
     """Speaker-independent cross-validation folds and the validation split inside each.
 
     group_by: ``session`` (IEMOCAP: leave-one-session-out, each session is one pair of
-        speakers) or ``speaker`` (corpora without sessions, e.g. EmoDB).
+        speakers), ``speaker`` (corpora without sessions, e.g. EmoDB) or ``fold`` (the folds
+        the manifest's ``fold`` field names, e.g. EmoBox's, never re-split; cuts whose
+        ``valid_fold`` names a fold are its validation part: :mod:`metaser.data.folds`).
     num_folds: ``None`` = one fold per group (leave-one-group-out); ``k`` = the groups are
-        assigned to ``k`` folds, balancing utterance counts deterministically.
+        assigned to ``k`` folds, balancing utterance counts deterministically. With
+        ``group_by: fold`` it must be ``None`` or the number of folds the manifest names.
     valid_fraction: fraction of the training part held out for validation (0 = none).
     valid_by: ``utterance`` (stratified by emotion) or ``speaker`` (whole speakers held out,
         at least one, about ``valid_fraction`` of the utterances).
     seed: makes the validation split reproducible.
     """
 
-    group_by: Literal["session", "speaker"] = "session"
+    group_by: Literal["session", "speaker", "fold"] = "session"
     num_folds: int | None = None
     valid_fraction: float = 0.1
     valid_by: Literal["utterance", "speaker"] = "utterance"

@@ -135,6 +135,7 @@ def finish_prepare(
     notes: list[str] | None = None,
     warnings: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    group_by: str | None = None,
     console=None,
 ) -> PrepareResult:
     """The common end of every recipe: drop short clips, strict check, write manifest + summary.
@@ -148,6 +149,8 @@ def finish_prepare(
     warnings: shown with the summary (``summary["warnings"]``); an emotion class with a single
         kept utterance is added here (it cannot be in both a training and a test part).
     extra: further keys merged into the summary (a recipe's own counts).
+    group_by: the field the summary's emotion table is broken down by (default: session, else
+        speaker).
     console: deprecated (recipes print nothing); when given, the summary is printed to it
         as before, with a DeprecationWarning. Print ``result.summary`` with
         :func:`metaser.data.summary.print_summary` instead.
@@ -183,7 +186,7 @@ def finish_prepare(
     cutset = CutSet.from_cuts(cuts)
     out = Path(out_dir)
     save_manifest(cutset, out)
-    summary = summarize(cuts, skipped, corpus, excluded=excluded, notes=notes, warnings=warnings)
+    summary = summarize(cuts, skipped, corpus, excluded=excluded, notes=notes, warnings=warnings, group_by=group_by)
     summary.update(extra or {})
     summary["min_duration"] = min_duration
     write_summary(summary, out)

@@ -137,7 +137,7 @@ def test_prepare_iemocap(iemocap_root, tmp_path, quiet_console, capsys):
 
 def test_recipes_registry():
     assert RECIPES["iemocap"] is prepare_iemocap
-    assert sorted(RECIPES) == ["csv", "emodb", "iemocap", "ravdess"]
+    assert {"csv", "emodb", "iemocap", "ravdess", "emobox", "emobox-track2"} == set(RECIPES)
 
 
 def test_prepare_iemocap_strict(iemocap_root, tmp_path):
