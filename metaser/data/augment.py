@@ -24,8 +24,9 @@ reproducible (the dataset seeds one per utterance, and one per batch from :func:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Sequence
 from math import gcd
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ class SpeedPerturb:
         self._lhotse = {f: lhotse_speed_factor(f, convention, sample_rate) for f in self.speeds}
 
     @classmethod
-    def from_config(cls, cfg: AugmentConfig, sample_rate: int = SAMPLE_RATE) -> "SpeedPerturb":
+    def from_config(cls, cfg: AugmentConfig, sample_rate: int = SAMPLE_RATE) -> SpeedPerturb:
         return cls(cfg.speeds, cfg.speed_prob, cfg.speed_convention, sample_rate)
 
     def draw(self, rng: np.random.Generator) -> float:

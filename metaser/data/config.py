@@ -166,7 +166,7 @@ class AugmentConfig:
         _check_range("drop_chunk_count", self.drop_chunk_count_low, self.drop_chunk_count_high, 0)
         _check_range("drop_chunk_length", self.drop_chunk_length_low, self.drop_chunk_length_high, 1)
 
-    def resolved(self) -> "AugmentConfig":
+    def resolved(self) -> AugmentConfig:
         """A copy with the preset's values in every field left at ``None`` / ``"preset"``."""
         values = AUGMENT_PRESETS[self.preset]
         changes = {k: v for k, v in values.items() if getattr(self, k) in (None, "preset")}

@@ -165,7 +165,7 @@ def build_iemocap(root: Path) -> Path:
             for utt, label, (v, a, d), kind in turns:
                 lines.append(f"[{t:.4f} - {t + 1.5:.4f}]\t{utt}\t{label}\t[{v:.4f}, {a:.4f}, {d:.4f}]\n")
                 lines += [f"{a}\n" for a in IEMOCAP_ANNOTATIONS.get(utt, ["C-E1:\tNeutral state;\t()"])]
-                lines.append(f"A-E1:\tval 3; act 2; dom  2;\t()\n\n")
+                lines.append("A-E1:\tval 3; act 2; dom  2;\t()\n\n")
                 if utt in IEMOCAP_TEXTS:
                     trans.append(f"{utt} [{t:08.4f}-{t + 1.5:08.4f}]: {IEMOCAP_TEXTS[utt]}\n")
                 t += 2.0

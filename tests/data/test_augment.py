@@ -22,7 +22,6 @@ from metaser.data.config import AugmentConfig
 from metaser.errors import ConfigError
 from tests.data.helpers import make_cut
 
-
 # (convention, factor, samples of a 1 s and of a 0.1 s clip at 16 kHz)
 SPEED_CASES = [
     ("length", 0.8, 12800, 1280),  # the paper's / SpeechBrain's reading: 0.8x the samples

@@ -15,7 +15,7 @@ from metaser.data.folds import make_folds
 from metaser.data.manifest import EMOTION, EMOTION_RAW, TEXT_RAW, get_field, load_cut_audio, load_manifest
 from metaser.data.recipes import RECIPES, prepare_emobox, prepare_emobox_track2
 from metaser.data.recipes.audio_index import AudioIndex
-from metaser.data.recipes.emobox import emobox_relative_path, read_emobox_folds
+from metaser.data.recipes.emobox import emobox_relative_path
 from metaser.errors import ConfigError, DataError
 from tests.data.conftest import EMODB_ROOT, REPO_ROOT, write_tone
 from tests.data.emobox_fixture import EMODB_LABEL_MAP, emobox_entry, write_emobox_emodb, write_lists
@@ -308,8 +308,8 @@ def test_real_emodb_in_emobox_format(tmp_path):
 def test_tiny_config_points_at_an_emobox_manifest(emobox_dir, tmp_path):
     """configs/emodb/tiny.yaml with overrides only: data.manifest and data.split.group_by=fold
     (and split.num_folds when EmoBox's fold count is not the preset's 5)."""
-    from metaser.training.config import RunConfig
     from metaser.config import load_config
+    from metaser.training.config import RunConfig
 
     root, tests = emobox_dir
     res = prepare_emobox(root, tmp_path / "out", audio_root=tmp_path / "emodb")

@@ -221,7 +221,7 @@ def prepare_iemocap(
     seen: set[str] = set()
     no_text = 0
     votes = {}
-    for sess, sess_dir in sessions.items():
+    for sess_dir in sessions.values():
         label_files = sorted(
             p
             for p in (sess_dir / "dialog" / "EmoEvaluation").glob("*.txt")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
 
+from metaser.errors import DataError
 from metaser.experiments.demo.corpus.annotators import evaluator_lines
 from metaser.experiments.demo.corpus.config import SynthConfig
 from metaser.experiments.demo.corpus.design import (
@@ -31,7 +32,6 @@ from metaser.experiments.demo.corpus.design import (
 from metaser.experiments.demo.corpus.espeak import EspeakSynth
 from metaser.experiments.demo.corpus.plan import PlannedTurn
 from metaser.experiments.demo.corpus.render import render_turn
-from metaser.errors import DataError
 
 __all__ = ["SynthUtterance", "SynthReport", "README_MARKER", "INCOMPLETE_MARKER", "prepare_out_root", "write_corpus"]
 
