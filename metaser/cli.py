@@ -106,11 +106,17 @@ _min_duration = click.option(
 @prepare.command("iemocap")
 @_root
 @_out
+@click.option(
+    "--self-evaluations",
+    is_flag=True,
+    help="Also count the actors' own categorical lines (C-F*, C-M*) in the vote fields "
+    "vote_ang/vote_hap/vote_neu/vote_sad (by default only the evaluators' C-E* lines).",
+)
 @_strict
 @_min_duration
-def prepare_iemocap(root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
-    """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions."""
-    _prepare("iemocap", root, out, strict, min_duration)
+def prepare_iemocap(root: Path, out: Path, self_evaluations: bool, strict: bool, min_duration: float | None) -> None:
+    """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions, annotator votes."""
+    _prepare("iemocap", root, out, strict, min_duration, self_evaluations=self_evaluations)
 
 
 @prepare.command("emodb")
@@ -142,11 +148,95 @@ def prepare_ravdess(root: Path, out: Path, strict: bool, min_duration: float | N
     default=None,
     help="Directory that relative paths in the table are resolved against.",
 )
+@click.option(
+    "--regression",
+    "regression",
+    default="",
+    metavar="COL[,COL...]",
+    help="Columns stored as numbers (floats) in the manifest, e.g. valence,arousal: a task whose "
+    "values are numbers is trained as regression. A cell that is not a number is an error; an "
+    "empty cell leaves the field absent.",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Text encoding of the table (a UTF-8 byte-order mark is skipped), e.g. latin-1, cp1252.",
+)
+@click.option(
+    "--allow-duplicate-audio",
+    is_flag=True,
+    help="Accept the same audio file under two ids (an error by default: it could be in a "
+    "training and a test part at once).",
+)
+@click.option(
+    "--allow-speaker-overlap",
+    is_flag=True,
+    help="Accept a speaker in two sessions or two folds (an error by default: session- or "
+    "fold-grouped folds would test on speakers seen in training).",
+)
 @_strict
 @_min_duration
-def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool, min_duration: float | None) -> None:
+def prepare_csv(
+    file: Path,
+    out: Path,
+    audio_root: Path | None,
+    regression: str,
+    encoding: str,
+    allow_duplicate_audio: bool,
+    allow_speaker_overlap: bool,
+    strict: bool,
+    min_duration: float | None,
+) -> None:
     """Any corpus described by a CSV/TSV with `path` and `emotion` columns."""
-    _prepare("csv", file, out, strict, min_duration, audio_root=audio_root)
+    _prepare(
+        "csv",
+        file,
+        out,
+        strict,
+        min_duration,
+        audio_root=audio_root,
+        regression=[c for c in regression.split(",") if c.strip()],
+        encoding=encoding,
+        allow_duplicate_audio=allow_duplicate_audio,
+        allow_speaker_overlap=allow_speaker_overlap,
+    )
+
+
+_audio_root_required = click.option(
+    "--audio-root",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder holding the corpus' audio (EmoBox's downloads/<corpus>/ part of each path is "
+    "replaced by it; a file not found there is looked up by its name anywhere under it).",
+)
+
+
+@prepare.command("emobox")
+@_root
+@_audio_root_required
+@_out
+@_strict
+@_min_duration
+def prepare_emobox(root: Path, audio_root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
+    """One corpus folder of EmoBox's data/ (e.g. EmoBox/data/emodb) with EmoBox's folds.
+
+    \b
+    Each cut records its EmoBox test fold in the field `fold` (and `valid_fold` where the corpus
+    has valid files); train with data.split.group_by=fold to use exactly these folds.
+    """
+    _prepare("emobox", root, out, strict, min_duration, audio_root=audio_root)
+
+
+@prepare.command("emobox-track2")
+@click.argument("file", type=click.Path(path_type=Path))
+@_audio_root_required
+@_out
+@_strict
+@_min_duration
+def prepare_emobox_track2(file: Path, audio_root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
+    """An EmoBox track-2 (cross-corpus) balanced test list: wav_filename, label, speaker."""
+    _prepare("emobox-track2", file, out, strict, min_duration, audio_root=audio_root)
 
 
 @main.command("synth-demo")
