@@ -223,7 +223,8 @@ def _runs(doc: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{t} {row}" for t, row in r["shown_in"]) or "no cell (another run fills them)"
         hidden = [f"{t} {row}" for t, row in r["cells"] if [t, row] not in r["shown_in"]]
         mark = "" if r["comparable"] else f" † (encoder {r['encoder_name']} placed with --encoder-as)"
-        line = f"- `{r['path']}`: {ENCODER_NAMES[r['encoder']]}, {r['n_folds']} folds{mark}; shown in {shown}"
+        folds = f"{r['n_folds']} fold{'s' if r['n_folds'] != 1 else ''}"
+        line = f"- `{r['path']}`: {ENCODER_NAMES[r['encoder']]}, {folds}{mark}; shown in {shown}"
         if hidden:
             line += f"; not shown in {', '.join(hidden)} (another run fills it)"
         out.append(line)

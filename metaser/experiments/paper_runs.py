@@ -30,7 +30,7 @@ from metaser.errors import ConfigError, MetaserError
 from metaser.experiments.paper_compare import paper_reference
 from metaser.experiments.report import aggregate
 from metaser.paper import ENCODER_NAMES, ENCODERS, STUDY_TABLES, paper_encoder
-from metaser.rundir import fold_dirs
+from metaser.rundir import fold_dirs, fold_number
 
 __all__ = ["PlacedRun", "cells_for", "find_runs", "parse_encoder_as", "place_runs"]
 
@@ -102,7 +102,7 @@ def _search(path: Path, depth: int, out: list[Path]) -> None:
     if depth == 0:
         return
     for child in sorted(path.iterdir()):
-        if child.is_dir() and not child.is_symlink() and child.name not in _SKIP and not child.name.startswith("fold"):
+        if child.is_dir() and not child.is_symlink() and child.name not in _SKIP and fold_number(child) is None:
             _search(child, depth - 1, out)
 
 
