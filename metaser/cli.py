@@ -473,6 +473,53 @@ def report(run_dir: Path) -> None:
     console.print(f"report: {run_dir / 'report.md'}")
 
 
+@main.command("paper-tables")
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--encoder-as",
+    "encoder_as",
+    multiple=True,
+    metavar="NAME=ENCODER",
+    help="Place runs of encoder NAME (model.encoder.name_or_path) in the column of ENCODER (wav2vec2, hubert, "
+    "wavlm), e.g. tiny-wavlm=wavlm. Such runs are not the paper's encoder: they get no Δ. Repeatable.",
+)
+@click.option(
+    "--compare",
+    type=click.Choice(["mean", "pooled"]),
+    default="mean",
+    show_default=True,
+    help="Which of ours Δ uses: the mean over folds or the figure pooled over all folds' test utterances.",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the numbers here.")
+@click.option(
+    "-o", "--out", "md_out", type=click.Path(path_type=Path), default=None, help="Also write the Markdown here."
+)
+def paper_tables(
+    run_dirs: tuple[Path, ...], encoder_as: tuple[str, ...], compare: str, json_out: Path | None, md_out: Path | None
+) -> None:
+    """The paper's Tables I-IV with your runs beside them, Δ, and the paper's recomputed prose figures.
+
+    RUN_DIRS: `metaser cv` run folders, ablate-<study>/ folders, or the folder holding them
+    (`--study all`). Each run is placed by its saved config; the runs that cannot be placed are
+    listed with the reason. With no RUN_DIR: the paper's own figures and analyses.
+    """
+    import json
+
+    from metaser.experiments.paper_render import render
+    from metaser.experiments.paper_runs import parse_encoder_as
+    from metaser.experiments.paper_tables import build_paper_tables
+
+    doc = build_paper_tables(run_dirs, encoder_as=parse_encoder_as(encoder_as), compare=compare)
+    md = render(doc)
+    click.echo(md, nl=False)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    if md_out is not None:
+        md_out.parent.mkdir(parents=True, exist_ok=True)
+        md_out.write_text(md)
+
+
 # ----------------------------------------------------------------------------- sweep
 @main.command()
 @_config
