@@ -4,7 +4,9 @@ Every command that :mod:`tests.docs.extract` finds must match exactly one :class
 (``test_docs_coverage.py`` fails otherwise, and on a rule that matches nothing). A rule says:
 
 * ``how`` it runs: ``cli`` (in this process through click's runner, the arguments expanded by
-  bash first; ``a && b`` runs both), ``bash`` (a subprocess, ``metaser`` and ``python`` on PATH),
+  bash first; ``a && b`` runs both), ``bash`` (a subprocess, ``metaser`` and ``python`` on PATH:
+  what re-launches itself (DDP) or keeps process-wide state (Ray) runs so, in a fresh process as in
+  a user's shell),
   ``python`` (a python block, executed here), ``heredoc`` (the python body of a
   ``python - <<'EOF'`` command, executed here), ``background`` (a server or a Ray node, started
   and left running for the commands that need it), or ``skip`` (cannot run here: ``reason`` says
@@ -27,35 +29,26 @@ against the whole command with its whitespace collapsed) covers it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from tests.docs.rule import (
+    BENCH,
+    BENCH_JSON,
+    BF16_CLIP,
+    DDP,
+    DEMO,
+    FAST,
+    HUB,
+    HUB_REPLICA,
+    ISSUE_18_1,
+    RAY_TOKEN,
+    RAY_TOKEN_OUT,
+    TRAIN,
+    Rule,
+    normalise,
+    replica,
+)
 
 __all__ = ["Rule", "RULES", "PLACEHOLDERS", "TRAIN", "replica", "rule_for", "normalise"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    match: str
-    how: str = "cli"
-    subs: tuple[tuple[str, str], ...] = ()
-    append: tuple[str, ...] = ()
-    needs: tuple[str, ...] = ()
-    provides: str | None = None
-    exit_code: int = 0
-    cwd: str = "work"
-    xfail: str | None = None
-    xfail_output: str | None = None  # with xfail: the failure is the known one only if its output matches this
-    reason: str = ""
-    variants: tuple[tuple[str, str], ...] = ()  # (text, replacement): the command runs once per replacement
-    wrap: str | None = None  # bash: the command inside a script ({cmd})
-    ready: str | None = None  # background: "http" (GET /health) or "ray" (the GCS port answers)
-    check: str | None = None
-
-
-def normalise(text: str) -> str:
-    """One line, single spaces (here-documents keep their lines)."""
-    if "\n" in text:
-        return text.strip()
-    return " ".join(text.split())
 
 
 #: (regex, replacement) for every command: the paths the docs make up, mapped into the workspace.
@@ -74,53 +67,12 @@ PLACEHOLDERS: tuple[tuple[str, str], ...] = (
     (r"(?<![\w.])/tmp/(base|x|shots)\b", "{ws}/tmp/\\1"),
 )
 
-#: the shrinking overrides of a training command: fold 1, one epoch per stage, 2 batches
-TRAIN = (
-    "--folds",
-    "1",
-    "stage1.epochs=1",
-    "stage2.epochs=1",
-    "emotion_only.epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=2",
-    "data.sampler.num_workers=0",
-    "trainer.num_threads=1",
-    "trainer.enable_progress_bar=false",
-)
-_DEMO = TRAIN[2:]  # `metaser demo` has no --folds: its 5 folds run
-_BENCH = ("--steps", "2", "--warmup", "1", "data.sampler.num_workers=0", "trainer.num_threads=1")
-
-
-def replica(kind: str) -> str:
-    """The override that points a hub-id preset at its tiny hub-format replica."""
-    return f"model.encoder.name_or_path={{models}}/{kind}"
-
-
-_HUB = "wav2vec2-base|hubert-base|wavlm-base"
-_HUB_REPLICA = (rf"configs/iemocap/({_HUB})\.yaml", "configs/iemocap/\\1.yaml model.encoder.name_or_path={models}/\\1")
-_FAST = "data.sampler.mode=bucketing data.sampler.max_duration=100 trainer.precision=bf16-mixed cache.mode=auto"
-ISSUE_18_1 = "issue 18.1: bf16-mixed + fused Adam + clipping, fixed in training/module.py"
-BF16_CLIP = r"does not allow for gradient clipping because it performs unscaling of gradients internally"
-RAY_TOKEN = (
-    "issue 18 (docs tests): joining a cluster of `ray start --head` fails, Ray 2.60's token authentication "
-    "(InvalidAuthToken) unless RAY_AUTH_MODE=token is set: metaser/launch/ray_launcher.py or the docs"
-)
-RAY_TOKEN_OUT = r"cannot join the Ray cluster at"
-BENCH_JSON = (
-    "issue 18 (docs tests): `metaser bench train ... --json bench/x.json` ends in a FileNotFoundError "
-    "traceback when bench/ does not exist (metaser/bench/train.py does not create the folder)"
-)
-_DDP = (
-    "trainer.devices=4 on CPU starts 4 processes on 2 cores: 2 (gloo) here; "
-    "Lightning re-launches the command, so it runs as a subprocess"
-)
-
 RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------------ set-up (README)
     Rule(
         r"make demo",
         subs=((r"^make demo$", "metaser demo"),),
-        append=_DEMO,
+        append=DEMO,
         needs=("demo-corpus",),
         provides="demo",
         check="demo",
@@ -205,19 +157,19 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"metaser cv configs/iemocap/(wav2vec2-base|hubert-base)\.yaml",
-        subs=(_HUB_REPLICA,),
+        subs=(HUB_REPLICA,),
         append=TRAIN,
         needs=("iemocap-manifest", "replicas"),
         check="run:iemocap-*",
     ),
     Rule(
-        rf"metaser cv configs/iemocap/({_HUB})\.yaml model\.encoder\.name_or_path=/models/\1",
+        rf"metaser cv configs/iemocap/({HUB})\.yaml model\.encoder\.name_or_path=/models/\1",
         append=TRAIN,
         needs=("iemocap-manifest", "replicas"),
         check="run:iemocap-*",
     ),
     Rule(
-        rf"metaser cv configs/iemocap/({_HUB})\.yaml model\.encoder\.name_or_path=/models/\1 {re.escape(_FAST)}",
+        rf"metaser cv configs/iemocap/({HUB})\.yaml model\.encoder\.name_or_path=/models/\1 {re.escape(FAST)}",
         append=(*TRAIN, "name=fast"),
         needs=("iemocap-manifest", "replicas"),
         check="run:fast",
@@ -233,7 +185,7 @@ RULES: tuple[Rule, ...] = (
         needs=("iemocap-manifest", "replicas"),
         xfail=ISSUE_18_1,
         xfail_output=BF16_CLIP,
-        reason=_DDP,
+        reason=DDP,
     ),
     Rule(
         r"torchrun --nnodes 2 --nproc-per-node 4 --node-rank \$NODE_RANK --master-addr \$HEAD --master-port 29500 "
@@ -280,9 +232,9 @@ RULES: tuple[Rule, ...] = (
     ),
     # ------------------------------------------------------------------------------- sweeps
     Rule(
-        rf"metaser sweep configs/iemocap/({_HUB})\.yaml --param aux_tasks\.asr=0\.1,0\.3,1,3 "
+        rf"metaser sweep configs/iemocap/({HUB})\.yaml --param aux_tasks\.asr=0\.1,0\.3,1,3 "
         r"--param aux_tasks\.gender=0\.1,1 --select valid\.ua",
-        subs=(_HUB_REPLICA,),
+        subs=(HUB_REPLICA,),
         append=TRAIN,
         needs=("iemocap-manifest", "replicas"),
         check="sweep",
@@ -292,7 +244,8 @@ RULES: tuple[Rule, ...] = (
         r"metaser sweep configs/iemocap/wavlm-base\.yaml --param aux_tasks\.asr=0\.1,0\.3,1,3 "
         r"--param aux_tasks\.gender=0\.1,1 --select valid\.ua --launcher ray --ray-address auto"
         r"( output_dir=/shared/runs)?",
-        subs=(_HUB_REPLICA,),
+        how="bash",
+        subs=(HUB_REPLICA,),
         append=(*TRAIN, "--cpus-per-task", "1"),
         needs=("iemocap-manifest", "replicas", "ray-head"),
         check="sweep",
@@ -317,6 +270,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"metaser ablate configs/iemocap/wavlm-base\.yaml --study modules --launcher ray",
+        how="bash",
         append=(*TRAIN, replica("wavlm-base"), "--cpus-per-task", "1"),
         needs=("run:iemocap-wavlm-base",),
         check="ablation",
@@ -326,6 +280,7 @@ RULES: tuple[Rule, ...] = (
         r"metaser ablate configs/iemocap/wavlm-base\.yaml --study (all --launcher ray --ray-address auto "
         r"data\.manifest=/shared/data/iemocap output_dir=/shared/runs|modules data\.manifest=/shared/data/iemocap "
         r"output_dir=/shared/runs --launcher ray --ray-address auto)",
+        how="bash",
         append=(*TRAIN, replica("wavlm-base"), "--cpus-per-task", "1"),
         needs=("run:iemocap-wavlm-base", "ray-head"),
         check="ablation",
@@ -439,7 +394,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         r"metaser bench train configs/demo/tiny\.yaml data\.manifest=demo/manifest .*"
         r"--json bench/train-(tiny|base)\.json",
-        append=(*_BENCH, "model.encoder.name_or_path=tiny-wavlm"),
+        append=(*BENCH, "model.encoder.name_or_path=tiny-wavlm"),
         needs=("demo-corpus",),
         check="bench-train",
         xfail=BENCH_JSON,

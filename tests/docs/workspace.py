@@ -114,7 +114,10 @@ class DocsWorkspace:
     def shell_env(self) -> dict[str, str]:
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        return {**os.environ, "PATH": path, "PYTHONPATH": pythonpath, "PY": sys.executable, **self.env}
+        # OMP_WAIT_POLICY: the subprocesses that keep a config's 2 torch threads (scripts/gpu-bench.sh) wait
+        # passively, instead of spinning against the other jobs of a shared 2-core machine
+        env = {"PATH": path, "PYTHONPATH": pythonpath, "PY": sys.executable, "OMP_WAIT_POLICY": "PASSIVE"}
+        return {**os.environ, **env, **self.env}
 
     # ----------------------------------------------------------------------------- states
     def ensure(self, state: str) -> None:
