@@ -37,7 +37,7 @@ def main() -> None:
                     parts.append(f"({r.reason})")
                 how = "; ".join(parts)
         text = key.splitlines()[0] + (" ..." if "\n" in key else "")
-        print(f"| {', '.join(where)} | `{text}` | {how.replace('|', '/')} |")
+        print(f"| {', '.join(where)} | `{text.replace('|', '\\|')}` | {how.replace('|', '/')} |")
 
 
 if __name__ == "__main__":
