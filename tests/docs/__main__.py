@@ -37,7 +37,8 @@ def main() -> None:
                     parts.append(f"({r.reason})")
                 how = "; ".join(parts)
         text = key.splitlines()[0] + (" ..." if "\n" in key else "")
-        print(f"| {', '.join(where)} | `{text.replace('|', '\\|')}` | {how.replace('|', '/')} |")
+        shown = text.replace("|", "\\|")
+        print(f"| {', '.join(where)} | `{shown}` | {how.replace('|', '/')} |")
 
 
 if __name__ == "__main__":
