@@ -140,7 +140,7 @@ def bench_infer(
                 )
                 if json_out:  # partial results survive an interrupted run
                     Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_out).write_text(
+                    Path(json_out).write_text(
                         json.dumps({"kind": "infer", "partial": True, "reference": ref_row, "results": rows}, indent=2)
                     )
             del rec
