@@ -47,7 +47,7 @@ _EPOCH_KEY = "metaser_epoch"
 
 
 def classification_tasks(tasks: list[str]) -> list[str]:
-    """"emotion" first, then every classification task of ``tasks`` (all but "asr")."""
+    """ "emotion" first, then every classification task of ``tasks`` (all but "asr")."""
     return ["emotion"] + [t for t in dict.fromkeys(tasks) if t not in ("emotion", ASR_TASK)]
 
 
@@ -68,8 +68,7 @@ def _available_fields(cuts: list[Any]) -> list[str]:
     return sorted(names)
 
 
-def build_label_space(train_cuts: CutSet, tasks: list[str], *,
-                      emotion_classes: list[str] | None = None) -> LabelSpace:
+def build_label_space(train_cuts: CutSet, tasks: list[str], *, emotion_classes: list[str] | None = None) -> LabelSpace:
     """Class names of "emotion" and of each task in ``tasks`` from the training cuts.
 
     Classes are sorted (stable across runs) unless ``emotion_classes`` fixes the emotion
@@ -91,9 +90,10 @@ def build_label_space(train_cuts: CutSet, tasks: list[str], *,
         if task == "emotion" and emotion_classes is not None:
             unknown = sorted(values - set(emotion_classes))
             if unknown:
-                raise DataError(f"training emotions {unknown} are not in the given emotion "
-                                f"classes {list(emotion_classes)}",
-                                hint="map or filter them when preparing the manifest")
+                raise DataError(
+                    f"training emotions {unknown} are not in the given emotion classes {list(emotion_classes)}",
+                    hint="map or filter them when preparing the manifest",
+                )
             classes[task] = list(emotion_classes)
         else:
             classes[task] = sorted(values)
@@ -101,8 +101,10 @@ def build_label_space(train_cuts: CutSet, tasks: list[str], *,
     if ASR_TASK in tasks:
         texts = [t for t in (get_field(c, "text") for c in cuts) if t is not None]
         if not texts:
-            raise DataError("task 'asr': no training utterance has a transcript ('text')",
-                            hint=f"available fields: {', '.join(_available_fields(cuts)) or 'none'}")
+            raise DataError(
+                "task 'asr': no training utterance has a transcript ('text')",
+                hint=f"available fields: {', '.join(_available_fields(cuts)) or 'none'}",
+            )
         vocab = CharVocab.build(texts)
     return LabelSpace(classes=classes, vocab=vocab)
 
@@ -245,14 +247,21 @@ class _TagEpoch:
 
     def __call__(self, cuts: CutSet) -> CutSet:
         epoch = int(getattr(self.sampler, "epoch", 0))
-        return CutSet.from_cuts(
-            fastcopy(c, custom={**(c.custom or {}), _EPOCH_KEY: epoch}) for c in cuts
-        )
+        return CutSet.from_cuts(fastcopy(c, custom={**(c.custom or {}), _EPOCH_KEY: epoch}) for c in cuts)
 
 
-def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg: DataConfig, *,
-                    train: bool, epoch_seed: int = 0, world_size: int | None = None,
-                    rank: int | None = None, store: FeatureStore | None = None) -> torch.utils.data.DataLoader:
+def make_dataloader(
+    cuts: CutSet,
+    labels: LabelSpace,
+    tasks: list[str],
+    data_cfg: DataConfig,
+    *,
+    train: bool,
+    epoch_seed: int = 0,
+    world_size: int | None = None,
+    rank: int | None = None,
+    store: FeatureStore | None = None,
+) -> torch.utils.data.DataLoader:
     """A DataLoader yielding :class:`Batch` es of ``cuts``.
 
     train: shuffled (per ``data_cfg.sampler``), augmented, cropped; else deterministic with
@@ -265,25 +274,44 @@ def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg
     """
     scfg = data_cfg.sampler
     sampler_cuts, pre = cuts, None
-    if train and scfg.mode == "bucketing" and data_cfg.augment.speed_prob > 0 \
-            and any(f != 1.0 for f in data_cfg.augment.speeds):
-        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment, SAMPLE_RATE),
-                                    scfg.seed)
+    if (
+        train
+        and scfg.mode == "bucketing"
+        and data_cfg.augment.speed_prob > 0
+        and any(f != 1.0 for f in data_cfg.augment.speeds)
+    ):
+        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment, SAMPLE_RATE), scfg.seed)
         sampler_cuts = CutSet(LazyMapper(cuts, pre))
-    sampler = make_sampler(sampler_cuts, scfg, train=train, world_size=world_size, rank=rank,
-                           max_duration=None if train else data_cfg.eval_max_duration)
+    sampler = make_sampler(
+        sampler_cuts,
+        scfg,
+        train=train,
+        world_size=world_size,
+        rank=rank,
+        max_duration=None if train else data_cfg.eval_max_duration,
+    )
     if pre is not None:
         pre.sampler = sampler
     sampler.set_epoch(epoch_seed)
     sampler.map(_TagEpoch(sampler))
-    dataset = SERDataset(labels, tasks, train=train, augment=data_cfg.augment if train else None,
-                         max_utterance_seconds=scfg.max_utterance_seconds if train else None,
-                         seed=scfg.seed, store=store)
+    dataset = SERDataset(
+        labels,
+        tasks,
+        train=train,
+        augment=data_cfg.augment if train else None,
+        max_utterance_seconds=scfg.max_utterance_seconds if train else None,
+        seed=scfg.seed,
+        store=store,
+    )
     if train and scfg.max_utterance_seconds:
         longer = sum(1 for c in cuts if c.duration > scfg.max_utterance_seconds)
         if longer:
-            logger.info("%d of %d training utterances are longer than max_utterance_seconds=%g "
-                        "and are randomly cropped", longer, len(cuts), scfg.max_utterance_seconds)
+            logger.info(
+                "%d of %d training utterances are longer than max_utterance_seconds=%g and are randomly cropped",
+                longer,
+                len(cuts),
+                scfg.max_utterance_seconds,
+            )
     return torch.utils.data.DataLoader(
         dataset,
         sampler=sampler,

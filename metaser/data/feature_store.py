@@ -37,8 +37,11 @@ from metaser.rundir import shared_mode
 
 __all__ = ["FeatureStore", "FeatureStoreWriter", "entry_key", "DTYPES", "sweep_stale", "cleanup_on_sigterm"]
 
-DTYPES = {"float32": (torch.float32, np.float32), "float16": (torch.float16, np.float16),
-          "bfloat16": (torch.bfloat16, np.uint16)}  # numpy has no bfloat16: its bits as uint16
+DTYPES = {
+    "float32": (torch.float32, np.float32),
+    "float16": (torch.float16, np.float16),
+    "bfloat16": (torch.bfloat16, np.uint16),
+}  # numpy has no bfloat16: its bits as uint16
 
 
 def entry_key(cut_id: str, factor: float) -> str:
@@ -187,7 +190,7 @@ class FeatureStore:
     def get(self, cut_id: str, factor: float) -> tuple[torch.Tensor, ...]:
         """The entry's n tensors, each (T, C) float32 (a bf16 / fp16 store is widened)."""
         off, t, n, c, _ = self.entries[entry_key(cut_id, factor)]
-        flat = np.asarray(self._data[off:off + n * t * c]).reshape(n, t, c)
+        flat = np.asarray(self._data[off : off + n * t * c]).reshape(n, t, c)
         x = torch.from_numpy(flat.copy())
         if self.dtype == "bfloat16":
             x = x.view(torch.bfloat16)

@@ -97,8 +97,10 @@ class LabelSpace:
     @classmethod
     def from_dict(cls, d: dict) -> LabelSpace:
         vocab = d.get("vocab")
-        return cls(classes={k: list(v) for k, v in d["classes"].items()},
-                   vocab=CharVocab(tokens=list(vocab)) if vocab is not None else None)
+        return cls(
+            classes={k: list(v) for k, v in d["classes"].items()},
+            vocab=CharVocab(tokens=list(vocab)) if vocab is not None else None,
+        )
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))

@@ -71,8 +71,15 @@ def make_sampler(
     drop_last = cfg.drop_last if train else False
     seed = cfg.seed if seed is None else seed
     if cfg.mode == "fixed":
-        return SimpleCutSampler(cuts, max_cuts=cfg.batch_size, shuffle=shuffle,
-                                drop_last=drop_last, world_size=world_size, rank=rank, seed=seed)
+        return SimpleCutSampler(
+            cuts,
+            max_cuts=cfg.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            world_size=world_size,
+            rank=rank,
+            seed=seed,
+        )
     with warnings.catch_warnings():
         # Our manifests are small and read eagerly; lhotse's "no memory benefit" note is noise.
         warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")

@@ -23,14 +23,35 @@ TASKS = ["gender", "speaker", "style", "asr"]
 
 @pytest.fixture()
 def three(tmp_path) -> CutSet:
-    return CutSet.from_cuts([
-        make_cut(tmp_path, "a", 0.25, emotion="ang", speaker="s1", gender="female",
-                 text="The cat, sat!", style="impro", seed=1),
-        make_cut(tmp_path, "b", 0.5, emotion="sad", speaker="s2", gender="male",
-                 text="hello world", style="script", seed=2),
-        make_cut(tmp_path, "c", 0.3, emotion="ang", speaker="s1", gender="female",
-                 text=None, seed=3),  # no style, no transcript
-    ])
+    return CutSet.from_cuts(
+        [
+            make_cut(
+                tmp_path,
+                "a",
+                0.25,
+                emotion="ang",
+                speaker="s1",
+                gender="female",
+                text="The cat, sat!",
+                style="impro",
+                seed=1,
+            ),
+            make_cut(
+                tmp_path,
+                "b",
+                0.5,
+                emotion="sad",
+                speaker="s2",
+                gender="male",
+                text="hello world",
+                style="script",
+                seed=2,
+            ),
+            make_cut(
+                tmp_path, "c", 0.3, emotion="ang", speaker="s1", gender="female", text=None, seed=3
+            ),  # no style, no transcript
+        ]
+    )
 
 
 def _audio(tmp_path, cut_id: str) -> np.ndarray:
@@ -40,8 +61,12 @@ def _audio(tmp_path, cut_id: str) -> np.ndarray:
 
 def test_build_label_space(three):
     labels = build_label_space(three, TASKS)
-    assert labels.classes == {"emotion": ["ang", "sad"], "gender": ["female", "male"],
-                              "speaker": ["s1", "s2"], "style": ["impro", "script"]}
+    assert labels.classes == {
+        "emotion": ["ang", "sad"],
+        "gender": ["female", "male"],
+        "speaker": ["s1", "s2"],
+        "style": ["impro", "script"],
+    }
     assert labels.vocab.tokens == sorted(set("the cat sathello world"))
     ordered = build_label_space(three, [], emotion_classes=["sad", "neu", "ang"])
     assert ordered.classes == {"emotion": ["sad", "neu", "ang"]} and ordered.vocab is None
@@ -77,8 +102,9 @@ def test_collate_shapes_padding_targets_and_ctc(three, tmp_path):
     assert all(t.dtype == torch.int64 for t in batch.targets.values())
     assert batch.ctc_target_lengths.tolist() == [11, 11, 0]
     assert batch.ctc_targets.shape == (3, 11) and batch.ctc_targets.dtype == torch.int64
-    decoded = [labels.vocab.decode(batch.ctc_targets[i, : int(n)].tolist())
-               for i, n in enumerate(batch.ctc_target_lengths)]
+    decoded = [
+        labels.vocab.decode(batch.ctc_targets[i, : int(n)].tolist()) for i, n in enumerate(batch.ctc_target_lengths)
+    ]
     assert decoded == ["the cat sat", "hello world", ""]
     assert torch.count_nonzero(batch.ctc_targets[2]) == 0
     no_asr = SERDataset(labels, ["gender"])[three]
@@ -97,21 +123,24 @@ def test_unknown_values_are_ignored_and_counted(three, tmp_path):
         SERDataset(labels, ["style"])
 
 
-@pytest.mark.parametrize("convention, factor, expected", [
-    ("length", 0.8, [3200, 6400, 3840]),   # 0.8x the samples (the default, the paper's reading)
-    ("length", 1.2, [4802, 9604, 5762]),   # 1.2x, as 1.20048x (see lhotse_speed_factor)
-    ("lhotse", 0.8, [5000, 10000, 6000]),  # lhotse's reading: 1.25x
-    ("lhotse", 1.2, [3333, 6667, 4000]),
-])
+@pytest.mark.parametrize(
+    "convention, factor, expected",
+    [
+        ("length", 0.8, [3200, 6400, 3840]),  # 0.8x the samples (the default, the paper's reading)
+        ("length", 1.2, [4802, 9604, 5762]),  # 1.2x, as 1.20048x (see lhotse_speed_factor)
+        ("lhotse", 0.8, [5000, 10000, 6000]),  # lhotse's reading: 1.25x
+        ("lhotse", 1.2, [3333, 6667, 4000]),
+    ],
+)
 def test_speed_perturbation_in_training_keeps_ids(three, convention, factor, expected):
     labels = build_label_space(three, [])
-    ds = SERDataset(labels, [], train=True,
-                    augment=AugmentConfig(speeds=[factor], speed_convention=convention))
+    ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[factor], speed_convention=convention))
     batch = ds[three]
     assert batch.inputs.lengths.tolist() == expected
     assert batch.ids == ["a", "b", "c"]
-    assert SERDataset(labels, [], train=False, augment=AugmentConfig(speeds=[factor]))[three] \
-        .inputs.lengths.tolist() == [4000, 8000, 4800]  # never in eval
+    assert SERDataset(labels, [], train=False, augment=AugmentConfig(speeds=[factor]))[
+        three
+    ].inputs.lengths.tolist() == [4000, 8000, 4800]  # never in eval
 
 
 def test_resample_and_mixdown_8k_stereo(tmp_path):
@@ -125,16 +154,18 @@ def test_resample_and_mixdown_8k_stereo(tmp_path):
 
 def test_training_crop_is_a_counted_random_slice(three, tmp_path):
     labels = build_label_space(three, [])
-    ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[1.0]),
-                    max_utterance_seconds=0.2)
+    ds = SERDataset(labels, [], train=True, augment=AugmentConfig(speeds=[1.0]), max_utterance_seconds=0.2)
     batch = ds[three]
     assert batch.inputs.lengths.tolist() == [3200, 3200, 3200] and ds.source.num_cropped == 3
     full = _audio(tmp_path, "b")
     row = batch.inputs.samples[1].numpy()
-    starts = [s for s in range(len(full) - 3200 + 1) if np.array_equal(full[s:s + 3200], row)]
+    starts = [s for s in range(len(full) - 3200 + 1) if np.array_equal(full[s : s + 3200], row)]
     assert len(starts) == 1
-    assert SERDataset(labels, [], max_utterance_seconds=0.2)[three].inputs.lengths.tolist() == \
-        [4000, 8000, 4800]  # eval never crops
+    assert SERDataset(labels, [], max_utterance_seconds=0.2)[three].inputs.lengths.tolist() == [
+        4000,
+        8000,
+        4800,
+    ]  # eval never crops
 
 
 def test_augmentation_is_reproducible_per_epoch(tmp_path):
@@ -193,13 +224,14 @@ def test_make_dataloader_train_and_eval(tmp_path, num_workers):
 def test_dataloader_bucketing_eval_duration_and_ddp(tmp_path):
     cuts = tiny_corpus(tmp_path, sessions=2, per_speaker=4)  # 16 cuts of 0.2-0.6 s
     labels = build_label_space(cuts, [])
-    cfg = DataConfig(sampler=SamplerConfig(max_duration=1.0, num_buckets=2, num_workers=0),
-                     eval_max_duration=2.0)
+    cfg = DataConfig(sampler=SamplerConfig(max_duration=1.0, num_buckets=2, num_workers=0), eval_max_duration=2.0)
     ev = list(make_dataloader(cuts, labels, [], cfg, train=False))
     assert all(int(b.inputs.lengths.sum()) <= 2.0 * 16000 for b in ev)
     assert any(int(b.inputs.lengths.sum()) > 1.0 * 16000 for b in ev)  # the eval limit is used
-    ranks = [[i for b in make_dataloader(cuts, labels, [], cfg, train=True, world_size=2, rank=r)
-              for i in b.ids] for r in (0, 1)]
+    ranks = [
+        [i for b in make_dataloader(cuts, labels, [], cfg, train=True, world_size=2, rank=r) for i in b.ids]
+        for r in (0, 1)
+    ]
     assert not set(ranks[0]) & set(ranks[1])
     # every utterance on exactly one rank; lhotse may pad the last round with at most
     # world_size - 1 "_dup" copies so that both ranks take the same number of steps
@@ -210,8 +242,15 @@ def test_dataloader_bucketing_eval_duration_and_ddp(tmp_path):
 
 
 def test_data_config_from_yaml_dict():
-    cfg = from_dict(DataConfig, {"manifest": "m.jsonl.gz", "sampler": {"mode": "fixed"},
-                                 "augment": {"speeds": [0.9, 1.1]}, "split": {"group_by": "speaker"}})
+    cfg = from_dict(
+        DataConfig,
+        {
+            "manifest": "m.jsonl.gz",
+            "sampler": {"mode": "fixed"},
+            "augment": {"speeds": [0.9, 1.1]},
+            "split": {"group_by": "speaker"},
+        },
+    )
     assert cfg.sampler.mode == "fixed" and cfg.sampler.batch_size == 4
     assert cfg.augment.speeds == [0.9, 1.1] and cfg.split.group_by == "speaker"
     with pytest.raises(ConfigError, match="eval_max_duration"):
@@ -223,8 +262,10 @@ def test_dataloader_reports_cropped_utterances(tmp_path, caplog):
     longer = sum(c.duration > 0.3 for c in cuts)
     assert 0 < longer < len(cuts)
     labels = build_label_space(cuts, [])
-    cfg = DataConfig(sampler=SamplerConfig(mode="fixed", num_workers=0, max_utterance_seconds=0.3),
-                     augment=AugmentConfig(speeds=[1.0]))
+    cfg = DataConfig(
+        sampler=SamplerConfig(mode="fixed", num_workers=0, max_utterance_seconds=0.3),
+        augment=AugmentConfig(speeds=[1.0]),
+    )
     with caplog.at_level("INFO", logger="metaser.data.dataset"):
         loader = make_dataloader(cuts, labels, [], cfg, train=True)
     assert f"{longer} of 10 training utterances are longer than max_utterance_seconds=0.3" in caplog.text
@@ -237,8 +278,9 @@ def test_tdsa_is_applied_before_bucketing_so_batches_respect_max_duration(tmp_pa
     max_duration (perturbing after bucketing could exceed it by up to 1/0.8 = 1.25x)."""
     cuts = tiny_corpus(tmp_path, sessions=3, per_speaker=10, min_seconds=0.5, max_seconds=6.0)
     labels = build_label_space(cuts, [])
-    cfg = DataConfig(sampler=SamplerConfig(max_duration=12.0, num_buckets=4, num_workers=0),
-                     augment=AugmentConfig(speeds=[0.8, 1.2]))
+    cfg = DataConfig(
+        sampler=SamplerConfig(max_duration=12.0, num_buckets=4, num_workers=0), augment=AugmentConfig(speeds=[0.8, 1.2])
+    )
     originals = {c.id: c.num_samples for c in cuts}
     slowed = 0
     for epoch in range(3):
@@ -251,9 +293,13 @@ def test_tdsa_is_applied_before_bucketing_so_batches_respect_max_duration(tmp_pa
 def test_short_cuts_are_zero_padded_to_the_receptive_field(tmp_path, caplog):
     """A 10 ms clip, and a 30 ms clip that TDSA 0.8 shortens to 384 samples, reach the model
     as 400 samples (MIN_SAMPLES): real audio first, zeros after, counted like crops."""
-    cuts = CutSet.from_cuts([make_cut(tmp_path, "ten", 0.01, seed=1),      # 160 samples
-                             make_cut(tmp_path, "thirty", 0.03, seed=2),   # 480 samples
-                             make_cut(tmp_path, "long", 0.1, seed=3)])     # 1600 samples
+    cuts = CutSet.from_cuts(
+        [
+            make_cut(tmp_path, "ten", 0.01, seed=1),  # 160 samples
+            make_cut(tmp_path, "thirty", 0.03, seed=2),  # 480 samples
+            make_cut(tmp_path, "long", 0.1, seed=3),
+        ]
+    )  # 1600 samples
     labels = build_label_space(cuts, [])
     ds = SERDataset(labels, [])
     with caplog.at_level("WARNING", logger="metaser.data.dataset"):

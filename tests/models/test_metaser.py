@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from metaser.errors import ConfigError, MetaserError
-from metaser.models.config import EncoderConfig, ModelConfig, TaskSpec
 from metaser.models.baseline import BaselineModel
+from metaser.models.config import EncoderConfig, ModelConfig, TaskSpec
 from metaser.models.factory import build_ser_model, load_ser_model
 from metaser.models.metaser import MetaSERModel, MetaSEROutput
 from tests.models.helpers import EMOTIONS, TASKS, TINY_PRESETS, make_batch, tiny_model_config

@@ -31,9 +31,7 @@ def losses(ctx, stage: str, cached: bool, steps: int = 6) -> tuple[list[float], 
     model = build_model(cfg, ctx.labels)
     module = build_stage(model, spec, ctx.labels, cfg)
     store = (
-        stage_store(cfg, module.boundary, model, ctx.parts, ctx.manifest_sha, all_cuts=ctx.all_cuts)
-        if cached
-        else None
+        stage_store(cfg, module.boundary, model, ctx.parts, ctx.manifest_sha, all_cuts=ctx.all_cuts) if cached else None
     )
     loader = make_dataloader(ctx.parts["train"], ctx.labels, ctx.aux, cfg.data, train=True, store=store)
     opt = module.configure_optimizers()
