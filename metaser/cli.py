@@ -473,6 +473,100 @@ def report(run_dir: Path) -> None:
     console.print(f"report: {run_dir / 'report.md'}")
 
 
+# --------------------------------------------------------------------- across corpora
+_label_map = click.option(
+    "--label-map",
+    "label_map",
+    default=None,
+    metavar="FILE",
+    help="YAML of corpus label -> common label (default: names to neu/hap/ang/sad, the rest dropped and counted; "
+    "'default+exc' also maps excited to hap).",
+)
+
+
+def _print_evaluation(res: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{res['corpus']}: {res['num_utterances']} utterances, classes {', '.join(res['classes'])}")
+    for col in ("UA %", "WA %", "macro-F1 %"):
+        t.add_column(col, justify="right")
+    t.add_row(*(f"{100 * res[k]:.2f}" for k in ("ua", "wa", "macro_f1")))
+    console.print(t)
+    cm = Table(title="confusion (rows = reference)")
+    cm.add_column("")
+    for c in res["classes"]:
+        cm.add_column(c, justify="right")
+    for c, row in zip(res["classes"], res["confusion"]):
+        cm.add_row(c, *map(str, row))
+    console.print(cm)
+    if res["dropped"] or res["failed"]:
+        console.print(f"dropped by the label map: {res['dropped'] or 'none'}; failed: {res['failed'] or 'none'}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("manifest", type=click.Path(path_type=Path))
+@_label_map
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the figures here.")
+@click.option("--batch-size", default=8, show_default=True, help="Files per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
+def evaluate(
+    model_dir: Path, manifest: Path, label_map: str | None, json_out: Path | None, batch_size: int, device: str
+) -> None:
+    """Score a trained model on any prepared corpus: UA, WA, macro-F1 and the confusion matrix over
+    the common classes of a label map (model and corpus labels both mapped)."""
+    from metaser.experiments.crosscorpus import evaluate_model
+    from metaser.rundir import write_json_atomic
+
+    res = evaluate_model(model_dir, manifest, label_map=label_map, batch_size=batch_size, device=device)
+    _print_evaluation(res)
+    if json_out:
+        write_json_atomic(res, json_out)
+        console.print(f"wrote {json_out}")
+
+
+@main.command()
+@_config
+@_overrides
+@click.option(
+    "--train",
+    "train_manifest",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The corpus to train on (a prepared manifest); a validation part is held out for selection.",
+)
+@click.option(
+    "--test",
+    "test_manifests",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A corpus to test on (repeat the option).",
+)
+@_label_map
+@click.option("--json", "json_out", required=True, type=click.Path(path_type=Path), help="Write the matrix here.")
+@_resume
+def cross(
+    config: Path,
+    overrides: tuple[str, ...],
+    train_manifest: Path,
+    test_manifests: tuple[Path, ...],
+    label_map: str | None,
+    json_out: Path,
+    resume: bool,
+) -> None:
+    """Train on one corpus, test on others: the matrix train corpus x test corpus (UA / WA / macro-F1),
+    every corpus relabelled to the common classes of a label map."""
+    from metaser.experiments.crosscorpus import render_matrix, run_cross
+    from metaser.rundir import write_json_atomic
+
+    cfg = _load_run_config(config, overrides)
+    out = run_cross(cfg, train_manifest, list(test_manifests), label_map=label_map, resume=resume)
+    console.print(render_matrix(out), markup=False)
+    write_json_atomic(out, json_out)
+    console.print(f"wrote {json_out}")
+
+
 @main.command("paper-tables")
 @click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(

@@ -1,6 +1,6 @@
 """Imports only go down: data, models < training, inference, launch < experiments, bench < cli.
 
-Base modules (config, errors, constants, rundir, masks, paper) may be imported by every layer
+Base modules (config, errors, constants, rundir, masks, boundary, paper) may be imported by every layer
 and import no layer themselves. ``metaser/__init__.py`` is the public facade (it exposes
 ``EmotionRecognizer`` lazily) and the bare ``metaser`` package (its ``__version__``) may be
 imported by anyone. Read from the source with ``ast`` (function-level imports count).
@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "metaser"
-BASE = {"config", "errors", "constants", "rundir", "masks", "paper"}
+BASE = {"config", "errors", "constants", "rundir", "masks", "boundary", "paper"}
 RANK = {"data": 1, "models": 1, "training": 2, "inference": 2, "launch": 2, "experiments": 3, "bench": 3, "cli": 4}
 #: same-rank pairs that must not import each other: the launcher runs any task and knows no
 #: training or inference; the benchmarks time training and inference, never the experiments

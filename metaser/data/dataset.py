@@ -28,7 +28,7 @@ from lhotse.utils import fastcopy
 from torch.nn.utils.rnn import pad_sequence
 
 from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
-from metaser.data.augment import SpeedPerturb, WaveformAugment
+from metaser.data.augment import SpeedPerturb, WaveformAugment, batch_rng
 from metaser.data.batch import Batch
 from metaser.data.config import AugmentConfig, DataConfig
 from metaser.data.feature_store import FeatureStore
@@ -148,8 +148,10 @@ class SERDataset(torch.utils.data.Dataset):
         if self.asr and labels.vocab is None:
             raise DataError("task 'asr' is enabled but the label space has no CTC vocabulary")
         self.train = train
-        augment = augment if (train and augment is not None) else None
+        augment = augment.resolved() if (train and augment is not None) else None
         self.speed = SpeedPerturb.from_config(augment, sample_rate) if augment else None
+        # SpeechBrain's reading (augment.preset: speechbrain): one speed factor for the whole batch
+        self.batch_speed = bool(augment and augment.speed_per == "batch" and augment.speed_enabled)
         wave_aug = WaveformAugment(augment, sample_rate) if augment else None
         max_samples = int(round(max_utterance_seconds * sample_rate)) if train and max_utterance_seconds else None
         if store is not None:
@@ -197,7 +199,10 @@ class SERDataset(torch.utils.data.Dataset):
         if not cuts:
             raise DataError("SERDataset received an empty batch")
         rngs = [self._rng(c) for c in cuts]
-        factors = [self._factor(r) for r in rngs]
+        factors = [self._factor(r) for r in rngs]  # drawn even when unused: the generators stay aligned
+        if self.batch_speed:
+            epoch = (getattr(cuts[0], "custom", None) or {}).get(_EPOCH_KEY, self.epoch)
+            factors = [self.speed.draw_batch_factor(batch_rng(self.seed, epoch, [c.id for c in cuts]))] * len(cuts)
         inputs = self.source.collate(cuts, factors, rngs)
         targets = {
             t: torch.tensor([self._target(c, t) for c in cuts], dtype=torch.int64)  # (B,)
@@ -274,12 +279,8 @@ def make_dataloader(
     """
     scfg = data_cfg.sampler
     sampler_cuts, pre = cuts, None
-    if (
-        train
-        and scfg.mode == "bucketing"
-        and data_cfg.augment.speed_prob > 0
-        and any(f != 1.0 for f in data_cfg.augment.speeds)
-    ):
+    augment = data_cfg.augment.resolved()
+    if train and scfg.mode == "bucketing" and augment.speed_enabled and augment.speed_per != "batch":
         pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment, SAMPLE_RATE), scfg.seed)
         sampler_cuts = CutSet(LazyMapper(cuts, pre))
     sampler = make_sampler(

@@ -34,7 +34,15 @@ from metaser.data.config import SplitConfig
 from metaser.data.manifest import get_field
 from metaser.errors import ConfigError, DataError
 
-__all__ = ["FoldSplit", "make_folds", "check_fold", "describe_folds", "FOLD_FIELD", "VALID_FOLD_FIELD"]
+__all__ = [
+    "FoldSplit",
+    "make_folds",
+    "check_fold",
+    "describe_folds",
+    "FOLD_FIELD",
+    "VALID_FOLD_FIELD",
+    "train_valid_split",
+]
 
 #: the custom fields of ``group_by="fold"``: the test fold of a cut, and its validation fold
 FOLD_FIELD = "fold"
@@ -296,6 +304,23 @@ def make_folds(cuts: CutSet, split: SplitConfig) -> list[FoldSplit]:
         check_fold(fold, speakers, all_ids, sessions=sessions, valid_by=split.valid_by)
         folds.append(fold)
     return folds
+
+
+def train_valid_split(cuts: CutSet, split: SplitConfig, name: str = "all") -> FoldSplit:
+    """One split of a whole corpus into training and validation parts, with no test part
+    (``metaser cross`` trains on one corpus and tests on others): validation is drawn as in every
+    fold (``split.valid_fraction``, ``split.valid_by``, ``split.seed``)."""
+    cut_list = list(cuts)
+    if not cut_list:
+        raise DataError("cannot split an empty manifest")
+    speakers = _require(cut_list, "speaker") if split.valid_by == "speaker" else {}
+    train, valid = _split_valid(cut_list, split, random.Random(f"{split.seed}:{name}"), speakers, name)
+    if not valid:
+        raise DataError(
+            f"{name}: no validation part (split.valid_fraction={split.valid_fraction})",
+            hint="model selection needs a validation part: use split.valid_fraction > 0",
+        )
+    return FoldSplit(index=0, name=name, test_group="-", train_ids=train, valid_ids=valid, test_ids=[])
 
 
 def describe_folds(folds: list[FoldSplit], cuts: CutSet) -> list[dict[str, Any]]:

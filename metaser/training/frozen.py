@@ -78,8 +78,8 @@ def frozen_boundary(cfg: RunConfig, freeze_layers: int, encoder) -> FrozenBounda
     independent = c.mode == "auto"
     if c.mode == "none":
         return FrozenBoundary(n, False, None, "cache.mode=none")
-    if aug.band_drop_prob > 0 or aug.chunk_drop_prob > 0 or cfg.data.sampler.max_utterance_seconds:
-        why = "a waveform augmentation other than the speed set is on (band / chunk drop, cropping)"
+    if aug.waveform_enabled or cfg.data.sampler.max_utterance_seconds:
+        why = "a waveform augmentation other than the speed set is on (band / chunk / frequency drop, cropping)"
         return FrozenBoundary(n, independent, None, why)
     if independent:
         what = f"the CNN and the first {n} layers" if n else "the CNN"

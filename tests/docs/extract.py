@@ -122,13 +122,18 @@ def yaml_commands(path: Path, root: Path = REPO_ROOT) -> list[DocCommand]:
     rel = path.relative_to(root).as_posix()
     out = []
     last_cv = None
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    lines = path.read_text().splitlines()
+    for n, line in enumerate(lines, start=1):
         if not line.startswith("#"):
             continue
         m = _YAML_COMMAND.match(line)
         if not m:
             continue
         text = m.group(1).strip()
+        k = n  # a backslash continues the command on the next comment line
+        while text.endswith("\\") and k < len(lines) and lines[k].startswith("#"):
+            text = text[:-1].rstrip() + " " + lines[k].lstrip("#").strip()
+            k += 1
         if text.startswith("... ") and last_cv:
             text = f"{last_cv} {text[4:].strip()}"
         elif text.startswith("metaser cv "):

@@ -15,11 +15,6 @@ __all__ = [
     "HUB_REPLICA",
     "FAST",
     "DDP",
-    "ISSUE_18_1",
-    "BF16_CLIP",
-    "RAY_TOKEN",
-    "RAY_TOKEN_OUT",
-    "BENCH_JSON",
 ]
 
 
@@ -76,17 +71,9 @@ def replica(kind: str) -> str:
 
 HUB = "wav2vec2-base|hubert-base|wavlm-base"
 HUB_REPLICA = (rf"configs/iemocap/({HUB})\.yaml", "configs/iemocap/\\1.yaml model.encoder.name_or_path={models}/\\1")
-FAST = "data.sampler.mode=bucketing data.sampler.max_duration=100 trainer.precision=bf16-mixed cache.mode=auto"
-ISSUE_18_1 = "issue 18.1: bf16-mixed + fused Adam + clipping, fixed in training/module.py"
-BF16_CLIP = r"does not allow for gradient clipping because it performs unscaling of gradients internally"
-RAY_TOKEN = (
-    "issue 18 (docs tests): joining a cluster of `ray start --head` fails, Ray 2.60's token authentication "
-    "(InvalidAuthToken) unless RAY_AUTH_MODE=token is set: metaser/launch/ray_launcher.py or the docs"
-)
-RAY_TOKEN_OUT = r"cannot join the Ray cluster at"
-BENCH_JSON = (
-    "issue 18 (docs tests): `metaser bench train ... --json bench/x.json` ends in a FileNotFoundError "
-    "traceback when bench/ does not exist (metaser/bench/train.py does not create the folder)"
+FAST = (
+    "data.sampler.mode=bucketing data.sampler.max_duration=100 trainer.precision=bf16-mixed "
+    "trainer.matmul_precision=high cache.mode=auto"
 )
 DDP = (
     "trainer.devices=4 on CPU starts 4 processes on 2 cores: 2 (gloo) here; "

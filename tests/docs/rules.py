@@ -32,16 +32,11 @@ import re
 
 from tests.docs.rule import (
     BENCH,
-    BENCH_JSON,
-    BF16_CLIP,
     DDP,
     DEMO,
     FAST,
     HUB,
     HUB_REPLICA,
-    ISSUE_18_1,
-    RAY_TOKEN,
-    RAY_TOKEN_OUT,
     TRAIN,
     Rule,
     normalise,
@@ -169,12 +164,11 @@ RULES: tuple[Rule, ...] = (
         check="run:iemocap-*",
     ),
     Rule(
-        rf"metaser cv configs/iemocap/({HUB})\.yaml model\.encoder\.name_or_path=/models/\1 {re.escape(FAST)}",
+        rf"metaser cv configs/iemocap/({HUB})\.yaml {re.escape(FAST)}",
+        subs=(HUB_REPLICA,),
         append=(*TRAIN, "name=fast"),
         needs=("iemocap-manifest", "replicas"),
         check="run:fast",
-        xfail=ISSUE_18_1,
-        xfail_output=BF16_CLIP,
         reason="the preset's fast mode on its replica, in a run of its own (name=fast)",
     ),
     Rule(
@@ -183,8 +177,6 @@ RULES: tuple[Rule, ...] = (
         how="bash",
         append=(*TRAIN, replica("wavlm-base"), "trainer.devices=2", "name=ddp"),
         needs=("iemocap-manifest", "replicas"),
-        xfail=ISSUE_18_1,
-        xfail_output=BF16_CLIP,
         reason=DDP,
     ),
     Rule(
@@ -249,8 +241,6 @@ RULES: tuple[Rule, ...] = (
         append=(*TRAIN, "--cpus-per-task", "1"),
         needs=("iemocap-manifest", "replicas", "ray-head"),
         check="sweep",
-        xfail=RAY_TOKEN,
-        xfail_output=RAY_TOKEN_OUT,
         reason="joins the suite's Ray head; the second form finds the first one's trials (stage reuse)",
     ),
     # ------------------------------------------------------------------------------------ Ray
@@ -284,8 +274,6 @@ RULES: tuple[Rule, ...] = (
         append=(*TRAIN, replica("wavlm-base"), "--cpus-per-task", "1"),
         needs=("run:iemocap-wavlm-base", "ray-head"),
         check="ablation",
-        xfail=RAY_TOKEN,
-        xfail_output=RAY_TOKEN_OUT,
         reason="joins the suite's Ray head; --cpus-per-task 1: two tasks at once on 2 cores",
     ),
     # ------------------------------------------------------------------------ export, predict
@@ -397,8 +385,6 @@ RULES: tuple[Rule, ...] = (
         append=(*BENCH, "model.encoder.name_or_path=tiny-wavlm"),
         needs=("demo-corpus",),
         check="bench-train",
-        xfail=BENCH_JSON,
-        xfail_output=r"FileNotFoundError: .*No such file or directory: 'bench/train-",
         reason="2 timed steps after 1, the tiny encoder, one thread (the timings are not checked)",
     ),
     Rule(

@@ -138,7 +138,7 @@ def test_crash_in_stage2_then_resume(make_run_config, tmp_path, reference):
 
 
 def test_cli_reports_interrupt_with_resume_hint(monkeypatch, tmp_path):
-    import metaser.training.fold as fold_mod
+    import metaser.training.fold_run as fold_mod
     from tests.conftest import TINY_PRESET
 
     def interrupted(*args, **kwargs):
