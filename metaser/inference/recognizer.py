@@ -294,7 +294,7 @@ class EmotionRecognizer:
         return load_input(item, index, self.checks)
 
     # ------------------------------------------------------------------ model
-    def _forward(self, chunks: list[np.ndarray]) -> list[dict[str, Any]]:
+    def run_pieces(self, chunks: list[np.ndarray]) -> list[dict[str, Any]]:
         """One forward per batch of length-sorted pieces (see :func:`plan_batches`). Returns
         per piece {"emotion": (C,), "<task>": (C_k,) ..., "transcript": str | None,
         "ctc_ids": (T,) | None}, in input order (``ctc_ids``: greedy CTC label per valid frame)."""
@@ -318,7 +318,7 @@ class EmotionRecognizer:
                 out[i] = d
         return out  # type: ignore[return-value]
 
-    def _combine(self, loaded: Loaded, pieces: list[tuple[int, int]], outs: list[dict[str, Any]]) -> Prediction:
+    def combine(self, loaded: Loaded, pieces: list[tuple[int, int]], outs: list[dict[str, Any]]) -> Prediction:
         """Duration-weighted mean over the pieces of one input -> Prediction."""
         sr = self.sample_rate
         w = np.array([e - s for s, e in pieces], dtype=np.float64)
@@ -404,11 +404,11 @@ class EmotionRecognizer:
         """Predict inputs already decoded and checked (:func:`~metaser.inference.inputs.load_input`),
         all their pieces batched together."""
         pieces = [(i, s, e) for i, ld in enumerate(loaded) for s, e in ld.spans]
-        outs = self._forward([loaded[i].x[s:e] for i, s, e in pieces])
+        outs = self.run_pieces([loaded[i].x[s:e] for i, s, e in pieces])
         per: list[list[tuple[tuple[int, int], dict]]] = [[] for _ in loaded]
         for (i, s, e), o in zip(pieces, outs):
             per[i].append(((s, e), o))
-        return [self._combine(ld, [sp for sp, _ in po], [o for _, o in po]) for ld, po in zip(loaded, per)]
+        return [self.combine(ld, [sp for sp, _ in po], [o for _, o in po]) for ld, po in zip(loaded, per)]
 
     _predict_loaded = predict_loaded  # the former private name
 
