@@ -561,7 +561,14 @@ def predict(
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
 @click.option("--max-upload-mb", default=50.0, show_default=True, help="Larger uploads get 413.")
 @click.option("--max-seconds", default=600.0, show_default=True, help="Longer audio gets 422 (too_long).")
-@click.option("--batch-size", default=8, show_default=True, help="Most requests per micro-batched forward.")
+@click.option("--batch-size", default=8, show_default=True, help="Most pieces (files, segments, windows) per forward.")
+@click.option(
+    "--batch-seconds",
+    default=10.0,
+    show_default=True,
+    help="Most audio seconds per forward: bounds how long any request waits behind one forward.",
+)
+@click.option("--no-access-log", is_flag=True, help="No access log line per request.")
 def serve(
     model_dir: Path,
     host: str,
@@ -571,9 +578,12 @@ def serve(
     max_upload_mb: float,
     max_seconds: float,
     batch_size: int,
+    batch_seconds: float,
+    no_access_log: bool,
 ) -> None:
-    """HTTP service and web page: POST /v1/predict, GET /health, the page at /, API docs at /docs."""
-    from metaser.inference.serve.app import ServeConfig, run_server
+    """HTTP service and web page: POST /v1/predict, WS /v1/stream, GET /health, the page at /, API docs at /docs."""
+    from metaser.inference.serve.app import ServeConfig
+    from metaser.inference.serve.server import run_server
 
     run_server(
         model_dir,
@@ -582,7 +592,13 @@ def serve(
         backend=backend,
         device=device,
         console=console,
-        config=ServeConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, batch_size=batch_size),
+        config=ServeConfig(
+            max_upload_mb=max_upload_mb,
+            max_seconds=max_seconds,
+            batch_size=batch_size,
+            batch_seconds=batch_seconds,
+            access_log=not no_access_log,
+        ),
     )
 
 
