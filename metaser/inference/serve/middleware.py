@@ -109,9 +109,9 @@ class ServeMiddleware:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
             elif message["type"] == "http.response.body":
-                state["out"] += len(message.get("body", b""))
                 if head:
                     message = dict(message, body=b"")
+                state["out"] += len(message.get("body", b""))
             await send(message)
 
         try:

@@ -216,7 +216,7 @@ class PieceScheduler:
         try:
             outs = self.recognizer.run_pieces(chunks)
         except BaseException as e:  # the model failed: every request in the forward learns why
-            log.exception("prediction failed")
+            log.warning("a forward of %d piece(s) failed: %s: %s", len(chunks), type(e).__name__, e)
             for job in {id(j): j for j, _ in batch}.values():
                 self._fail(job, e)
             return
@@ -239,8 +239,7 @@ class PieceScheduler:
             self.requests_done += 1
         try:
             result = job.finish(job.outs)
-        except BaseException as e:
-            log.exception("combining a request's pieces failed")
+        except BaseException as e:  # its client logs it (one traceback)
             _settle(job.future, exc=e)
             return
         job.pieces, job.outs = [], []  # let the audio go now, not when the client reads the answer

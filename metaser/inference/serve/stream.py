@@ -156,6 +156,11 @@ class StreamWindows:
         self.last_end = 0
         self._buf = np.zeros(0, dtype=np.float32)  # samples [total - len(_buf), total)
 
+    @property
+    def buffered(self) -> int:
+        """Samples held (at most a window plus the last frame)."""
+        return int(self._buf.shape[0])
+
     def push(self, x: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Add samples; returns the windows they complete as ``(start_sample, (W,) samples)``."""
         self._buf = np.concatenate([self._buf, x])
@@ -364,7 +369,8 @@ class _Session:
             if w.future is not None:
                 try:
                     out = (await w.future)[0]
-                except Exception as e:  # the model failed (logged by the scheduler): end the stream
+                except Exception as e:  # the model failed: end the stream with the reason
+                    log.exception("prediction failed in a stream")
                     self.failure = StreamError(f"prediction failed ({type(e).__name__}: {e})", "internal", 1011)
                     await self.close(1011, {"error": self.failure.message, "reason": "internal"})
                     return
