@@ -734,7 +734,22 @@ def bench_infer(
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
-@click.option("--requests", "requests", default=200, show_default=True, help="Requests in all.")
+@click.option("--requests", "requests", default=200, show_default=True, help="Requests in all (timed).")
+@click.option("--warmup", default=None, type=int, help="Untimed requests first (default: 2 x --clients).")
+@click.option(
+    "--long",
+    "long",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A long recording uploaded again and again while the short requests are timed.",
+)
+@click.option("--long-clients", default=1, show_default=True, help="Clients uploading --long concurrently.")
+@click.option(
+    "--max-rss-growth",
+    type=float,
+    default=None,
+    help="Fail when the server's RSS grows by more than this fraction after the warm-up (0.05: 5 %).",
+)
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option("--port", default=0, help="Port for the server (0: a free one).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
@@ -743,6 +758,10 @@ def bench_serve(
     audio: tuple[Path, ...],
     clients: int,
     requests: int,
+    warmup: int | None,
+    long: Path | None,
+    long_clients: int,
+    max_rss_growth: float | None,
     backend: str,
     port: int,
     json_out: Path | None,
@@ -755,6 +774,10 @@ def bench_serve(
         list(audio),
         clients=clients,
         requests=requests,
+        warmup=warmup,
+        long=long,
+        long_clients=long_clients,
+        max_rss_growth=max_rss_growth,
         backend=backend,
         port=port,
         json_out=json_out,
