@@ -250,3 +250,22 @@ def test_parse_start_defaults():
     assert (cfg.format, cfg.window_seconds, cfg.hop_seconds) == ("float32", 3.0, 1.0)
     with pytest.raises(StreamError, match="sample_rate"):
         parse_start('{"format": "float32", "sample_rate": 8000}', 0.025)
+
+
+def test_a_model_failure_ends_the_stream_with_internal(recognizer, caplog):
+    class Broken:
+        """The real recognizer, whose forward fails."""
+
+        def __getattr__(self, name):
+            return getattr(recognizer, name)
+
+        def run_pieces(self, chunks):
+            raise RuntimeError("boom")
+
+    caplog.set_level(logging.INFO, logger="metaser.serve")
+    with TestClient(create_app(Broken(), model_name="broken")) as c:
+        msgs = _stream(c, babble(3.5, seed=6), {"format": "int16", "window_seconds": 1.0}, end=False)
+        assert c.get("/health").json()["stats"]["errors"] == {"internal": 1}
+    assert msgs[-2] == {"error": "prediction failed (RuntimeError: boom)", "reason": "internal"}
+    assert msgs[-1] == {"closed": 1011}
+    assert len([r for r in caplog.records if r.exc_info]) == 1

@@ -269,6 +269,7 @@ class _Session:
         self.ws, self.ctx = ws, ctx
         self.rec = ctx.recognizer
         self.windows: StreamWindows | None = None
+        self.dtype = FORMATS["int16"]
         self.queue: asyncio.Queue[_Window | None] = asyncio.Queue(MAX_IN_FLIGHT)
         self.sender: asyncio.Task | None = None
         self.spans: list[tuple[int, int]] = []
@@ -314,7 +315,7 @@ class _Session:
         for start, w in self.windows.finish():
             if w.shape[0] >= self.rec.min_samples:
                 await self._submit(start, w)
-        await self.queue.put(None)
+        await self._put(None)
         await self.sender  # all windows sent (or a failure recorded)
         if self.failure is not None:
             raise self.failure
