@@ -65,6 +65,19 @@ def test_short_requests_are_not_held_behind_a_long_one():
     s.stop()
 
 
+def test_a_request_arriving_during_a_forward_goes_before_the_requests_in_it():
+    gate = threading.Event()
+    rec = _Recorder(gate)
+    s = PieceScheduler(rec, max_batch=8, max_batch_seconds=1.0, max_wait_s=0.0)
+    long = s.submit(_loaded(1, 5))
+    assert rec.started.wait(10)  # the long file's first piece is running
+    short = s.submit(_loaded(2, 1))
+    gate.set()
+    assert short.result(10) == [200.0] and long.result(10) == [100.0 + k for k in range(5)]
+    assert rec.forwards == [[100.0], [200.0], [101.0], [102.0], [103.0], [104.0]]
+    s.stop()
+
+
 def test_round_robin_between_long_requests_and_budget_per_forward():
     gate = threading.Event()
     rec = _Recorder(gate)

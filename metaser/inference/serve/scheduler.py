@@ -5,10 +5,12 @@ a live stream submits one piece per window. :class:`PieceScheduler` keeps every 
 request in a rotation and builds each forward from it round-robin: one piece from the request
 at the head, which then goes to the back of the rotation, the next piece from the following
 request, and so on, until the forward holds ``max_batch`` pieces or the next piece would take
-it over ``max_batch_seconds`` of audio (a forward always holds at least one piece). A new
-request joins the back of the rotation, so it waits for at most one piece of every request
-ahead of it, never for the whole of a long file: a 10-minute upload is ~120 pieces that
-interleave with everyone else's work instead of one forward-bound block.
+it over ``max_batch_seconds`` of audio (a forward always holds at least one piece). The
+requests served by the running forward rejoin the rotation when it is done, so a request
+that arrives meanwhile goes before them. A new request thus waits for the running forward
+and at most one piece of every other request, never for the whole of a long file: a
+10-minute upload is ~120 pieces that interleave with everyone else's work instead of one
+block.
 
 The pieces of one forward go through :meth:`EmotionRecognizer.run_pieces` (length-sorted,
 padded sub-batches). When the last piece of a request is done, its result is built from its
@@ -92,6 +94,7 @@ class PieceScheduler:
         self.on_idle = on_idle
         self._cond = threading.Condition()
         self._rotation: deque[_Job] = deque()  # requests with pieces not yet scheduled
+        self._parked: list[_Job] = []  # in the running forward, with pieces left: rejoin after it
         self._unfinished = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -147,7 +150,7 @@ class PieceScheduler:
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
         with self._cond:
-            waiting = sum(len(j.pieces) - j.next for j in self._rotation if not j.dead)
+            waiting = sum(len(j.pieces) - j.next for j in (*self._rotation, *self._parked) if not j.dead)
             unfinished = self._unfinished
         return {
             "unfinished_requests": unfinished,
@@ -191,6 +194,11 @@ class PieceScheduler:
                 self._rotation.popleft()
                 if job.next < len(job.pieces):
                     self._rotation.append(job)  # to the back: everyone else gets a piece first
+            # The requests served here (with pieces left) are now the tail of the rotation, in the
+            # order of their last piece. They wait outside it until this forward is done, so that
+            # requests arriving meanwhile go before them.
+            served = len({id(j) for j, _ in batch if j.next < len(j.pieces)})
+            self._parked = [self._rotation.pop() for _ in range(served)][::-1]
             return batch
 
     def _retire(self, job: _Job) -> None:
@@ -205,7 +213,11 @@ class PieceScheduler:
             if batch is None:
                 return
             self._run(batch)
-            if self.on_idle is not None and not self._rotation:
+            with self._cond:
+                self._rotation.extend(self._parked)
+                self._parked = []
+                idle = not self._rotation
+            if self.on_idle is not None and idle:
                 try:
                     self.on_idle()
                 except Exception:  # housekeeping must never stop the worker
