@@ -147,3 +147,51 @@ def test_a_bug_is_one_traceback_and_a_500_json(recognizer, caplog, tmp_path):
         assert c.get("/health").json()["stats"]["errors"] == {"internal": 1}
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 1 and tracebacks[0].getMessage() == "unexpected error in POST /v1/predict"
+
+
+def test_a_client_gone_while_waiting_leaves_the_rotation(model_dir, tmp_path, caplog):
+    """A client that sent its whole upload and then closed: its remaining pieces are dropped."""
+    import threading
+
+    import uvicorn
+
+    from metaser.inference.recognizer import EmotionRecognizer, RecognizerConfig
+    from metaser.inference.segment import SegmentConfig
+    from tests.inference.helpers import tone
+
+    rec = EmotionRecognizer.from_pretrained(
+        model_dir, device="cpu", config=RecognizerConfig(segment=SegmentConfig(max_seconds=1.0, method="windows"))
+    )
+
+    class Slow:
+        def __getattr__(self, name):
+            return getattr(rec, name)
+
+        def run_pieces(self, chunks):
+            time.sleep(0.1)
+            return rec.run_pieces(chunks)
+
+    caplog.set_level(logging.INFO, logger="metaser.serve")
+    app = create_app(Slow(), ServeConfig(batch_size=1), model_name="slow")
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    _wait_for(lambda: srv.started)
+    try:
+        body = write(tmp_path / "long.wav", tone(20.0), subtype="PCM_16").read_bytes()  # 39 windows of 1 s
+        head = f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: {len(body)}\r\n\r\n"
+        sched = app.state.scheduler
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(head.encode() + body)
+            _wait_for(lambda: sched.stats()["pieces"] >= 2)  # it is being predicted
+        _wait_for(lambda: sched.stats()["unfinished_requests"] == 0)
+        done = sched.stats()["pieces"]
+        time.sleep(0.5)
+        assert sched.stats()["pieces"] == done < 39  # no more model time for it
+        assert app.state.stats.snapshot()["disconnects"] == 1
+        assert any(r.getMessage().startswith("client disconnected: POST /v1/predict") for r in caplog.records)
+        assert not [r for r in caplog.records if r.exc_info]
+    finally:
+        srv.should_exit = True
+        t.join(10)
