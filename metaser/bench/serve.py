@@ -35,7 +35,7 @@ from metaser.bench.common import audio_files, default_audio
 from metaser.errors import MetaserError
 from metaser.inference.serve.memory import rss_mb
 
-__all__ = ["bench_serve"]
+__all__ = ["bench_serve", "check_rss_growth"]
 
 
 def _free_port() -> int:
@@ -219,13 +219,22 @@ def bench_serve(
         )
     if json_out:
         Path(json_out).write_text(json.dumps(out, indent=2))
-    if max_rss_growth is not None and (growth is None or growth > max_rss_growth):
+    check_rss_growth(rss_before, rss_after, max_rss_growth, requests)
+    return out
+
+
+def check_rss_growth(before: float | None, after: float | None, limit: float | None, requests: int) -> None:
+    """Raise MetaserError when RSS grew from ``before`` to ``after`` by more than ``limit`` (a
+    fraction; None: no rule). An unknown RSS (no /proc) fails the rule too: it cannot be checked."""
+    if limit is None:
+        return
+    growth = None if not (before and after) else (after - before) / before
+    if growth is None or growth > limit:
         raise MetaserError(
-            f"bench serve: the server's RSS grew by {_pct(growth)} ({rss_before} -> {rss_after} MB) over "
-            f"{requests} requests after the warm-up, more than --max-rss-growth {max_rss_growth:g}",
+            f"bench serve: the server's RSS grew by {_pct(growth)} ({before} -> {after} MB) over "
+            f"{requests} requests after the warm-up, more than --max-rss-growth {limit:g}",
             hint="see docs/serve.md, 'Memory', for where a server's memory goes",
         )
-    return out
 
 
 def _pct(x: float | None) -> str:
