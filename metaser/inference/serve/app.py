@@ -165,7 +165,7 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
 
     # other exceptions (bugs) and client disconnects are handled by ServeMiddleware
 
-    @app.api_route("/health", methods=["GET"], summary="Liveness, the model served and the service's counters")
+    @app.get("/health", summary="Liveness, the model served and the service's counters")
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
@@ -174,7 +174,7 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
             "stats": {**stats.snapshot(), "scheduler": scheduler.stats(), "rss_mb": rss_mb()},
         }
 
-    @app.api_route("/v1/model", methods=["GET"], summary="The model's classes, tasks and the service limits")
+    @app.get("/v1/model", summary="The model's classes, tasks and the service limits")
     async def model_info() -> dict[str, Any]:
         """The classes, tasks and limits (used by the page)."""
         return {
@@ -243,7 +243,7 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
     async def stream(websocket: WebSocket) -> None:
         await run_stream(websocket, streams)
 
-    @app.api_route("/", methods=["GET"], include_in_schema=False)
+    @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
