@@ -253,8 +253,11 @@ def synth_demo(out_root: Path, seed: int, size: int | None) -> None:
 
 
 # -------------------------------------------------------------------------- training
-def _load_run_config(config: Path, overrides: tuple[str, ...]):
-    """The run config of a training command; also quiets Lightning for this process."""
+def _load_run_config(config: Path, overrides: tuple[str, ...], *, check_source: bool = True):
+    """The run config of a training command; also quiets Lightning for this process.
+
+    ``check_source=False`` for commands that only print a plan: a plan needs no weights.
+    """
     from metaser.config import load_config
     from metaser.models.encoder.source import check_encoder_source
     from metaser.training.config import RunConfig
@@ -262,7 +265,8 @@ def _load_run_config(config: Path, overrides: tuple[str, ...]):
 
     quiet_lightning()
     cfg = load_config(RunConfig, config, list(overrides))
-    check_encoder_source(cfg.model.encoder.name_or_path)  # before anything trains: one clear error
+    if check_source:
+        check_encoder_source(cfg.model.encoder.name_or_path)  # before anything trains: one clear error
     if not sys.stdout.isatty() and cfg.trainer.enable_progress_bar and os.environ.get("CI"):
         from metaser.config import apply_overrides
 
@@ -443,7 +447,7 @@ def ablate(
 
     from metaser.experiments.ablation import plan, run_ablation, study_root
 
-    cfg = _load_run_config(config, overrides + (("reuse=false",) if no_reuse else ()))
+    cfg = _load_run_config(config, overrides + (("reuse=false",) if no_reuse else ()), check_source=not show_plan)
     only_list = [s.strip() for s in only.split(",") if s.strip()] if only else None
     if show_plan:
         click.echo(json.dumps(plan(cfg, study, only_list), indent=2))
@@ -795,7 +799,14 @@ def predict(
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
 @click.option("--max-upload-mb", default=50.0, show_default=True, help="Larger uploads get 413.")
 @click.option("--max-seconds", default=600.0, show_default=True, help="Longer audio gets 422 (too_long).")
-@click.option("--batch-size", default=8, show_default=True, help="Most requests per micro-batched forward.")
+@click.option("--batch-size", default=8, show_default=True, help="Most pieces (files, segments, windows) per forward.")
+@click.option(
+    "--batch-seconds",
+    default=10.0,
+    show_default=True,
+    help="Most audio seconds per forward: bounds how long any request waits behind one forward.",
+)
+@click.option("--no-access-log", is_flag=True, help="No access log line per request.")
 def serve(
     model_dir: Path,
     host: str,
@@ -805,9 +816,12 @@ def serve(
     max_upload_mb: float,
     max_seconds: float,
     batch_size: int,
+    batch_seconds: float,
+    no_access_log: bool,
 ) -> None:
-    """HTTP service and web page: POST /v1/predict, GET /health, the page at /, API docs at /docs."""
-    from metaser.inference.serve.app import ServeConfig, run_server
+    """HTTP service and web page: POST /v1/predict, WS /v1/stream, GET /health, the page at /, API docs at /docs."""
+    from metaser.inference.serve.app import ServeConfig
+    from metaser.inference.serve.server import run_server
 
     run_server(
         model_dir,
@@ -816,7 +830,13 @@ def serve(
         backend=backend,
         device=device,
         console=console,
-        config=ServeConfig(max_upload_mb=max_upload_mb, max_seconds=max_seconds, batch_size=batch_size),
+        config=ServeConfig(
+            max_upload_mb=max_upload_mb,
+            max_seconds=max_seconds,
+            batch_size=batch_size,
+            batch_seconds=batch_seconds,
+            access_log=not no_access_log,
+        ),
     )
 
 
@@ -952,7 +972,22 @@ def bench_infer(
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
-@click.option("--requests", "requests", default=200, show_default=True, help="Requests in all.")
+@click.option("--requests", "requests", default=200, show_default=True, help="Requests in all (timed).")
+@click.option("--warmup", default=None, type=int, help="Untimed requests first (default: 2 x --clients).")
+@click.option(
+    "--long",
+    "long",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A long recording uploaded again and again while the short requests are timed.",
+)
+@click.option("--long-clients", default=1, show_default=True, help="Clients uploading --long concurrently.")
+@click.option(
+    "--max-rss-growth",
+    type=float,
+    default=None,
+    help="Fail when the server's RSS grows by more than this fraction after the warm-up (0.05: 5 %).",
+)
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option("--port", default=0, help="Port for the server (0: a free one).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
@@ -961,6 +996,10 @@ def bench_serve(
     audio: tuple[Path, ...],
     clients: int,
     requests: int,
+    warmup: int | None,
+    long: Path | None,
+    long_clients: int,
+    max_rss_growth: float | None,
     backend: str,
     port: int,
     json_out: Path | None,
@@ -973,6 +1012,10 @@ def bench_serve(
         list(audio),
         clients=clients,
         requests=requests,
+        warmup=warmup,
+        long=long,
+        long_clients=long_clients,
+        max_rss_growth=max_rss_growth,
         backend=backend,
         port=port,
         json_out=json_out,

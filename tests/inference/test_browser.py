@@ -65,14 +65,14 @@ def server(model_dir, tmp_path):
     t.join(10)
 
 
-@pytest.fixture
-def browser():
+def _chrome(*extra: str):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which(CHROME)
-    # the fake media flags give the page a microphone that plays a beep, with no permission prompt
+    # the fake media flags give the page a microphone (a beep, or --use-file-for-fake-audio-capture's
+    # file) with no permission prompt
     for a in (
         "--headless=new",
         "--no-sandbox",
@@ -83,10 +83,17 @@ def browser():
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         "--autoplay-policy=no-user-gesture-required",
+        *extra,
     ):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
     drv.set_page_load_timeout(60)
+    return drv
+
+
+@pytest.fixture
+def browser():
+    drv = _chrome()
     yield drv
     drv.quit()
 
@@ -150,26 +157,67 @@ def test_page_shows_the_error_of_a_bad_upload(server, browser, tmp_path):
     assert not browser.find_element(By.ID, "result").is_displayed()
 
 
-def test_page_records_from_the_microphone(server, browser):
+def _window_spread(rec, x: np.ndarray, window: int, step: int) -> np.ndarray:
+    """max over the ``window``-sample windows of ``x`` played in a loop (every ``step`` samples)
+    of |window probs - whole-file probs|, per emotion: how far one window's answer can be from
+    the whole file's."""
+    whole = np.array(list(rec.predict(x).probs.values()))
+    looped = np.concatenate([x, x])
+    probs = [list(rec.predict(looped[s : s + window]).probs.values()) for s in range(0, x.size, step)]  # (N, C)
+    return np.abs(np.array(probs) - whole).max(axis=0)  # (C,)
+
+
+def test_page_records_the_microphone_live_over_the_stream(server, tmp_path):
+    """Chromium's fake microphone plays a known file (in a loop); the page streams it to
+    WS /v1/stream. Windows must show up while it records, and the summary must match
+    POST /v1/predict of the same file within the window effects.
+
+    The bound: the summary is a duration-weighted mean of 3 s windows of what the microphone
+    played, the file in a loop from wherever the capture started. A mean of windows is never
+    further from the whole file's answer than its furthest window, so per emotion
+    |summary - predict| <= max over every 3 s window of the looped file (each 0.1 s) of
+    |window - predict| (sampled every 0.25 s), plus 0.005 for the capture path: the browser
+    resamples the file to its device rate and back to 16 kHz, and the capture may start with a
+    little silence (the excess over the window spread was at most 0.0015 in the runs here).
+    """
+    import json
+    import urllib.request
+
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, _ = server
-    browser.get(url + "/")
-    wait = WebDriverWait(browser, 60)
-    button = browser.find_element(By.ID, "record-button")
-    button.click()
-    wait.until(EC.text_to_be_present_in_element((By.ID, "record-status"), "recording"))
-    time.sleep(1.5)  # the fake microphone's beep, recorded as 16-bit WAV by the page
-    button.click()
-    wait.until(
-        lambda d: (
-            "recording.wav" in d.find_element(By.ID, "status").text
-            and "predicting" not in d.find_element(By.ID, "status").text
-        )
-    )
-    assert browser.find_element(By.ID, "status").text == "recording.wav: done"
-    duration = float(browser.find_element(By.ID, "duration").text.split()[0])
-    assert 0.5 < duration < 5.0
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart .bar")) == 4
+    url, rec = server
+    x = np.concatenate([babble(2.5, seed=21), babble(2.5, f0=220, seed=22)])  # 5 s, played in a loop
+    f = write(tmp_path / "mic.wav", x, subtype="PCM_16")
+    req = urllib.request.Request(url + "/v1/predict", data=f.read_bytes(), headers={"Content-Type": "audio/wav"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        whole = json.loads(r.read())
+    heard = np.frombuffer(f.read_bytes()[44:], dtype="<i2").astype(np.float32) / 32768  # what the file holds
+    bound = _window_spread(rec, heard, 3 * 16000, 4000) + 0.005
+
+    browser = _chrome(f"--use-file-for-fake-audio-capture={f}")
+    try:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda d: d.find_element(By.ID, "model-name").text not in ("", "…"))
+        button = browser.find_element(By.ID, "record-button")
+        button.click()
+        segs = lambda d: d.find_elements(By.CSS_SELECTOR, "#live-timeline .seg")  # noqa: E731
+        wait.until(lambda d: len(segs(d)) >= 3)  # 3 windows = 5 s of audio, still recording
+        assert "■" in button.text and "window(s)" in browser.find_element(By.ID, "record-status").text
+        assert browser.find_element(By.ID, "live").is_displayed()
+        shown = [(float(s.get_attribute("data-start")), float(s.get_attribute("data-end"))) for s in segs(browser)]
+        assert shown[:3] == [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0)]
+        assert all(s.get_attribute("data-emotion") in rec.emotion_labels for s in segs(browser))
+        button.click()
+        wait.until(lambda d: "recording: done" in d.find_element(By.ID, "status").text)
+        summary = json.loads(browser.find_element(By.ID, "json").get_attribute("textContent"))
+        n_live = len(segs(browser))
+    finally:
+        browser.quit()
+    assert summary["type"] == "summary" and summary["windows"] == n_live >= 3
+    assert summary["duration"] >= 5.0
+    got = np.array([summary["probs"][k] for k in whole["probs"]])
+    want = np.array(list(whole["probs"].values()))
+    assert (np.abs(got - want) <= bound).all(), (got, want, bound)
+    assert summary["emotion"] in rec.emotion_labels

@@ -26,7 +26,7 @@ def _reference(model, x: np.ndarray) -> dict[str, np.ndarray]:
     from metaser.data.labels import CharVocab
 
     with torch.inference_mode():
-        out = model(torch.from_numpy(x)[None], torch.tensor([x.size]))
+        out = model.infer(torch.from_numpy(x)[None], torch.tensor([x.size]))
     res = {"emotion": torch.softmax(out.emotion_logits, -1)[0].numpy()}
     res.update({k: torch.softmax(v, -1)[0].numpy() for k, v in out.task_logits.items()})
     ids = out.ctc_log_probs[0, : int(out.ctc_lengths[0])].argmax(-1).numpy()  # (T,)
@@ -245,14 +245,17 @@ def test_public_api(model_dir):
 
 
 def test_transcript_stitching_of_overlapping_windows(recognizer):
+    from metaser.inference.combine import stitch_transcript
+
+    vocab = recognizer._vocab
     # tokens "abc '" -> ids a=1 b=2 c=3 " "=4 "'"=5; frames every 320 samples
-    assert recognizer._frame_stride == 320
+    assert recognizer.saved.frame_stride == 320
     p1 = np.array([1, 1, 0, 2, 0, 0, 3, 0, 5, 5])  # t = 0 .. 2880; own part [0, 2400): frames 0..7
     p2 = np.array([5, 5, 5, 1, 0, 2, 2, 0, 3, 0])  # t = 1600 .. 4480; own part [2400, 4800): frames 3..9
     p3 = np.array([1, 0, 3, 0, 0])  # a separate run (no overlap): all its frames
     pieces = [(0, 3200), (1600, 4800), (8000, 9600)]
-    assert recognizer._stitch_transcript(pieces, [p1, p2, p3]) == "abcabc ac"
-    assert recognizer._stitch_transcript(pieces[:1], [p1]) == "abc'"  # one piece: every frame
+    assert stitch_transcript(pieces, [p1, p2, p3], vocab, 320) == "abcabc ac"
+    assert stitch_transcript(pieces[:1], [p1], vocab, 320) == "abc'"  # one piece: every frame
 
 
 @pytest.mark.gpu

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from metaser.inference.recognizer import EmotionRecognizer, RecognizerConfig  # noqa: E402
 from metaser.inference.segment import SegmentConfig  # noqa: E402
 from metaser.inference.serve.app import STATIC_DIR, ServeConfig, create_app  # noqa: E402
-from metaser.inference.serve.batcher import Busy, MicroBatcher  # noqa: E402
 from tests.inference.helpers import babble, bad_files, tone, write  # noqa: E402
 
 
@@ -39,7 +37,37 @@ def _post_file(c, path: Path, ctype: str = "audio/wav"):
 def test_health(client, recognizer):
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "model": recognizer.path.name, "backend": "torch"}
+    body = r.json()
+    assert {k: body[k] for k in ("status", "model", "backend")} == {
+        "status": "ok",
+        "model": recognizer.path.name,
+        "backend": "torch",
+    }
+    stats = body["stats"]
+    assert set(stats) >= {"requests", "responses", "errors", "disconnects", "predictions", "streams", "scheduler"}
+    assert stats["rss_mb"] is None or stats["rss_mb"] > 0
+
+
+def test_health_counts_requests_errors_and_predictions(recognizer, tmp_path):
+    f = _wav(tmp_path, babble(1.0, seed=4))
+    with TestClient(create_app(recognizer)) as c:
+        assert _post_file(c, f).status_code == 200
+        assert c.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+        assert c.post("/v1/predict", content=b"not audio", headers={"content-type": "audio/wav"}).status_code == 422
+        stats = c.get("/health").json()["stats"]
+    assert stats["requests"] == 3 and stats["predictions"] == 1
+    assert stats["responses"] == {"200": 1, "415": 1, "422": 1}
+    assert stats["errors"] == {"unsupported_media_type": 1, "unreadable": 1}
+    assert stats["scheduler"]["forwards"] == 1 and stats["scheduler"]["unfinished_requests"] == 0
+
+
+def test_head_on_get_routes(client):
+    for path in ("/health", "/v1/model", "/", "/static/app.js", "/docs", "/openapi.json"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == 200 == get.status_code, path
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"], path
+    assert client.head("/v1/predict").status_code == 405
+    assert client.head("/nothing").status_code == 404
 
 
 def test_predict_multipart_and_raw_body_give_predicts_json_plus_labels(client, recognizer, tmp_path):
@@ -56,6 +84,13 @@ def test_predict_multipart_and_raw_body_give_predicts_json_plus_labels(client, r
     raw = client.post("/v1/predict", content=f.read_bytes(), headers={"content-type": "audio/x-wav"})
     assert raw.status_code == 200
     assert raw.json()["probs"] == expected["probs"] and raw.json()["path"] is None
+    octets = client.post(
+        "/v1/predict",
+        content=f.read_bytes(),
+        headers={"content-type": "application/octet-stream", "x-filename": "b.wav"},
+    )
+    assert octets.status_code == 200 and octets.json()["probs"] == expected["probs"]
+    assert octets.json()["path"] == "b.wav"
 
 
 def _bad_uploads(tmp_path: Path) -> dict[str, tuple[bytes, str]]:
@@ -126,8 +161,8 @@ def test_eight_concurrent_clients_get_the_single_client_answers(recognizer, tmp_
     for i, _, body in res:
         for k, v in expected[i].items():
             assert body["probs"][k] == pytest.approx(v, abs=1e-4)  # batched with others: same answer
-    b = app.state.batcher
-    assert b.items == 32 and 1 <= b.batches <= 32
+    s = app.state.scheduler
+    assert s.requests_done == 32 and 1 <= s.forwards <= 32
 
 
 def test_long_recording_returns_a_timeline(model_dir, tmp_path):
@@ -170,7 +205,7 @@ def test_page_docs_and_no_cdn(client):
         assert client.get(asset).status_code == 200, asset
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
-    assert set(body) == {"multipart/form-data", "audio/*"}
+    assert set(body) == {"multipart/form-data", "audio/*", "application/octet-stream"}
 
 
 def test_onnx_backend_app(onnx_recognizer, recognizer, tmp_path):
@@ -183,43 +218,6 @@ def test_onnx_backend_app(onnx_recognizer, recognizer, tmp_path):
     assert max(abs(body["probs"][k] - v) for k, v in ref.probs.items()) <= 1e-4
 
 
-class _Blocking:
-    """A recognizer stand-in whose forward waits until released."""
-
-    def __init__(self):
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def predict_loaded(self, loaded):
-        self.started.set()
-        self.release.wait(10)
-        return [f"done {x}" for x in loaded]
-
-
-def test_batcher_refuses_work_when_the_queue_is_full_and_recovers():
-    fake = _Blocking()
-    b = MicroBatcher(fake, max_batch=1, max_wait_s=0.0, max_queue=1)
-    first = b.submit(1)
-    assert fake.started.wait(10)  # the worker holds job 1; the queue is empty again
-    second = b.submit(2)  # fills the queue
-    with pytest.raises(Busy):
-        b.submit(3)
-    fake.release.set()
-    assert first.result(10) == "done 1" and second.result(10) == "done 2"
-    assert b.submit(4).result(10) == "done 4"
-    b.stop()
-
-
-def test_batcher_passes_model_errors_to_every_waiting_request():
-    class Broken:
-        def predict_loaded(self, loaded):
-            raise RuntimeError("boom")
-
-    b = MicroBatcher(Broken(), max_batch=4)
-    with pytest.raises(RuntimeError, match="boom"):
-        b.submit(1).result(10)
-    b.stop()
-
-
 def test_cli_serve_refuses_bad_options(tmp_path, model_dir):
     from click.testing import CliRunner
 
@@ -229,3 +227,5 @@ def test_cli_serve_refuses_bad_options(tmp_path, model_dir):
     assert r.exit_code == 2 and "model directory not found" in r.output
     r = CliRunner().invoke(main, ["serve", str(model_dir), "--max-upload-mb", "0"])
     assert r.exit_code == 2 and "--max-upload-mb" in r.output
+    r = CliRunner().invoke(main, ["serve", str(model_dir), "--batch-seconds", "0"])
+    assert r.exit_code == 2 and "--batch-seconds" in r.output

@@ -21,6 +21,7 @@ import torch
 from metaser.errors import ConfigError
 from metaser.models.config import EncoderConfig, ModelConfig
 from metaser.models.encoder import SSLEncoder
+from metaser.models.factory import load_ser_model
 from metaser.models.metaser import MetaSERModel
 from tests.hub_replicas import (
     KINDS,
@@ -183,14 +184,14 @@ def test_a_saved_metaser_model_does_not_carry_the_flag_back(replicas, tmp_path, 
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     assert "gradient_checkpointing" not in meta["encoder_config"]
     assert meta["model"]["encoder"]["gradient_checkpointing"] is False
-    assert checkpointing_flags(MetaSERModel.from_pretrained(tmp_path / "m").encoder) == {False}
+    assert checkpointing_flags(load_ser_model(tmp_path / "m").encoder) == {False}
     model.encoder.save_pretrained(tmp_path / "enc")
     assert "gradient_checkpointing" not in json.loads((tmp_path / "enc" / "config.json").read_text())
     # a model saved before the fix carried it in encoder_config: metaser's setting still wins
     meta["encoder_config"]["gradient_checkpointing"] = True
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
     caplog.set_level(logging.INFO, logger=LOADER)
-    assert checkpointing_flags(MetaSERModel.from_pretrained(tmp_path / "m").encoder) == {False}
+    assert checkpointing_flags(load_ser_model(tmp_path / "m").encoder) == {False}
     assert len(checkpointing_lines(caplog)) == 1
 
 

@@ -83,7 +83,7 @@ def test_cache_is_keyed_by_the_frozen_weights(ctx):
     "change,why",
     [
         (["model.encoder.name_or_path=tiny-wav2vec2", "cache.mode=strict"], "group norm"),
-        (["data.augment.band_drop_prob=0.5"], "band / chunk drop"),
+        (["data.augment.band_drop_prob=0.5"], "band / chunk / frequency drop"),
         (["data.sampler.max_utterance_seconds=2.0"], "cropping"),
         (["cache.mode=none"], "cache.mode=none"),
     ],

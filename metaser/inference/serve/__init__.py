@@ -1,9 +1,14 @@
 """``metaser serve``: the HTTP service (FastAPI + uvicorn) and its web page.
 
-* :mod:`.batcher`: one worker thread runs the model; concurrent requests are queued and
-  micro-batched (up to ``batch_size`` inputs per forward).
+* :mod:`.scheduler`: one worker thread runs the model on *pieces* (files, VAD segments, fixed
+  windows, stream windows) of all waiting requests, round-robin with a bound on the audio
+  seconds per forward, so a long upload never holds up short ones.
 * :mod:`.app`: the FastAPI application: ``GET /health``, ``GET /v1/model``, ``POST /v1/predict``
-  (multipart field ``file`` or a raw ``audio/*`` body), the page at ``/`` and OpenAPI at ``/docs``.
+  (multipart field ``file`` or a raw ``audio/*`` / ``application/octet-stream`` body),
+  ``WS /v1/stream``, the page at ``/`` and OpenAPI at ``/docs``.
+* :mod:`.upload`: reading an upload; :mod:`.stream`: the live-audio WebSocket protocol.
+* :mod:`.middleware`: counters for ``/health``, the access log, ``HEAD``, client disconnects.
+* :mod:`.memory`: what keeps the process's memory flat; :mod:`.server`: uvicorn and logging.
 * ``static/``: the page (HTML, JS, CSS), served by the package, no CDN.
 """
 

@@ -1,4 +1,5 @@
-// metaser web page: upload or record audio, POST it to /v1/predict, draw the result.
+// metaser web page: upload a file (POST /v1/predict) or stream the microphone live
+// (WS /v1/stream), and draw the result.
 // Plain browser JavaScript, no libraries (the page must work offline).
 "use strict";
 
@@ -123,62 +124,171 @@ async function send(blob, filename) {
   }
 }
 
-// ------------------------------------------------------------------ recording (16-bit WAV)
-let rec = null;
+// ------------------------------------------------------------------ recording: live over WS /v1/stream
+// The microphone is sent as 16 kHz mono float32 PCM; the server answers one prediction per
+// window (3 s every 1 s) while recording, and the duration-weighted summary after "end".
+const STREAM_RATE = 16000;
+const STREAM_START = { format: "float32", sample_rate: STREAM_RATE, window_seconds: 3, hop_seconds: 1 };
+let live = null;
 
-function encodeWav(chunks, rate) {
-  const n = chunks.reduce((a, c) => a + c.length, 0);
-  const buf = new ArrayBuffer(44 + 2 * n);
-  const v = new DataView(buf);
-  const str = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
-  str(0, "RIFF"); v.setUint32(4, 36 + 2 * n, true); str(8, "WAVE"); str(12, "fmt ");
-  v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
-  v.setUint32(24, rate, true); v.setUint32(28, 2 * rate, true); v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true); str(36, "data"); v.setUint32(40, 2 * n, true);
-  let o = 44;
-  for (const c of chunks) {
-    for (let i = 0; i < c.length; i++, o += 2) {
-      const s = Math.max(-1, Math.min(1, c[i]));
-      v.setInt16(o, s < 0 ? s * 0x8000 : s * 0x7fff, true);
+function makeResampler(from, to) {
+  // linear interpolation after a box filter over one input step (enough for a preview; Chrome and
+  // Firefox mostly give the 16 kHz context asked for, and then nothing is resampled here)
+  if (from === to) return (x) => x;
+  const step = from / to;
+  const width = Math.max(1, Math.round(step));
+  let prev = new Float32Array(0);
+  let pos = 0;
+  return (x) => {
+    const buf = new Float32Array(prev.length + x.length);
+    buf.set(prev);
+    buf.set(x, prev.length);
+    const out = [];
+    while (pos + width < buf.length) {
+      const i = Math.floor(pos);
+      let acc = 0;
+      for (let k = 0; k < width; k++) acc += buf[i + k];
+      out.push(acc / width);
+      pos += step;
     }
+    const keep = Math.floor(pos);
+    prev = buf.slice(keep);
+    pos -= keep;
+    return Float32Array.from(out);
+  };
+}
+
+function streamUrl() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream`;
+}
+
+function resetLive() {
+  $("live").hidden = false;
+  $("live-timeline").replaceChildren();
+  $("live-axis").replaceChildren();
+  $("live-emotion").textContent = "…";
+  $("live-prob").textContent = "";
+  $("live-time").textContent = "";
+}
+
+function addLiveWindow(w) {
+  // the newest window colours the audio it added: [previous window's end, its end)
+  const tl = $("live-timeline");
+  const last = tl.lastElementChild;
+  const from = last ? Math.min(parseFloat(last.dataset.end), w.end) : w.start;
+  const d = document.createElement("div");
+  d.className = "seg";
+  d.dataset.index = String(w.index);
+  d.dataset.start = String(w.start);
+  d.dataset.end = String(w.end);
+  d.dataset.from = String(from);
+  d.dataset.emotion = w.silent ? "" : w.emotion;
+  d.style.background = w.silent ? "#d5d8de" : colour(w.emotion);
+  d.title = w.silent ? `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: silent` :
+    `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.emotion} (${(100 * w.prob).toFixed(0)} %)`;
+  tl.appendChild(d);
+  const total = w.end;
+  for (const s of tl.children) {
+    const a = parseFloat(s.dataset.from), b = parseFloat(s.dataset.end);
+    s.style.left = `${(100 * a / total).toFixed(3)}%`;
+    s.style.width = `${(100 * (b - a) / total).toFixed(3)}%`;
   }
-  return new Blob([buf], { type: "audio/wav" });
+  $("live-axis").replaceChildren(...[0, total].map((t) => {
+    const e = document.createElement("span");
+    e.textContent = `${t.toFixed(1)} s`;
+    return e;
+  }));
+  $("live-emotion").textContent = w.silent ? "(silence)" : w.emotion;
+  $("live-emotion").style.color = w.silent ? "" : colour(w.emotion);
+  $("live-prob").textContent = w.silent ? "" : `${(100 * w.prob).toFixed(1)} %`;
+  $("live-time").textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s`;
+  $("record-status").textContent = `${live ? "recording… " : ""}${tl.children.length} window(s)`;
+}
+
+function onStreamMessage(ev) {
+  const m = JSON.parse(ev.data);
+  if (m.error) {
+    setStatus(`${m.reason}: ${m.error}`, true);
+    return;
+  }
+  if (m.type === "ready") {
+    $("record-status").textContent = "recording…";
+  } else if (m.type === "window") {
+    addLiveWindow(m);
+  } else if (m.type === "summary") {
+    setStatus(`recording: done (${m.windows} windows)`);
+    document.body.dataset.state = "done";
+    show(m);
+  }
+}
+
+async function stopRecording() {
+  const { ctx, stream, node, ws } = live;
+  live = null;
+  node.disconnect();
+  stream.getTracks().forEach((t) => t.stop());
+  await ctx.close();
+  const btn = $("record-button");
+  btn.classList.remove("recording");
+  btn.innerHTML = "&#9679; Record";
+  $("record-status").textContent = "";
+  if (ws.readyState === WebSocket.OPEN) {
+    setStatus("recording: summarising …");
+    ws.send(JSON.stringify({ type: "end" }));
+  }
+}
+
+async function audioContextAt16k(stream) {
+  // a 16 kHz context resamples the microphone itself; some browsers refuse to connect a
+  // microphone to a context at another rate than the device's: then resample here
+  try {
+    const ctx = new AudioContext({ sampleRate: STREAM_RATE });
+    return { ctx, src: ctx.createMediaStreamSource(stream) };
+  } catch (e) {
+    const ctx = new AudioContext();
+    return { ctx, src: ctx.createMediaStreamSource(stream) };
+  }
 }
 
 async function toggleRecording() {
-  const btn = $("record-button");
-  if (rec) {
-    const { ctx, stream, node, chunks } = rec;
-    rec = null;
-    node.disconnect();
-    stream.getTracks().forEach((t) => t.stop());
-    await ctx.close();
-    btn.classList.remove("recording");
-    btn.innerHTML = "&#9679; Record";
-    $("record-status").textContent = "";
-    send(encodeWav(chunks, ctx.sampleRate), "recording.wav");
+  if (live) {
+    await stopRecording();
     return;
   }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     setStatus("this browser gives no microphone access here (it needs https or localhost)", true);
     return;
   }
+  let stream;
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    const ctx = new AudioContext();
-    const src = ctx.createMediaStreamSource(stream);
-    const node = ctx.createScriptProcessor(4096, 1, 1);
-    const chunks = [];
-    node.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
-    src.connect(node);
-    node.connect(ctx.destination);
-    rec = { ctx, stream, node, chunks };
-    btn.classList.add("recording");
-    btn.textContent = "■ Stop";
-    $("record-status").textContent = "recording…";
+    stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
   } catch (e) {
     setStatus(`microphone: ${e.message || e}`, true);
+    return;
   }
+  const { ctx, src } = await audioContextAt16k(stream);
+  const resample = makeResampler(ctx.sampleRate, STREAM_RATE);
+  const ws = new WebSocket(streamUrl());
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => ws.send(JSON.stringify(STREAM_START));
+  ws.onmessage = onStreamMessage;
+  ws.onerror = () => setStatus("the live stream failed (see the server's log)", true);
+  ws.onclose = () => { if (live && live.ws === ws) stopRecording(); };
+  const node = ctx.createScriptProcessor(4096, 1, 1);
+  node.onaudioprocess = (e) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const x = resample(new Float32Array(e.inputBuffer.getChannelData(0)));
+    if (x.length) ws.send(x.buffer);
+  };
+  src.connect(node);
+  node.connect(ctx.destination);
+  live = { ctx, stream, node, ws };
+  resetLive();
+  setStatus("");
+  const btn = $("record-button");
+  btn.classList.add("recording");
+  btn.textContent = "■ Stop";
+  $("record-status").textContent = "connecting…";
 }
 
 document.addEventListener("DOMContentLoaded", () => {
