@@ -26,7 +26,8 @@ rate or channel count other than the above; 1003), ``bad_frame`` (a byte length 
 whole number of samples; 1003), ``nonfinite`` (NaN / inf samples; 1003), ``too_long`` (more
 than ``max_stream_seconds``; 1009), ``empty`` / ``silent`` (nothing to summarise at the end;
 1000), ``timeout`` (nothing received for ``idle_seconds``; 1008), ``busy`` (too many streams or
-a full queue; 1013), ``model_error`` (the model's forward failed; 1011), ``internal`` (1011). A client that closes without ``end`` gets nothing more.
+a full queue; 1013), ``model_error`` (the model's forward failed; 1011), ``internal`` (1011).
+A client that closes without ``end`` gets nothing more.
 """
 
 from __future__ import annotations
