@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from metaser.boundary import Waveforms
 from metaser.data.batch import Batch
+from metaser.models.output import MetaSEROutput
 from metaser.training.losses import AuxiliaryLoss, EmotionLoss, ctc_loss
 
 
 def _fake(B=3, T=20, V=6):
     g = torch.Generator().manual_seed(0)
-    out = SimpleNamespace(
+    out = MetaSEROutput(
         emotion_logits=torch.randn(B, 4, generator=g),
         task_logits={"gender": torch.randn(B, 2, generator=g), "style": torch.randn(B, 2, generator=g)},
         ctc_log_probs=torch.randn(B, T, V, generator=g).log_softmax(-1),
