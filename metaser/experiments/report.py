@@ -133,7 +133,8 @@ WEIGHT_STAGES = ("stage1", "stage2", "emotion_only")
 
 
 def _pooled_aux(folds: list[Path], per_fold: list[dict[str, Any]]) -> dict[str, float]:
-    """CER / WER and ``<task>_acc`` over the stage-1 test predictions of every fold at once.
+    """CER / WER, ``<task>_acc`` and ``<task>_ccc`` / ``<task>_mae`` over the stage-1 test
+    predictions of every fold at once.
 
     Only the metrics every fold reports, from aux_predictions.jsonl (what the fold metrics were
     computed from); nothing when a fold lacks that file.
@@ -153,6 +154,11 @@ def _pooled_aux(folds: list[Path], per_fold: list[dict[str, Any]]) -> dict[str, 
         pairs = [(r[task], r[f"{task}_pred"]) for r in rows if r.get(task) is not None and f"{task}_pred" in r]
         if pairs:
             out[key] = sum(a == b for a, b in pairs) / len(pairs)
+    for key in sorted(k for k in common if k.endswith("_ccc")):  # regression aux tasks: CCC and MAE
+        task = key.removesuffix("_ccc")
+        have = [r for r in rows if f"{task}_pred" in r]
+        scores = regression_scores([r[f"{task}_pred"] for r in have], [r.get(task) for r in have])
+        out.update({f"{task}_{k}": v for k, v in scores.items() if k in ("ccc", "mae")})
     return out
 
 
