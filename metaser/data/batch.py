@@ -18,11 +18,17 @@ class Batch:
     inputs:    what the model starts from: :class:`~metaser.boundary.Waveforms` (audio; the frozen
                prefix runs on it live) or :class:`~metaser.boundary.FrozenFeatures` (the frozen
                prefix's output, read from a feature store)
-    targets:   task name -> (B,) int64 class indices (``IGNORE_INDEX`` where unknown);
-               always contains "emotion"; also each enabled classification aux task
+    targets:   task name -> (B,) int64 class indices (``IGNORE_INDEX`` where unknown) for a
+               classification task, (B,) float32 values (NaN where unknown) for a regression
+               task; "emotion" when emotion is the main task, the main task otherwise, and
+               each enabled aux task except ASR
     ctc_targets:        (B, U) int64 character ids (0-padded), or None when ASR is off
     ctc_target_lengths: (B,) int64, or None
     ids:       utterance (cut) ids, in batch order
+    emotion_dist: (B, C) float32 soft emotion targets (``emotion_target: soft``): each row the
+               annotators' vote distribution, or the hard label's one-hot where the cut has no
+               votes, or all zeros where it has neither; None otherwise
+    emotion_dist_voted: (B,) bool, True on the rows of ``emotion_dist`` that come from votes
     """
 
     inputs: BoundaryInput
@@ -30,6 +36,8 @@ class Batch:
     ctc_targets: torch.Tensor | None = None
     ctc_target_lengths: torch.Tensor | None = None
     ids: list[str] = field(default_factory=list)
+    emotion_dist: torch.Tensor | None = None
+    emotion_dist_voted: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -47,6 +55,8 @@ class Batch:
             targets={k: f(v) for k, v in self.targets.items()},
             ctc_targets=f(self.ctc_targets),
             ctc_target_lengths=f(self.ctc_target_lengths),
+            emotion_dist=f(self.emotion_dist),
+            emotion_dist_voted=f(self.emotion_dist_voted),
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:

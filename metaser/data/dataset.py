@@ -17,6 +17,7 @@ workers never see ``set_epoch`` calls made in the main process).
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from typing import Any
 
@@ -32,18 +33,38 @@ from metaser.data.augment import SpeedPerturb, WaveformAugment, batch_rng
 from metaser.data.batch import Batch
 from metaser.data.config import AugmentConfig, DataConfig
 from metaser.data.feature_store import FeatureStore
-from metaser.data.labels import IGNORE_INDEX, CharVocab, LabelSpace
+from metaser.data.labels import (
+    IGNORE_INDEX,
+    CharVocab,
+    LabelSpace,
+    is_number,
+    task_fields,
+    task_kind,
+    task_value,
+    vote_distribution,
+)
 from metaser.data.manifest import get_field
 from metaser.data.sampling import make_sampler
 from metaser.data.sources import SPEED_KEY, AudioSource, StoreSource, UtteranceAudio
 from metaser.errors import DataError
 
-__all__ = ["build_label_space", "SERDataset", "make_dataloader", "classification_tasks"]
+__all__ = [
+    "build_label_space",
+    "SERDataset",
+    "make_dataloader",
+    "classification_tasks",
+    "target_tasks",
+    "EMOTION_TARGETS",
+    "count_vote_fallbacks",
+]
 
 logger = logging.getLogger(__name__)
 
 ASR_TASK = "asr"
 _EPOCH_KEY = "metaser_epoch"
+
+#: how emotion is trained: ``hard`` (the label) or ``soft`` (the annotators' vote distribution)
+EMOTION_TARGETS = ("hard", "soft")
 
 
 def classification_tasks(tasks: list[str]) -> list[str]:
@@ -51,12 +72,23 @@ def classification_tasks(tasks: list[str]) -> list[str]:
     return ["emotion"] + [t for t in dict.fromkeys(tasks) if t not in ("emotion", ASR_TASK)]
 
 
+def target_tasks(tasks: list[str], main_task: str = "emotion") -> list[str]:
+    """The utterance-level tasks a batch has targets for: the main task first (``emotion`` by
+    default), then every task of ``tasks`` but "asr" (for ``emotion`` this is
+    :func:`classification_tasks`)."""
+    return [main_task] + [t for t in dict.fromkeys(tasks) if t not in (main_task, "emotion", ASR_TASK)]
+
+
 def _category(cut: Any, task: str) -> str | None:
     """The class name of ``cut`` for a classification task (values are strings)."""
-    value = get_field(cut, task)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return str(value)
+    value = task_value(cut, task)
+    return None if value is None else str(value)
+
+
+def count_vote_fallbacks(cuts: Any, classes: list[str]) -> int:
+    """How many of ``cuts`` have no annotator vote distribution over ``classes`` (fields absent
+    or summing to 0): with ``emotion_target: soft`` they train on their hard label's one-hot."""
+    return sum(vote_distribution(c, classes) is None for c in cuts)
 
 
 def _available_fields(cuts: list[Any]) -> list[str]:
@@ -68,25 +100,47 @@ def _available_fields(cuts: list[Any]) -> list[str]:
     return sorted(names)
 
 
-def build_label_space(train_cuts: CutSet, tasks: list[str], *, emotion_classes: list[str] | None = None) -> LabelSpace:
-    """Class names of "emotion" and of each task in ``tasks`` from the training cuts.
+def build_label_space(
+    train_cuts: CutSet,
+    tasks: list[str],
+    *,
+    emotion_classes: list[str] | None = None,
+    main_task: str = "emotion",
+) -> LabelSpace:
+    """Class names of the main task and of each task in ``tasks`` from the training cuts, and
+    which of them are regression tasks.
 
-    Classes are sorted (stable across runs) unless ``emotion_classes`` fixes the emotion
-    order. ``"asr"`` in ``tasks`` builds the CTC :class:`CharVocab` from the transcripts.
-    A task whose field no training cut has raises DataError; single cuts lacking a value
-    get ``IGNORE_INDEX`` at collation time.
+    ``main_task``: ``emotion`` (classes) or a task whose values are numbers (regression; the
+    label space then holds no emotion classes). A task whose training values are all numbers is
+    a regression task (:func:`~metaser.data.labels.task_kind`; mixed numbers and strings are a
+    DataError). Classes are sorted (stable across runs) unless ``emotion_classes`` fixes the
+    emotion order. ``"asr"`` in ``tasks`` builds the CTC :class:`CharVocab` from the
+    transcripts. A task whose field no training cut has raises DataError; single cuts lacking a
+    value get ``IGNORE_INDEX`` (NaN for regression) at collation time.
     """
     cuts = list(train_cuts)
     if not cuts:
         raise DataError("cannot build a label space from an empty training set")
     classes: dict[str, list[str]] = {}
-    for task in classification_tasks(tasks):
-        values = {v for v in (_category(c, task) for c in cuts) if v is not None}
-        if not values:
+    regression: list[str] = []
+    for task in target_tasks(tasks, main_task):
+        raw = [(c.id, v) for c in cuts if (v := task_value(c, task)) is not None]
+        if not raw:
+            fields = " or ".join(f"'{f}'" for f in task_fields(task))
             raise DataError(
-                f"task '{task}': no training utterance has a '{task}' field",
+                f"task '{task}': no training utterance has a {fields} field",
                 hint=f"available fields: {', '.join(_available_fields(cuts)) or 'none'}",
             )
+        if task_kind(task, raw) == "regression":
+            regression.append(task)
+            continue
+        if task == main_task and task != "emotion":
+            raise DataError(
+                f"main_task '{task}': its values are categories ({raw[0][1]!r} in cut {raw[0][0]}); the main "
+                "task is 'emotion' or a task whose values are numbers (regression)",
+                hint=f"set main_task=emotion, or use '{task}' as an auxiliary task",
+            )
+        values = {str(v) for _, v in raw}
         if task == "emotion" and emotion_classes is not None:
             unknown = sorted(values - set(emotion_classes))
             if unknown:
@@ -106,7 +160,7 @@ def build_label_space(train_cuts: CutSet, tasks: list[str], *, emotion_classes: 
                 hint=f"available fields: {', '.join(_available_fields(cuts)) or 'none'}",
             )
         vocab = CharVocab.build(texts)
-    return LabelSpace(classes=classes, vocab=vocab)
+    return LabelSpace(classes=classes, vocab=vocab, regression=regression)
 
 
 class SERDataset(torch.utils.data.Dataset):
@@ -124,6 +178,10 @@ class SERDataset(torch.utils.data.Dataset):
         (:class:`~metaser.boundary.FrozenFeatures`) instead of audio; the speed factor is drawn
         exactly as for audio. Only valid without band / chunk dropping and cropping (the store
         holds what the audio path would give the encoder for each factor).
+    main_task: ``emotion`` or a regression task of the label space (its values are the targets).
+    emotion_target: ``hard`` (the label) or ``soft``: the batch also carries each utterance's
+        annotator vote distribution (``Batch.emotion_dist``; the hard label's one-hot where a cut
+        has no votes, counted in ``num_vote_fallbacks``).
     """
 
     def __init__(
@@ -138,12 +196,22 @@ class SERDataset(torch.utils.data.Dataset):
         seed: int = 0,
         min_samples: int = MIN_SAMPLES,
         store: FeatureStore | None = None,
+        main_task: str = "emotion",
+        emotion_target: str = "hard",
     ):
         self.labels = labels
-        self.tasks = classification_tasks(tasks)
+        utterance_tasks = target_tasks(tasks, main_task)
+        self.tasks = [t for t in utterance_tasks if t not in labels.regression]  # classification
+        self.regression = [t for t in utterance_tasks if t in labels.regression]
         missing = [t for t in self.tasks if t not in labels.classes]
         if missing:
             raise DataError(f"tasks {missing} have no classes in the label space (it has {list(labels.classes)})")
+        if emotion_target not in EMOTION_TARGETS:
+            raise DataError(f"emotion_target: {emotion_target!r} is not one of {', '.join(EMOTION_TARGETS)}")
+        self.soft = emotion_target == "soft"
+        if self.soft and main_task != "emotion":
+            raise DataError(f"emotion_target=soft needs emotion as the main task (main_task is {main_task!r})")
+        self.num_vote_fallbacks = 0  # per process: soft targets that fell back to the one-hot
         self.asr = ASR_TASK in tasks
         if self.asr and labels.vocab is None:
             raise DataError("task 'asr' is enabled but the label space has no CTC vocabulary")
@@ -194,6 +262,38 @@ class SERDataset(torch.utils.data.Dataset):
                 )
         return index
 
+    def _value(self, cut: Any, task: str) -> float:
+        """The target of ``cut`` for regression task ``task``; NaN when unknown (a string in the
+        validation or test part is unknown too, and counted)."""
+        value = task_value(cut, task)
+        if value is None:
+            return math.nan
+        if not is_number(value):
+            self.unknown_labels[task] = self.unknown_labels.get(task, 0) + 1
+            if self.unknown_labels[task] == 1:
+                logger.warning(
+                    "task %s: value %r of cut %s is not a number; it is ignored (NaN), further ones are counted only",
+                    task,
+                    value,
+                    cut.id,
+                )
+            return math.nan
+        return float(value)
+
+    def _soft_targets(self, cuts: list[Any], hard: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C) vote distributions (the one-hot of the hard label where a cut has no votes;
+        zeros where it has neither) and (B,) bool: the row comes from votes."""
+        classes = self.labels.classes["emotion"]
+        rows, voted = [], []
+        for cut, y in zip(cuts, hard.tolist()):
+            dist = vote_distribution(cut, classes)
+            voted.append(dist is not None)
+            if dist is None:
+                self.num_vote_fallbacks += 1
+                dist = [float(i == y) for i in range(len(classes))]  # all zeros for IGNORE_INDEX
+            rows.append(dist)
+        return torch.tensor(rows, dtype=torch.float32), torch.tensor(voted, dtype=torch.bool)  # (B, C), (B,)
+
     def __getitem__(self, cuts: CutSet) -> Batch:
         cuts = list(cuts)
         if not cuts:
@@ -208,6 +308,11 @@ class SERDataset(torch.utils.data.Dataset):
             t: torch.tensor([self._target(c, t) for c in cuts], dtype=torch.int64)  # (B,)
             for t in self.tasks
         }
+        for t in self.regression:
+            targets[t] = torch.tensor([self._value(c, t) for c in cuts], dtype=torch.float32)  # (B,), NaN: unknown
+        dist = voted = None
+        if self.soft:
+            dist, voted = self._soft_targets(cuts, targets["emotion"])
         ctc_targets = ctc_lengths = None
         if self.asr:
             vocab = self.labels.vocab
@@ -220,6 +325,8 @@ class SERDataset(torch.utils.data.Dataset):
             ctc_targets=ctc_targets,
             ctc_target_lengths=ctc_lengths,
             ids=[c.id for c in cuts],
+            emotion_dist=dist,
+            emotion_dist_voted=voted,
         )
 
 
@@ -266,6 +373,8 @@ def make_dataloader(
     world_size: int | None = None,
     rank: int | None = None,
     store: FeatureStore | None = None,
+    main_task: str = "emotion",
+    emotion_target: str = "hard",
 ) -> torch.utils.data.DataLoader:
     """A DataLoader yielding :class:`Batch` es of ``cuts``.
 
@@ -276,6 +385,7 @@ def make_dataloader(
         Call :func:`metaser.data.sampling.set_epoch` (loader, e) before each epoch.
     world_size / rank: DDP sharding (default: from torch.distributed when initialised).
     store: a FeatureStore of frozen-prefix features (see :class:`SERDataset`).
+    main_task / emotion_target: what the batches carry as targets (see :class:`SERDataset`).
     """
     scfg = data_cfg.sampler
     sampler_cuts, pre = cuts, None
@@ -303,6 +413,8 @@ def make_dataloader(
         max_utterance_seconds=scfg.max_utterance_seconds if train else None,
         seed=scfg.seed,
         store=store,
+        main_task=main_task,
+        emotion_target=emotion_target,
     )
     if train and scfg.max_utterance_seconds:
         longer = sum(1 for c in cuts if c.duration > scfg.max_utterance_seconds)

@@ -18,18 +18,62 @@ from metaser.errors import MetaserError
 from metaser.experiments.paper_compare import paper_figures, paper_reference
 from metaser.rundir import fold_dirs as _fold_dirs
 from metaser.rundir import read_jsonl
-from metaser.training.metrics import UA_WA_DEFINITION, ASRMetric, classification_scores, scores_from_confusion
+from metaser.training.metrics import (
+    CCC_DEFINITION,
+    KL_DEFINITION,
+    UA_WA_DEFINITION,
+    ASRMetric,
+    classification_scores,
+    regression_scores,
+    scores_from_confusion,
+)
 
-#: test metrics reported per fold, with their display names (Table II/III style)
+#: test metrics reported per fold, with their display names (Table II/III style); regression
+#: tasks' ``<task>_ccc`` / ``<task>_mae`` follow (:func:`report_columns`)
 TEST_COLUMNS = [
     ("ua", "UA"),
     ("wa", "WA"),
     ("macro_f1", "F1"),
+    ("kl", "KL"),
+    ("ccc", "CCC"),
+    ("mae", "MAE"),
     ("cer", "CER"),
     ("wer", "WER"),
     ("gender_acc", "GR"),
     ("style_acc", "StyR"),
 ]
+
+
+def is_value_metric(key: str) -> bool:
+    """CCC, MAE and KL are values, shown as they are; every other metric is a fraction (%)."""
+    return key in ("kl", "ccc", "mae") or key.endswith(("_ccc", "_mae"))
+
+
+def report_columns(res: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, display name) of the per-fold test columns present in ``res``: :data:`TEST_COLUMNS`,
+    then each aux regression task's CCC and MAE."""
+    test = res["test"]
+    cols = [(k, n) for k, n in TEST_COLUMNS if k in test]
+    cols += [
+        (k, k.replace("_ccc", " CCC").replace("_mae", " MAE")) for k in sorted(test) if k.endswith(("_ccc", "_mae"))
+    ]
+    return cols
+
+
+def fmt_metric(key: str, x: float | None) -> str:
+    """A metric for the tables: a value with three decimals (:func:`is_value_metric`), else a
+    percentage with two ("–" for None)."""
+    if x is None:
+        return "–"
+    return f"{x:.3f}" if is_value_metric(key) else pct(x)
+
+
+def table_unit(cols: list[tuple[str, str]]) -> str:
+    """What the numbers of a table are: "%", or "%; CCC, MAE, KL as values" when it has those."""
+    values = [n for k, n in cols if is_value_metric(k)]
+    if not values:
+        return "%"
+    return ("%; " if len(values) < len(cols) else "") + ", ".join(values) + " as values"
 
 
 def fold_dirs(run_dir: Path) -> list[Path]:
@@ -56,8 +100,9 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
 
 
-def recompute_fold(fold_dir: Path) -> dict[str, Any]:
-    """UA / WA / F1 / confusion of one fold, from its predictions.jsonl."""
+def recompute_fold(fold_dir: Path, main_task: str = "emotion") -> dict[str, Any]:
+    """UA / WA / F1 / confusion of one fold (CCC / MAE for a regression ``main_task``), from its
+    predictions.jsonl."""
     for name in ("predictions.jsonl", "labels.json"):
         if not (fold_dir / name).is_file():
             raise MetaserError(
@@ -65,6 +110,8 @@ def recompute_fold(fold_dir: Path) -> dict[str, Any]:
                 hint=f"re-run the fold (delete {fold_dir / 'metrics.json'} first)",
             )
     rows = read_jsonl(fold_dir / "predictions.jsonl")
+    if main_task != "emotion":
+        return regression_scores([r["pred"] for r in rows], [r.get(main_task) for r in rows])
     labels = json.loads((fold_dir / "labels.json").read_text())["classes"]["emotion"]
     idx = {c: i for i, c in enumerate(labels)}
     rows = [r for r in rows if r.get("emotion") is not None]
@@ -86,7 +133,8 @@ WEIGHT_STAGES = ("stage1", "stage2", "emotion_only")
 
 
 def _pooled_aux(folds: list[Path], per_fold: list[dict[str, Any]]) -> dict[str, float]:
-    """CER / WER and ``<task>_acc`` over the stage-1 test predictions of every fold at once.
+    """CER / WER, ``<task>_acc`` and ``<task>_ccc`` / ``<task>_mae`` over the stage-1 test
+    predictions of every fold at once.
 
     Only the metrics every fold reports, from aux_predictions.jsonl (what the fold metrics were
     computed from); nothing when a fold lacks that file.
@@ -106,6 +154,11 @@ def _pooled_aux(folds: list[Path], per_fold: list[dict[str, Any]]) -> dict[str, 
         pairs = [(r[task], r[f"{task}_pred"]) for r in rows if r.get(task) is not None and f"{task}_pred" in r]
         if pairs:
             out[key] = sum(a == b for a, b in pairs) / len(pairs)
+    for key in sorted(k for k in common if k.endswith("_ccc")):  # regression aux tasks: CCC and MAE
+        task = key.removesuffix("_ccc")
+        have = [r for r in rows if f"{task}_pred" in r]
+        scores = regression_scores([r[f"{task}_pred"] for r in have], [r.get(task) for r in have])
+        out.update({f"{task}_{k}": v for k, v in scores.items() if k in ("ccc", "mae")})
     return out
 
 
@@ -134,10 +187,17 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
     per_fold = []
     pooled: dict[tuple[str, str], int] = {}
     classes: list[str] = []
-    for d in folds:
-        m = json.loads((d / "metrics.json").read_text())
-        emo = recompute_fold(d)
-        test = {**m["test"], **{k: emo[k] for k in ("ua", "wa", "macro_f1", "num_utterances")}}
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in folds]
+    mains = {m.get("main_task", "emotion") for m in metrics}
+    if len(mains) > 1:
+        raise MetaserError(f"{run_dir}: its folds have different main tasks ({', '.join(sorted(mains))})")
+    main_task = mains.pop()
+    for d, m in zip(folds, metrics):
+        emo = recompute_fold(d, main_task)
+        keys = (
+            ("ccc", "mae", "num_utterances") if main_task != "emotion" else ("ua", "wa", "macro_f1", "num_utterances")
+        )
+        test = {**m["test"], **{k: emo[k] for k in keys if k in emo}}
         per_fold.append(
             {
                 "fold": m["fold"],
@@ -148,7 +208,7 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
                 "layer_weights_by_stage": m.get("layer_weights_by_stage"),
             }
         )
-        for i, ref in enumerate(emo["classes"]):
+        for i, ref in enumerate(emo.get("classes", [])):
             if ref not in classes:
                 classes.append(ref)
             for j, hyp in enumerate(emo["classes"]):
@@ -158,16 +218,19 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
     vkeys = sorted({k for f in per_fold for k, v in f["valid"].items() if isinstance(v, (int, float))})
     vsummary = {k: _mean_std([f["valid"].get(k) for f in per_fold]) for k in vkeys}
     confusion = [[pooled.get((r, h), 0) for h in classes] for r in classes]
-    import torch
-
-    test_pooled = scores_from_confusion(torch.tensor(confusion, dtype=torch.long).reshape(len(classes), len(classes)))
+    test_pooled = _pooled_main(folds, main_task, confusion, classes)
     test_pooled.update(_pooled_aux(folds, per_fold))
     weights = [f["layer_weights"] for f in per_fold if f["layer_weights"]]
     mean_w = [statistics.fmean(col) for col in zip(*weights)] if weights else None
-    paper, ref = run_paper_figures(folds[0])
-    return {
+    paper, ref = run_paper_figures(folds[0]) if main_task == "emotion" else (None, None)
+    definitions = UA_WA_DEFINITION if main_task == "emotion" else ""
+    if any(is_value_metric(k) and k != "kl" for k in summary):
+        definitions = f"{definitions} {CCC_DEFINITION}".strip()
+    if "kl" in summary:
+        definitions += f" {KL_DEFINITION}"
+    out = {
         "run": run_dir.name,
-        "definitions": UA_WA_DEFINITION + " Speaker accuracy is reported on validation only: on a "
+        "definitions": definitions + " Speaker accuracy is reported on validation only: on a "
         "speaker-independent test fold the test speakers are unseen, so it is meaningless.",
         "folds": per_fold,
         "test": summary,
@@ -181,6 +244,25 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
         "paper": paper,  # the paper's figures (percent) for this config and encoder, or None
         "paper_row": list(ref) if ref else None,
     }
+    if main_task != "emotion":  # only then: the emotion runs' results.json stay as they were
+        out["main_task"] = main_task
+    return out
+
+
+def _pooled_main(folds: list[Path], main_task: str, confusion: list[list[int]], classes: list[str]) -> dict[str, Any]:
+    """The main task over all test utterances of all folds at once: UA / WA / F1 from the pooled
+    confusion matrix (and the mean ``kl`` of the rows with votes), or CCC / MAE of a regression
+    main task from the pooled predictions."""
+    rows = [r for d in folds for r in read_jsonl(d / "predictions.jsonl")]
+    if main_task != "emotion":
+        return regression_scores([r["pred"] for r in rows], [r.get(main_task) for r in rows])
+    import torch
+
+    out = scores_from_confusion(torch.tensor(confusion, dtype=torch.long).reshape(len(classes), len(classes)))
+    kls = [r["kl"] for r in rows if r.get("kl") is not None]
+    if kls:
+        out["kl"] = statistics.fmean(kls)
+    return out
 
 
 def pct(x: float | None) -> str:
@@ -206,7 +288,7 @@ def paper_cells(res: dict[str, Any], keys: list[str]) -> tuple[list[str], list[s
 
 
 def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
-    cols = [(k, n) for k, n in TEST_COLUMNS if k in res["test"]]
+    cols = report_columns(res)
     lines = [f"# Results: {res['run']}", ""]
     if synthetic:
         lines += [
@@ -217,23 +299,27 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
     lines += [
         f"Definitions: {res['definitions']}",
         "",
-        "## Test, per fold (%)",
+        f"## Test, per fold ({table_unit(cols)})",
         "",
         "| fold | test group | " + " | ".join(n for _, n in cols) + " |",
         "|---|---|" + "---|" * len(cols),
     ]
     for f in res["folds"]:
         lines.append(
-            f"| {f['fold']} | {f['test_group']} | " + " | ".join(pct(f["test"].get(k)) for k, _ in cols) + " |"
+            f"| {f['fold']} | {f['test_group']} | "
+            + " | ".join(fmt_metric(k, f["test"].get(k)) for k, _ in cols)
+            + " |"
         )
     lines.append(
         "| **mean ± std** | | "
-        + " | ".join(f"**{pct(res['test'][k]['mean'])}** ± {pct(res['test'][k]['std'])}" for k, _ in cols)
+        + " | ".join(
+            f"**{fmt_metric(k, res['test'][k]['mean'])}** ± {fmt_metric(k, res['test'][k]['std'])}" for k, _ in cols
+        )
         + " |"
     )
     pooled = res.get("test_pooled") or {}
     if pooled:
-        lines.append("| **pooled** | | " + " | ".join(pct(pooled.get(k)) for k, _ in cols) + " |")
+        lines.append("| **pooled** | | " + " | ".join(fmt_metric(k, pooled.get(k)) for k, _ in cols) + " |")
     cells = paper_cells(res, [k for k, _ in cols])
     if cells:
         study, row = res["paper_row"]
@@ -256,16 +342,17 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
             if k == "loss":
                 lines.append(f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |")
             else:
-                lines.append(f"| {k} | {pct(v['mean'])} | {pct(v['std'])} |")
-    lines += [
-        "",
-        "## Pooled confusion matrix (rows = reference)",
-        "",
-        "| | " + " | ".join(res["classes"]) + " |",
-        "|---|" + "---|" * len(res["classes"]),
-    ]
-    for c, row in zip(res["classes"], res["pooled_confusion"]):
-        lines.append(f"| **{c}** | " + " | ".join(str(x) for x in row) + " |")
+                lines.append(f"| {k} | {fmt_metric(k, v['mean'])} | {fmt_metric(k, v['std'])} |")
+    if res["classes"]:  # none for a regression main task
+        lines += [
+            "",
+            "## Pooled confusion matrix (rows = reference)",
+            "",
+            "| | " + " | ".join(res["classes"]) + " |",
+            "|---|" + "---|" * len(res["classes"]),
+        ]
+        for c, row in zip(res["classes"], res["pooled_confusion"]):
+            lines.append(f"| **{c}** | " + " | ".join(str(x) for x in row) + " |")
     lines += _weight_lines(res)
     return "\n".join(lines) + "\n"
 
@@ -360,6 +447,7 @@ def write_report(run_dir: str | Path, *, synthetic: bool | None = None) -> dict[
         synthetic = (run_dir / "SYNTHETIC").exists()
     (run_dir / "results.json").write_text(json.dumps(res, indent=2))
     (run_dir / "report.md").write_text(render_markdown(res, synthetic=synthetic))
-    plot_confusion(res, run_dir / "confusion.png")
+    if res["classes"]:
+        plot_confusion(res, run_dir / "confusion.png")
     plot_layer_weights(res, run_dir / "layer_weights.png")
     return res

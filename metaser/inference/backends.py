@@ -1,8 +1,10 @@
 """Where the forward pass runs: torch (the saved ``MetaSERModel``) or onnxruntime (``model.onnx``).
 
 Both backends take one zero-padded batch, ``wav`` (B, S) float32 and ``lens`` (B,) int64, and
-return numpy arrays: ``"emotion"`` (B, C) probabilities, one ``"<task>"`` (B, C_k) entry per
-classification task, and for a model with a CTC head ``"ctc_ids"`` (B, T) greedy labels with
+return numpy arrays: ``"emotion"`` (B, C) probabilities (absent when the main task is a
+regression), one ``"<task>"`` (B, C_k) entry per classification task, one ``"<task>_values"``
+(B,) entry per regression head (aux or main; a main task that is an aux task too gives the main
+head's value), and for a model with a CTC head ``"ctc_ids"`` (B, T) greedy labels with
 ``"ctc_lengths"`` (B,) valid frames.
 """
 
@@ -60,13 +62,18 @@ class TorchBackend:
             w = torch.from_numpy(wav).to(self.device)  # (B, S)
             n = torch.from_numpy(lens).to(self.device)  # (B,)
             res = self.model.infer(w, n)  # every utterance as if alone: batching changes no answer
-            out: dict[str, Any] = {"emotion": torch.softmax(res.emotion_logits.float(), -1).cpu().numpy()}  # (B, C)
+            out: dict[str, Any] = {}
+            if res.emotion_logits is not None:
+                out["emotion"] = torch.softmax(res.emotion_logits.float(), -1).cpu().numpy()  # (B, C)
             out.update(
                 {
                     k: torch.softmax(v.float(), -1).cpu().numpy()  # (B, C_k)
                     for k, v in (res.task_logits or {}).items()
                 }
             )
+            out.update({f"{k}_values": v.float().cpu().numpy() for k, v in (res.task_values or {}).items()})  # (B,)
+            if res.main_value is not None:
+                out[f"{self.model.main_task}_values"] = res.main_value.float().cpu().numpy()  # (B,)
             if getattr(res, "ctc_log_probs", None) is not None:
                 out["ctc_ids"] = res.ctc_log_probs.argmax(dim=-1).cpu().numpy()  # (B, T)
                 out["ctc_lengths"] = res.ctc_lengths.cpu().numpy()  # (B,)
@@ -146,4 +153,6 @@ class OnnxBackend:
                 out["ctc_lengths"] = v  # (B,)
             elif name.endswith("_probs"):
                 out[name[: -len("_probs")]] = v  # (B, C) / (B, C_k)
+            elif name.endswith("_values"):
+                out[name] = v  # (B,)
         return out

@@ -1,12 +1,14 @@
 """One input's pieces -> one :class:`~metaser.inference.results.Prediction`.
 
 The overall emotion (and every classification head) is the duration-weighted mean of the pieces'
-probabilities; a split recording also gets its timeline (one segment per piece); the transcript
-is stitched from the pieces' greedy CTC frame labels.
+probabilities, and every regression value (valence, arousal, ...) the duration-weighted mean of
+the pieces' values; a split recording also gets its timeline (one segment per piece); the
+transcript is stitched from the pieces' greedy CTC frame labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,18 +29,24 @@ def combine_pieces(
     tasks: list[TaskSpec],
     vocab=None,
     frame_stride: int = 320,
+    value_tasks: Sequence[str] = (),
 ) -> Prediction:
-    """Duration-weighted mean over the pieces (``[start, end)`` samples) of one input."""
+    """Duration-weighted mean over the pieces (``[start, end)`` samples) of one input.
+    ``value_tasks``: the regression tasks (their ``"<task>_values"`` outputs); a model whose main
+    task is a regression has no ``"emotion"`` output (emotion None, probs {})."""
     sr = SAMPLE_RATE
     w = np.array([e - s for s, e in pieces], dtype=np.float64)
     w = w / w.sum()
-    emo = sum(wi * o["emotion"] for wi, o in zip(w, outs))  # (C,)
+    has_emotion = "emotion" in outs[0]
+    emo = sum(wi * o["emotion"] for wi, o in zip(w, outs)) if has_emotion else None  # (C,)
     pred = Prediction(
         path=loaded.path,
-        emotion=emotion_labels[int(np.argmax(emo))],
-        probs={c: float(p) for c, p in zip(emotion_labels, emo)},
+        emotion=emotion_labels[int(np.argmax(emo))] if has_emotion else None,
+        probs={c: float(p) for c, p in zip(emotion_labels, emo)} if has_emotion else {},
         duration=loaded.x.shape[0] / sr,
     )
+    keys = [(t, f"{t}_values") for t in value_tasks if f"{t}_values" in outs[0]]
+    pred.values = {t: float(sum(wi * float(o[k]) for wi, o in zip(w, outs))) for t, k in keys}
     for t in tasks:
         if t.kind != "classification" or t.name not in outs[0]:
             continue
@@ -60,9 +68,10 @@ def combine_pieces(
                 SegmentPrediction(
                     start=s / sr,
                     end=e / sr,
-                    emotion=emotion_labels[int(np.argmax(o["emotion"]))],
-                    probs={c: float(v) for c, v in zip(emotion_labels, o["emotion"])},
+                    emotion=emotion_labels[int(np.argmax(o["emotion"]))] if has_emotion else None,
+                    probs={c: float(v) for c, v in zip(emotion_labels, o["emotion"])} if has_emotion else {},
                     transcript=o["transcript"],
+                    values={t: float(o[k]) for t, k in keys},
                 )
             )
     return pred

@@ -1,9 +1,11 @@
 """``metaser export-onnx``: write ``model.onnx`` beside a model directory's safetensors.
 
 The graph takes ``waveforms`` (B, S) float32 zero-padded 16 kHz audio and ``lengths`` (B,)
-int64, and returns ``emotion_probs`` (B, C), one ``<task>_probs`` (B, C_k) per classification
-task (gender, style, ...) and, for a model with an ASR head, ``ctc_log_probs`` (B, T, V+1) with
-``ctc_lengths`` (B,). Batch, sample and frame axes are dynamic.
+int64, and returns ``emotion_probs`` (B, C) (not for a regression main task), one
+``<task>_probs`` (B, C_k) per classification task (gender, style, ...), one ``<task>_values``
+(B,) per regression head (valence, arousal, ...: the aux heads and a regression main task, whose
+value wins when it is an aux task too) and, for a model with an ASR head, ``ctc_log_probs``
+(B, T, V+1) with ``ctc_lengths`` (B,). Batch, sample and frame axes are dynamic.
 
 Exporter: torch's TorchScript-based ``torch.onnx.export(..., dynamo=False)``, on the eval-mode
 model under ``torch.no_grad``. (The dynamo exporter stops at the encoder's data-dependent check
@@ -53,8 +55,11 @@ def _wrapper(model):
     import torch
 
     cls_tasks = [t.name for t in model.tasks if t.kind == "classification"]
+    main = model.main_task if model.main_regression else None
+    reg_tasks = [t.name for t in model.tasks if t.kind == "regression" and t.name != main]
     has_ctc = any(t.kind == "ctc" for t in model.tasks)
-    names = ["emotion_probs"] + [f"{n}_probs" for n in cls_tasks]
+    names = [f"{main}_values" if main else "emotion_probs"] + [f"{n}_probs" for n in cls_tasks]
+    names += [f"{n}_values" for n in reg_tasks]
     if has_ctc:
         names += ["ctc_log_probs", "ctc_lengths"]
 
@@ -65,8 +70,9 @@ def _wrapper(model):
 
         def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
             o = self.m.infer(waveforms, lengths)  # batch-independent, as the torch backend
-            outs = [torch.softmax(o.emotion_logits.float(), -1)]  # (B, C)
+            outs = [o.main_value.float() if main else torch.softmax(o.emotion_logits.float(), -1)]  # (B,) / (B, C)
             outs += [torch.softmax(o.task_logits[n].float(), -1) for n in cls_tasks]  # (B, C_k)
+            outs += [o.task_values[n].float() for n in reg_tasks]  # (B,)
             if has_ctc:
                 outs += [o.ctc_log_probs.float(), o.ctc_lengths]  # (B, T, V+1), (B,)
             return tuple(outs)

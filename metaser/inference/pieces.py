@@ -60,8 +60,8 @@ def _forward(backend, chunks: list[np.ndarray], idx: list[int], vocab) -> list[d
         texts = [vocab.greedy_decode(f) for f in frame_ids]
     outs = []
     for j in range(len(idx)):
-        d: dict[str, Any] = {"emotion": res["emotion"][j], "transcript": texts[j], "ctc_ids": frame_ids[j]}
-        d.update({k: v[j] for k, v in res.items() if k not in ("emotion", "ctc_ids", "ctc_lengths")})
+        d: dict[str, Any] = {"transcript": texts[j], "ctc_ids": frame_ids[j]}
+        d.update({k: v[j] for k, v in res.items() if k not in ("ctc_ids", "ctc_lengths")})  # "emotion", "<task>"...
         outs.append(d)
     return outs
 
@@ -75,9 +75,10 @@ def run_pieces(
     max_batch_samples: int | None,
     vocab=None,
 ) -> list[dict[str, Any] | Exception]:
-    """Per piece, in input order: ``{"emotion": (C,), "<task>": (C_k,) ..., "transcript": str |
-    None, "ctc_ids": (T,) | None}`` (``ctc_ids``: greedy CTC label per valid frame), or the
-    exception that piece's forward raised alone."""
+    """Per piece, in input order: ``{"emotion": (C,), "<task>": (C_k,) ..., "<task>_values": ()
+    ..., "transcript": str | None, "ctc_ids": (T,) | None}`` (``ctc_ids``: greedy CTC label per
+    valid frame; no ``emotion`` for a regression main task), or the exception that piece's
+    forward raised alone."""
     out: list[dict[str, Any] | Exception | None] = [None] * len(chunks)
     lengths = [c.shape[0] for c in chunks]
     for idx in plan_batches(lengths, batch_size, max_padding, max_batch_samples):

@@ -1,8 +1,9 @@
 """``metaser predict``: run a model over files and directories and print / write the results.
 
 Formats: ``table`` (a rich table for people), ``json`` (a list with one object per input,
-see :meth:`Prediction.to_dict` / :meth:`PredictionError.to_dict`) and ``csv`` (one row per
-input; failed inputs have an ``error`` and empty prediction columns). Results keep the order
+see :meth:`Prediction.to_dict` / :meth:`PredictionError.to_dict`; regression heads in its
+``values`` object) and ``csv`` (one row per input; a ``values_<task>`` column per regression
+head; failed inputs have an ``error`` and empty prediction columns). Results keep the order
 of the arguments; directories are expanded recursively, sorted, to the audio files in them.
 """
 
@@ -101,13 +102,23 @@ def _aux_names(results: Sequence[Prediction | PredictionError]) -> list[str]:
     return names
 
 
+def _value_names(results: Sequence[Prediction | PredictionError]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        if isinstance(r, Prediction):
+            names.extend(k for k in r.values if k not in names)
+    return names
+
+
 def _csv_text(results: Sequence[Prediction | PredictionError], classes: list[str]) -> str:
     aux = _aux_names(results)
+    values = _value_names(results)
     cols = (
         ["path", "emotion", "prob"]
         + [f"probs_{c}" for c in classes]
         + ["gender", "gender_prob", "style", "style_prob"]
         + [c for a in aux for c in (a, f"{a}_prob")]
+        + [f"values_{v}" for v in values]
         + ["transcript", "duration", "segments", "error", "reason"]
     )
     buf = io.StringIO()
@@ -120,8 +131,8 @@ def _csv_text(results: Sequence[Prediction | PredictionError], classes: list[str
             row["error"], row["reason"] = r.error, r.reason
         else:
             row.update(
-                emotion=r.emotion,
-                prob=f"{r.prob:.6f}",
+                emotion=r.emotion or "",
+                prob="" if r.prob is None else f"{r.prob:.6f}",
                 gender=r.gender or "",
                 gender_prob="" if r.gender_prob is None else f"{r.gender_prob:.6f}",
                 style=r.style or "",
@@ -133,6 +144,7 @@ def _csv_text(results: Sequence[Prediction | PredictionError], classes: list[str
             row.update({f"probs_{c}": f"{r.probs[c]:.6f}" for c in classes})
             for a, (lab, p) in r.aux.items():
                 row[a], row[f"{a}_prob"] = lab, f"{p:.6f}"
+            row.update({f"values_{k}": f"{v:.6f}" for k, v in r.values.items()})
         w.writerow(row)
     return buf.getvalue()
 
@@ -144,6 +156,7 @@ def _table(results: Sequence[Prediction | PredictionError], title: str | None):
     has_gender = any(isinstance(r, Prediction) and r.gender is not None for r in results)
     has_style = any(isinstance(r, Prediction) and r.style is not None for r in results)
     has_text = any(isinstance(r, Prediction) and r.transcript is not None for r in results)
+    values = _value_names(results)
     paths = [r.path for r in results if r.path]
     base = None
     if len(paths) > 1:
@@ -161,21 +174,24 @@ def _table(results: Sequence[Prediction | PredictionError], title: str | None):
         t.add_column("gender", no_wrap=True)
     if has_style:
         t.add_column("style", no_wrap=True)
+    for v in values:
+        t.add_column(v, justify="right", no_wrap=True)
     t.add_column("transcript" if has_text else "note", overflow="fold", ratio=2)
     for r in results:
         shown = os.path.relpath(r.path, base) if base and r.path else (r.path or "<array>")
         path = Text(shown)
         if isinstance(r, PredictionError):
             cells = [path, Text("error", style="bold red"), Text("")]
-            cells += [Text("")] * (has_gender + has_style)
+            cells += [Text("")] * (has_gender + has_style + len(values))
             cells.append(Text(r.error.replace(r.path, shown) if r.path else r.error, style="red"))
         else:
-            emo = r.emotion + (f" ({len(r.segments)} seg)" if r.segments else "")
+            emo = (r.emotion or "–") + (f" ({len(r.segments)} seg)" if r.segments else "")
             cells = [path, Text(emo), Text(_fmt_prob(r.prob))]
             if has_gender:
                 cells.append(Text(f"{r.gender} {_fmt_prob(r.gender_prob)}" if r.gender else ""))
             if has_style:
                 cells.append(Text(f"{r.style} {_fmt_prob(r.style_prob)}" if r.style else ""))
+            cells += [Text(f"{r.values[v]:.2f}" if v in r.values else "") for v in values]
             text = r.transcript or ""
             if len(text) > TRANSCRIPT_WIDTH:
                 text = text[: TRANSCRIPT_WIDTH - 1] + "…"

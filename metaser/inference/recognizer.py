@@ -11,7 +11,10 @@
 Inputs (:mod:`metaser.inference.inputs`) are files or arrays at any rate and channel count.
 Recordings longer than ``max_seconds`` are split (:mod:`metaser.inference.segment`); the
 result then has a per-segment timeline and the overall label is the duration-weighted mean
-of the segment probabilities (likewise gender, style and the other tasks). No piece through the
+of the segment probabilities (likewise gender, style and the other tasks; regression values
+such as arousal are the duration-weighted mean of the segment values). A model whose main task
+is a regression (``main_task: arousal``) has no emotion output: ``Prediction.emotion`` is None
+and the main task's value is in ``Prediction.values``. No piece through the
 encoder is longer than :attr:`RecognizerConfig.max_piece_seconds` (its memory grows with the
 square of the length), whatever ``max_seconds`` says. Many inputs are predicted in
 length-sorted, zero-padded batches (:mod:`metaser.inference.pieces`), one forward per batch,
@@ -151,8 +154,10 @@ class EmotionRecognizer:
             raise MetaserError(
                 f"{self.path}: model sample_rate {self.sample_rate} is not supported ({SAMPLE_RATE} only)"
             )
-        self.emotion_labels: list[str] = list(saved.emotion_labels)
+        self.emotion_labels: list[str] = list(saved.emotion_labels)  # empty for a regression main task
         self.tasks = list(saved.tasks)
+        self.main_task = saved.main_task
+        self.value_tasks = saved.regression_tasks  # Prediction.values: task -> value
         self.min_samples = saved.min_samples
         self.config = (config or RecognizerConfig()).validate(self.min_samples)
         ctc = saved.ctc_task
@@ -286,7 +291,14 @@ class EmotionRecognizer:
             msg = f"{loaded.path or 'input'}: the model failed on it ({type(failed).__name__}: {failed})"
             return PredictionError(path=loaded.path, error=msg, reason="model_error")
         return combine_pieces(
-            loaded, pieces, outs, self.emotion_labels, self.tasks, self._vocab, self.saved.frame_stride
+            loaded,
+            pieces,
+            outs,
+            self.emotion_labels,
+            self.tasks,
+            self._vocab,
+            self.saved.frame_stride,
+            value_tasks=self.value_tasks,
         )
 
     # ------------------------------------------------------------------ API
@@ -352,7 +364,10 @@ class EmotionRecognizer:
 
     def __repr__(self) -> str:
         tasks = ", ".join(f"{t.name}({t.kind})" for t in self.tasks) or "none"
+        main = (
+            f"main={self.main_task} (regression)" if self.saved.main_regression else f"emotions={self.emotion_labels}"
+        )
         return (
-            f"EmotionRecognizer(path={str(self.path)!r}, emotions={self.emotion_labels}, "
+            f"EmotionRecognizer(path={str(self.path)!r}, {main}, "
             f"tasks=[{tasks}], backend={self.backend_name}, device={self.device})"
         )

@@ -17,13 +17,15 @@ def _r(p: float) -> float:
 
 @dataclass
 class SegmentPrediction:
-    """One piece of a split recording: [start, end) in seconds, its emotion and probabilities."""
+    """One piece of a split recording: [start, end) in seconds, its emotion and probabilities
+    (None and {} for a model whose main task is a regression), its regression values."""
 
     start: float
     end: float
-    emotion: str
+    emotion: str | None
     probs: dict[str, float]
     transcript: str | None = None
+    values: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -34,6 +36,8 @@ class SegmentPrediction:
         }
         if self.transcript is not None:
             d["transcript"] = self.transcript
+        if self.values:
+            d["values"] = {k: _r(v) for k, v in self.values.items()}
         return d
 
 
@@ -41,16 +45,19 @@ class SegmentPrediction:
 class Prediction:
     """The result for one input.
 
-    probs: emotion class -> probability. gender / style (+ their probabilities) are None when
-    the model has no such task; ``aux`` holds every other classification task as
-    ``name -> (label, prob)``; ``transcript`` comes from the CTC (ASR) head, if any (greedy
-    decoding; overlapping windows are stitched so overlapped speech appears once).
-    duration: seconds of audio. segments: the timeline of a split recording (else empty);
+    probs: emotion class -> probability. A model whose main task is a regression (``main_task:
+    arousal``, ...) has no emotion output: ``emotion`` and ``prob`` are then None and ``probs``
+    is empty. gender / style (+ their probabilities) are None when the model has no such task;
+    ``aux`` holds every other classification task as ``name -> (label, prob)``; ``values`` holds
+    every regression head as ``task -> value`` (the aux heads and a regression main task;
+    duration-weighted over the pieces of a long file); ``transcript`` comes from the CTC (ASR)
+    head, if any (greedy decoding; overlapping windows are stitched so overlapped speech appears
+    once). duration: seconds of audio. segments: the timeline of a split recording (else empty);
     ``segmentation`` is then ``"vad"`` or ``"windows"``.
     """
 
     path: str | None
-    emotion: str
+    emotion: str | None
     probs: dict[str, float]
     gender: str | None = None
     gender_prob: float | None = None
@@ -61,13 +68,14 @@ class Prediction:
     duration: float = 0.0
     segments: list[SegmentPrediction] = field(default_factory=list)
     segmentation: str | None = None
+    values: dict[str, float] = field(default_factory=dict)
 
     ok = True  # class attribute: ``r.ok`` tells results from errors
 
     @property
-    def prob(self) -> float:
-        """Probability of the predicted emotion."""
-        return self.probs[self.emotion]
+    def prob(self) -> float | None:
+        """Probability of the predicted emotion (None without an emotion output)."""
+        return None if self.emotion is None else self.probs[self.emotion]
 
     def labels(self) -> list[dict[str, Any]]:
         """``[{"label", "score"}, ...]`` sorted by score, highest first (as transformers'
@@ -78,7 +86,7 @@ class Prediction:
         d: dict[str, Any] = {
             "path": self.path,
             "emotion": self.emotion,
-            "prob": _r(self.prob),
+            "prob": None if self.prob is None else _r(self.prob),
             "probs": {k: _r(v) for k, v in self.probs.items()},
             "gender": self.gender,
             "gender_prob": None if self.gender_prob is None else _r(self.gender_prob),
@@ -86,6 +94,7 @@ class Prediction:
             "style_prob": None if self.style_prob is None else _r(self.style_prob),
             "transcript": self.transcript,
             "aux": {k: {"label": lab, "prob": _r(p)} for k, (lab, p) in self.aux.items()},
+            "values": {k: _r(v) for k, v in self.values.items()},
             "duration": round(self.duration, 3),
             "segments": [s.to_dict() for s in self.segments],
         }

@@ -31,11 +31,20 @@ from metaser.models.saved import WEIGHTS_NAME, SavedModelConfig
 __all__ = ["SERModel"]
 
 
-def _validate(config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec]) -> None:
-    if len(emotion_labels) < 2:
-        raise ConfigError(f"emotion labels: need at least 2 classes, got {list(emotion_labels)}")
-    if len(set(emotion_labels)) != len(emotion_labels):
-        raise ConfigError(f"emotion labels: duplicate class names in {list(emotion_labels)}")
+def _validate(config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec], main_task: str) -> None:
+    if main_task == "emotion":
+        if len(emotion_labels) < 2:
+            raise ConfigError(f"emotion labels: need at least 2 classes, got {list(emotion_labels)}")
+        if len(set(emotion_labels)) != len(emotion_labels):
+            raise ConfigError(f"emotion labels: duplicate class names in {list(emotion_labels)}")
+    else:
+        if not main_task or "." in main_task or main_task == "asr":
+            raise ConfigError(f"main_task: invalid task name {main_task!r} (emotion, or a regression task)")
+        if emotion_labels:
+            raise ConfigError(
+                f"main_task={main_task!r} is a regression (one value): the model takes no emotion labels, "
+                f"got {list(emotion_labels)}"
+            )
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks: duplicate task names in {names}")
@@ -44,9 +53,9 @@ def _validate(config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSp
             raise ConfigError("tasks: 'emotion' is the main task, not an auxiliary one")
         if not t.name or "." in t.name:
             raise ConfigError(f"tasks: invalid task name {t.name!r} (non-empty, no '.')")
-        if t.kind not in ("classification", "ctc"):
-            raise ConfigError(f"tasks.{t.name}.kind: {t.kind!r} is not 'classification' or 'ctc'")
-        if not t.labels:
+        if t.kind not in ("classification", "regression", "ctc"):
+            raise ConfigError(f"tasks.{t.name}.kind: {t.kind!r} is not 'classification', 'regression' or 'ctc'")
+        if t.kind != "regression" and not t.labels:
             raise ConfigError(f"tasks.{t.name}: no labels (classes or CTC tokens)")
     if sum(t.kind == "ctc" for t in tasks) > 1:
         raise ConfigError(f"tasks: at most one CTC task is supported, got {names}")
@@ -62,12 +71,22 @@ class SERModel(nn.Module):
 
     Subclasses set ``architecture`` (the ``model.architecture`` value they implement), build
     their heads in ``__init__``, and implement :meth:`forward` and :meth:`_heads`.
+
+    main_task: ``emotion`` (the main head classifies ``emotion_labels``) or the name of a
+    regression task (valence, arousal, ...): the main head (still the ``emotion_head`` module)
+    then outputs one value (``MetaSEROutput.main_value``) and ``emotion_labels`` is empty.
     """
 
     architecture: str = ""
 
     def __init__(
-        self, config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec], encoder: SSLEncoder | None = None
+        self,
+        config: ModelConfig,
+        emotion_labels: list[str],
+        tasks: list[TaskSpec],
+        encoder: SSLEncoder | None = None,
+        *,
+        main_task: str = "emotion",
     ):
         super().__init__()
         if config.architecture != self.architecture:
@@ -76,17 +95,36 @@ class SERModel(nn.Module):
                 hint="build models with metaser.models.factory.build_ser_model, which picks the class",
             )
         tasks = list(tasks)
-        _validate(config, list(emotion_labels), tasks)
+        _validate(config, list(emotion_labels), tasks, main_task)
         self.config = config
         self.emotion_labels = list(emotion_labels)
         self.tasks = tasks
+        self.main_task = main_task
         self.encoder = encoder if encoder is not None else SSLEncoder.from_pretrained(config.encoder)
         self._aux_trainable = True
         self._emotion_trainable = True
 
+    @property
+    def main_regression(self) -> bool:
+        """The main task is a regression (one value), not emotion classes."""
+        return self.main_task != "emotion"
+
+    @property
+    def main_outputs(self) -> int:
+        """Outputs of the main head: C emotion classes, or 1 value."""
+        return 1 if self.main_regression else len(self.emotion_labels)
+
+    def _main_output(self, out: MetaSEROutput, main: torch.Tensor) -> None:
+        """Store the main head's raw output (B, C) or (B, 1) in ``out``."""
+        if self.main_regression:
+            out.main_value = main.squeeze(-1)  # (B,)
+        else:
+            out.emotion_logits = main  # (B, C)
+
     # ------------------------------------------------------------------ forward
     def forward(self, features: FrozenFeatures, *, compute_emotion: bool = True) -> MetaSEROutput:
-        """The boundary features (the output of ``encoder.prefix``) -> raw outputs."""
+        """The boundary features (the output of ``encoder.prefix``) -> raw outputs.
+        ``compute_emotion``: run the main head (emotion, or the regression main task)."""
         raise NotImplementedError
 
     def from_audio(
@@ -170,6 +208,7 @@ class SERModel(nn.Module):
             sample_rate=SAMPLE_RATE,
             normalize_waveform=self.encoder.normalize_waveform,
             metaser_version=__version__,
+            main_task=self.main_task,
         )
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -211,6 +250,5 @@ class SERModel(nn.Module):
             )
 
     def extra_repr(self) -> str:
-        return (
-            f"architecture={self.architecture}, aux={[t.name for t in self.tasks]}, classes={len(self.emotion_labels)}"
-        )
+        main = f"main={self.main_task} (regression)" if self.main_regression else f"classes={len(self.emotion_labels)}"
+        return f"architecture={self.architecture}, aux={[t.name for t in self.tasks]}, {main}"

@@ -31,21 +31,24 @@ class BaselineModel(SERModel):
         emotion_labels: list[str],
         tasks: list[TaskSpec],
         encoder: SSLEncoder | None = None,
+        *,
+        main_task: str = "emotion",
     ):
         if tasks:
             raise ConfigError(
                 f"model.architecture=baseline takes no auxiliary tasks, got {[t.name for t in tasks]}",
                 hint="the baseline is emotion-only; use architecture=metaser for auxiliary tasks",
             )
-        super().__init__(config, emotion_labels, [], encoder)
-        self.emotion_head = BaselineHead(self.encoder.hidden_size, len(self.emotion_labels))
+        super().__init__(config, emotion_labels, [], encoder, main_task=main_task)
+        self.emotion_head = BaselineHead(self.encoder.hidden_size, self.main_outputs)
 
     def forward(self, features: FrozenFeatures, *, compute_emotion: bool = True) -> MetaSEROutput:
-        """The boundary features -> emotion logits from the last layer's masked mean."""
+        """The boundary features -> emotion logits (or the regression main task's value) from the
+        last layer's masked mean."""
         enc = self.encoder.suffix(features)
         out = MetaSEROutput(frame_lengths=enc.frame_lengths)
         if compute_emotion:
-            out.emotion_logits = self.emotion_head(enc.hidden_states[-1], enc.frame_mask)  # (B, C)
+            self._main_output(out, self.emotion_head(enc.hidden_states[-1], enc.frame_mask))  # (B, C) or (B, 1)
         return out
 
     def _heads(self) -> tuple[list[nn.Module], list[nn.Module], list[nn.Module]]:

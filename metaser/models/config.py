@@ -99,15 +99,19 @@ class ModelConfig:
 class TaskSpec:
     """One task the data provides.
 
-    kind: ``classification`` (utterance level) or ``ctc`` (frame level ASR).
+    kind: ``classification`` (utterance level), ``regression`` (utterance level, one value:
+        valence, arousal, ...) or ``ctc`` (frame level ASR).
     labels: class names, or for ``ctc`` the character tokens without the blank
-        (CTC output index 0 is the blank, ``labels[i]`` is output ``i + 1``).
+        (CTC output index 0 is the blank, ``labels[i]`` is output ``i + 1``); empty for
+        ``regression``.
     """
 
     name: str
-    kind: Literal["classification", "ctc"]
-    labels: list[str]
+    kind: Literal["classification", "regression", "ctc"]
+    labels: list[str] = field(default_factory=list)
 
     @property
     def num_outputs(self) -> int:
+        if self.kind == "regression":
+            return 1
         return len(self.labels) + (1 if self.kind == "ctc" else 0)

@@ -29,13 +29,19 @@ def _cls(architecture: str) -> type[SERModel]:
 
 
 def build_ser_model(
-    config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec], encoder: SSLEncoder | None = None
+    config: ModelConfig,
+    emotion_labels: list[str],
+    tasks: list[TaskSpec],
+    encoder: SSLEncoder | None = None,
+    *,
+    main_task: str = "emotion",
 ) -> SERModel:
-    """A new model of ``config.architecture``; the encoder from ``config.encoder`` unless given."""
+    """A new model of ``config.architecture``; the encoder from ``config.encoder`` unless given.
+    ``main_task``: ``emotion`` or a regression task (see :class:`SERModel`)."""
     cls = _cls(config.architecture)
     if encoder is None:
         encoder = SSLEncoder.from_pretrained(config.encoder)
-    return cls(config, emotion_labels, tasks, encoder=encoder)
+    return cls(config, emotion_labels, tasks, encoder=encoder, main_task=main_task)
 
 
 def load_ser_model(
@@ -53,7 +59,7 @@ def load_ser_model(
     enc_cfg = dataclasses.replace(saved.model.encoder, normalize_waveform=saved.normalize_waveform)
     try:
         encoder = SSLEncoder.from_hf_config(saved.encoder_config, enc_cfg)
-        model = cls(saved.model, saved.emotion_labels, saved.tasks, encoder=encoder)
+        model = cls(saved.model, saved.emotion_labels, saved.tasks, encoder=encoder, main_task=saved.main_task)
     except ConfigError as e:
         raise ConfigError(f"{directory}/config.json: {e.message}", hint=e.hint) from None
     except (ValueError, KeyError, TypeError) as e:

@@ -2,7 +2,8 @@
 
 Every head is two-layer: Linear(H) -> ReLU -> Dropout -> Linear(outputs). The H-dim
 post-activation vector (before dropout) is the task's hidden layer a_k, which the
-co-attention fusion reads (H = ``aux_head.hidden_dim``).
+co-attention fusion reads (H = ``aux_head.hidden_dim``). A regression head (valence, arousal,
+...) has one output, its value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ __all__ = [
     "masked_mean",
     "ClassificationHead",
     "ClassificationHeadOutput",
+    "RegressionHead",
+    "RegressionHeadOutput",
     "CTCHead",
     "CTCHeadOutput",
     "BaselineHead",
@@ -54,6 +57,28 @@ class ClassificationHead(nn.Module):
         hidden = F.relu(self.hidden(pooled))  # (B, H)
         logits = self.out(self.dropout(hidden))  # (B, C)
         return ClassificationHeadOutput(logits, hidden)
+
+
+class RegressionHeadOutput(NamedTuple):
+    value: torch.Tensor  # (B,)
+    hidden: torch.Tensor  # (B, H), the task's hidden layer a_k
+
+
+class RegressionHead(nn.Module):
+    """Utterance-level value: masked mean pooling -> Linear(H) -> ReLU -> Dropout -> Linear(1)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, dropout: float = 0.1):
+        super().__init__()
+        self.hidden = nn.Linear(in_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_dim, 1)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> RegressionHeadOutput:
+        """frames: (B, T, D_f); mask: (B, T)."""
+        pooled = masked_mean(frames, mask)  # (B, D_f)
+        hidden = F.relu(self.hidden(pooled))  # (B, H)
+        value = self.out(self.dropout(hidden)).squeeze(-1)  # (B,)
+        return RegressionHeadOutput(value, hidden)
 
 
 class CTCHeadOutput(NamedTuple):

@@ -1,4 +1,5 @@
-"""The MetaSER model: encoder -> layer fusion (ARI) -> aux task heads -> task fusion -> emotion.
+"""The MetaSER model: encoder -> layer fusion (ARI) -> aux task heads -> task fusion -> emotion
+(or a regression main task: one value from the same head).
 
 ``MetaSERModel.forward`` maps the boundary features to raw per-task outputs
 (:class:`~metaser.models.output.MetaSEROutput`); it computes no loss (losses are weighted in one
@@ -17,7 +18,7 @@ from metaser.models.coattention import EmotionHead, build_task_fusion
 from metaser.models.config import ModelConfig, TaskSpec
 from metaser.models.encoder import SSLEncoder
 from metaser.models.fusion import MaskedBatchNorm, build_layer_fusion
-from metaser.models.heads import ClassificationHead, CTCHead
+from metaser.models.heads import ClassificationHead, CTCHead, RegressionHead
 from metaser.models.output import MetaSEROutput
 from metaser.models.saved import CONFIG_NAME, WEIGHTS_NAME
 
@@ -39,10 +40,12 @@ class MetaSERModel(SERModel):
         emotion_labels: list[str],
         tasks: list[TaskSpec],
         encoder: SSLEncoder | None = None,
+        *,
+        main_task: str = "emotion",
     ):
-        super().__init__(config, emotion_labels, tasks, encoder)
+        super().__init__(config, emotion_labels, tasks, encoder, main_task=main_task)
         d, num_layers = self.encoder.hidden_size, self.encoder.num_layers
-        c = len(self.emotion_labels)
+        c = self.main_outputs  # C emotion classes, or 1 value for a regression main task
         self.layer_fusion = build_layer_fusion(config.fusion.layers, num_layers, config.fusion.weights)
         d_f = self.layer_fusion.output_dim(d)
         self.fused_norm = MaskedBatchNorm(d_f) if config.fusion.normalize == "batch" else None
@@ -51,6 +54,8 @@ class MetaSERModel(SERModel):
         for t in self.tasks:
             if t.kind == "ctc":
                 heads[t.name] = CTCHead(d_f, h, t.num_outputs, config.aux_head.dropout)
+            elif t.kind == "regression":
+                heads[t.name] = RegressionHead(d_f, h, config.aux_head.dropout)
             else:
                 heads[t.name] = ClassificationHead(d_f, h, t.num_outputs, config.aux_head.dropout)
         self.task_heads = nn.ModuleDict(heads)
@@ -60,9 +65,13 @@ class MetaSERModel(SERModel):
         )
 
     @classmethod
-    def build(cls, config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec]) -> MetaSERModel:
+    def build(
+        cls, config: ModelConfig, emotion_labels: list[str], tasks: list[TaskSpec], *, main_task: str = "emotion"
+    ) -> MetaSERModel:
         """A new model whose encoder is loaded by ``SSLEncoder.from_pretrained(config.encoder)``."""
-        return cls(config, emotion_labels, tasks, encoder=SSLEncoder.from_pretrained(config.encoder))
+        return cls(
+            config, emotion_labels, tasks, encoder=SSLEncoder.from_pretrained(config.encoder), main_task=main_task
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(self, features: FrozenFeatures, *, compute_emotion: bool = True) -> MetaSEROutput:
@@ -81,6 +90,10 @@ class MetaSERModel(SERModel):
                 out.ctc_log_probs = ctc.log_probs  # (B, T, V+1)
                 out.ctc_lengths = enc.frame_lengths  # (B,)
                 out.task_hidden[t.name] = ctc.hidden  # (B, H)
+            elif t.kind == "regression":
+                reg = head(fused, mask)
+                out.task_values[t.name] = reg.value  # (B,)
+                out.task_hidden[t.name] = reg.hidden  # (B, H)
             else:
                 cls_out = head(fused, mask)
                 out.task_logits[t.name] = cls_out.logits  # (B, C_k)
@@ -88,7 +101,7 @@ class MetaSERModel(SERModel):
         if compute_emotion:
             a = torch.stack([out.task_hidden[t.name] for t in self.tasks], dim=1) if self.tasks else None  # (B, K, H)
             tf = self.task_fusion(fused, mask, a)
-            out.emotion_logits = self.emotion_head(tf.features)  # (B, C)
+            self._main_output(out, self.emotion_head(tf.features))  # (B, C) logits, or (B, 1) the main value
             out.attentions = tf.attentions
         return out
 
@@ -103,5 +116,5 @@ class MetaSERModel(SERModel):
         return (
             f"architecture={self.architecture}, layers={self.config.fusion.layers}, "
             f"tasks={self.config.fusion.tasks}, aux={[t.name for t in self.tasks]}, "
-            f"classes={len(self.emotion_labels)}"
+            + (f"main={self.main_task} (regression)" if self.main_regression else f"classes={len(self.emotion_labels)}")
         )

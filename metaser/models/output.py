@@ -13,8 +13,11 @@ __all__ = ["MetaSEROutput"]
 class MetaSEROutput:
     """Raw outputs of one forward pass (B batch, T frames, C classes, K aux tasks, H head size).
 
-    emotion_logits: (B, C), or None when ``compute_emotion=False``
+    emotion_logits: (B, C), or None when ``compute_emotion=False`` or the main task is a regression
+    main_value:     (B,) the main head's value when the main task is a regression (``main_task``
+                    of the model: arousal, ...), else None
     task_logits:    classification aux task name -> (B, C_k)
+    task_values:    regression aux task name -> (B,) its value
     ctc_log_probs:  (B, T, V+1) float32 log-softmax (blank = 0), or None without an ASR task
     ctc_lengths:    (B,) valid frames per utterance for CTC, or None
     frame_lengths:  (B,) valid encoder frames per utterance
@@ -24,7 +27,9 @@ class MetaSEROutput:
     """
 
     emotion_logits: torch.Tensor | None = None
+    main_value: torch.Tensor | None = None
     task_logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    task_values: dict[str, torch.Tensor] = field(default_factory=dict)
     ctc_log_probs: torch.Tensor | None = None
     ctc_lengths: torch.Tensor | None = None
     frame_lengths: torch.Tensor | None = None

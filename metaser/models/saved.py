@@ -26,7 +26,7 @@ __all__ = ["SavedModelConfig", "CONFIG_NAME", "WEIGHTS_NAME", "model_dir"]
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _REQUIRED = ("model", "emotion_labels", "tasks", "encoder_config")
-_KNOWN = (*_REQUIRED, "metaser_version", "sample_rate", "normalize_waveform")
+_KNOWN = (*_REQUIRED, "metaser_version", "sample_rate", "normalize_waveform", "main_task")
 
 
 def model_dir(path: str | Path) -> Path:
@@ -42,8 +42,10 @@ class SavedModelConfig:
     """The typed content of a model directory's ``config.json``.
 
     model: the architecture (:class:`ModelConfig`); emotion_labels: the classes, in output
-    order; tasks: the auxiliary heads (:class:`TaskSpec`); encoder_config: the transformers
-    config dict of the encoder; sample_rate: 16000; normalize_waveform: the resolved flag;
+    order (empty when the main task is a regression); tasks: the auxiliary heads
+    (:class:`TaskSpec`); encoder_config: the transformers config dict of the encoder;
+    sample_rate: 16000; normalize_waveform: the resolved flag; main_task: ``emotion`` or the
+    regression task the main head predicts (written to config.json only when not ``emotion``);
     extras: further entries written by export steps (``onnx`` ...), kept on rewrite.
     """
 
@@ -55,6 +57,7 @@ class SavedModelConfig:
     normalize_waveform: bool = False
     metaser_version: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    main_task: str = "emotion"
 
     # ----------------------------------------------------------------- encoder facts
     def _conv(self, key: str) -> list[int]:
@@ -86,6 +89,18 @@ class SavedModelConfig:
         return next((t for t in self.tasks if t.kind == "ctc"), None)
 
     @property
+    def main_regression(self) -> bool:
+        """The main head outputs one value (a regression main task), not emotion classes."""
+        return self.main_task != "emotion"
+
+    @property
+    def regression_tasks(self) -> list[str]:
+        """Every task with a value output: the regression aux heads, then a regression main task
+        (once, when it is an aux task too: its value is then the main head's)."""
+        names = [t.name for t in self.tasks if t.kind == "regression"]
+        return list(dict.fromkeys(names + ([self.main_task] if self.main_regression else [])))
+
+    @property
     def onnx(self) -> dict[str, Any] | None:
         return self.extras.get("onnx")
 
@@ -100,6 +115,8 @@ class SavedModelConfig:
             "sample_rate": self.sample_rate,
             "normalize_waveform": self.normalize_waveform,
         }
+        if self.main_regression:
+            out["main_task"] = self.main_task
         return {**out, **self.extras}
 
     def write(self, directory: str | Path) -> None:
@@ -130,8 +147,13 @@ class SavedModelConfig:
             tasks = [from_dict(TaskSpec, t) for t in meta["tasks"]]
         except ConfigError as e:
             raise ConfigError(f"{path}: {e.message}", hint=e.hint) from None
+        main_task = meta.get("main_task", "emotion")
+        if not isinstance(main_task, str) or not main_task:
+            raise MetaserError(f"{path}: 'main_task' must be a task name")
         labels = meta["emotion_labels"]
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise MetaserError(f"{path}: 'emotion_labels' must be a list of class names")
+        if main_task == "emotion" and not labels:
             raise MetaserError(f"{path}: 'emotion_labels' must be a non-empty list of class names")
         if not isinstance(meta["encoder_config"], dict):
             raise MetaserError(f"{path}: 'encoder_config' must be an object (the transformers config)")
@@ -144,4 +166,5 @@ class SavedModelConfig:
             normalize_waveform=bool(meta.get("normalize_waveform", False)),
             metaser_version=str(meta.get("metaser_version", "")),
             extras={k: v for k, v in meta.items() if k not in _KNOWN},
+            main_task=main_task,
         )

@@ -154,7 +154,15 @@ class RunConfig:
     * ``metaser`` without auxiliary tasks (Table IV "SER only") or ``baseline`` (Tables I/II):
       one emotion-only stage, configured by ``emotion_only``.
 
-    aux_tasks: task name -> loss weight w_k in stage 1 (loss = sum_k w_k L_k).
+    aux_tasks: task name -> loss weight w_k in stage 1 (loss = sum_k w_k L_k). A task whose
+        training values are all numbers (valence, arousal, dominance, ...) is a regression task
+        (CCC loss); otherwise a classification task (cross-entropy); "asr" is CTC.
+    main_task: what stage 2 / emotion_only train and select on: ``emotion`` (classes,
+        cross-entropy, validation UA) or a regression task (``arousal``, ...: one value, 1 - CCC,
+        validation CCC; the model then has no emotion class output). It may be an aux task too.
+    emotion_target: ``hard`` (cross-entropy against the label, Eq. 2) or ``soft``: cross-entropy
+        against the annotators' vote distribution (the ``vote_<class>`` fields of the IEMOCAP
+        recipe; a cut without votes falls back to its label's one-hot). Needs ``main_task: emotion``.
     folds: which folds to run (1-based); empty = all.
     store_dir: where trained stages are kept by content key, so that a stage shared by several
         runs of one output tree is trained once; None = ``<output_dir>/<name>/stages``.
@@ -169,6 +177,8 @@ class RunConfig:
     aux_tasks: dict[str, float] = field(
         default_factory=lambda: {"gender": 1.0, "speaker": 1.0, "style": 1.0, "asr": 1.0}
     )
+    main_task: str = "emotion"
+    emotion_target: Literal["hard", "soft"] = "hard"
     stage1: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=0))
     stage2: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=4, train_aux_heads=False))
     emotion_only: StageConfig = field(default_factory=lambda: StageConfig(freeze_layers=0))
@@ -184,6 +194,15 @@ class RunConfig:
                 raise ValueError("aux_tasks: 'emotion' is the main task, not an auxiliary one")
             if w < 0:
                 raise ValueError(f"aux_tasks.{task}: the loss weight must be >= 0, got {w}")
+        if not self.main_task or "." in self.main_task or self.main_task == "asr":
+            raise ValueError(f"main_task: {self.main_task!r} is not emotion or a regression task name")
+        if self.emotion_target not in ("hard", "soft"):
+            raise ValueError(f"emotion_target: {self.emotion_target!r} is not 'hard' or 'soft'")
+        if self.emotion_target == "soft" and self.main_task != "emotion":
+            raise ValueError(
+                f"emotion_target=soft trains emotion, but main_task is {self.main_task!r}: "
+                "set main_task=emotion or emotion_target=hard"
+            )
         for name in STAGE_NAMES:
             st = getattr(self, name)
             if st.epochs < 1:

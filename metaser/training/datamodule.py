@@ -46,6 +46,8 @@ class FoldData(pl.LightningDataModule):
             world_size=world,
             rank=rank,
             store=self.store,
+            main_task=self.cfg.main_task,
+            emotion_target=self.cfg.emotion_target,
         )
 
     def train_dataloader(self):

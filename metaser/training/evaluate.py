@@ -11,11 +11,11 @@ from typing import Any
 from metaser.data.labels import LabelSpace
 from metaser.training.config import RunConfig
 from metaser.training.datamodule import FoldData
-from metaser.training.metrics import ASRMetric, classification_scores
+from metaser.training.metrics import ASRMetric, classification_scores, regression_scores
 from metaser.training.module import SERModule
 from metaser.training.trainer import eval_trainer
 
-__all__ = ["test_rows", "validate", "fold_test_metrics"]
+__all__ = ["test_rows", "validate", "fold_test_metrics", "main_test_metrics"]
 
 
 def test_rows(module: SERModule, data: FoldData, cfg: RunConfig, root: Path) -> list[dict]:
@@ -33,14 +33,12 @@ def validate(module: SERModule, data: FoldData, cfg: RunConfig, root: Path) -> d
     return {k.removeprefix("val/"): float(v) for k, v in (out[0] if out else {}).items()}
 
 
-def fold_test_metrics(
-    rows: list[dict], labels: LabelSpace, aux_tasks: list[str], aux_rows: list[dict] | None
-) -> dict[str, Any]:
-    """Fold test metrics recomputed from saved per-utterance predictions.
-
-    Emotion scores come from ``rows`` (the emotion stage); the auxiliary tasks' scores from
-    ``aux_rows`` (the stage-1 model that trains them) when given.
-    """
+def main_test_metrics(rows: list[dict], labels: LabelSpace, main_task: str = "emotion") -> dict[str, Any]:
+    """The main task's test metrics from the emotion stage's rows: UA / WA / F1 / confusion
+    (and ``kl`` with soft targets: the mean of the rows' ``kl``) for emotion, ``ccc`` / ``mae``
+    for a regression main task; {} when no row has a reference (a fold without a test part)."""
+    if main_task != "emotion":
+        return regression_scores([r["pred"] for r in rows], [r.get(main_task) for r in rows])
     emo = labels.classes["emotion"]
     idx = {c: i for i, c in enumerate(emo)}
     scored = [r for r in rows if r.get("emotion") is not None]
@@ -50,12 +48,34 @@ def fold_test_metrics(
         [idx[r["emotion"]] for r in scored], [idx[r["pred"]] for r in scored], len(emo)
     )
     out["classes"] = emo
+    kls = [r["kl"] for r in rows if r.get("kl") is not None]
+    if kls:
+        out["kl"] = sum(kls) / len(kls)
+    return out
+
+
+def fold_test_metrics(
+    rows: list[dict], labels: LabelSpace, aux_tasks: list[str], aux_rows: list[dict] | None, main_task: str = "emotion"
+) -> dict[str, Any]:
+    """Fold test metrics recomputed from saved per-utterance predictions.
+
+    The main task's scores come from ``rows`` (the emotion stage; :func:`main_test_metrics`); the
+    auxiliary tasks' scores from ``aux_rows`` (the stage-1 model that trains them) when given:
+    ``<task>_acc`` for classification, ``<task>_ccc`` / ``<task>_mae`` for regression, CER / WER.
+    """
+    out = main_test_metrics(rows, labels, main_task)
+    if not out:
+        return {}
     src = aux_rows if aux_rows is not None else rows
     for task in aux_tasks:
         if task == "asr":
             m = ASRMetric(sync=False)  # one process, all the saved rows
             m.update([r.get("asr_pred", "") for r in src], [r.get("text", "") for r in src])
             out.update(m.compute())
+        elif task in labels.regression:
+            have = [r for r in src if f"{task}_pred" in r]
+            scores = regression_scores([r[f"{task}_pred"] for r in have], [r.get(task) for r in have])
+            out.update({f"{task}_{k}": v for k, v in scores.items() if k in ("ccc", "mae")})
         else:
             pairs = [(r[task], r[f"{task}_pred"]) for r in src if r.get(task) is not None and f"{task}_pred" in r]
             if pairs:

@@ -139,8 +139,12 @@ def prepare_fold(
     out_dir = fold_dir(cfg, fold)
     aux = cfg.active_aux_tasks
     labels_path = out_dir / "labels.json"
-    labels = LabelSpace.load(labels_path) if labels_path.is_file() else build_label_space(train, aux)
+    if labels_path.is_file():
+        labels = LabelSpace.load(labels_path)
+    else:
+        labels = build_label_space(train, aux, main_task=cfg.main_task)
     _check_classes(labels, fold)
+    _check_main_task(labels, cfg, labels_path)
     digest = manifest_digest(cfg)
     ctx = FoldContext(
         cfg=cfg,
@@ -198,6 +202,17 @@ def _check_classes(labels: LabelSpace, fold: int) -> None:
                 if task == "emotion"
                 else f"drop '{task}' from aux_tasks, or use folds whose training part holds more values",
             )
+
+
+def _check_main_task(labels: LabelSpace, cfg: RunConfig, path: Path) -> None:
+    """The fold's label space (built now, or read back on resume) holds the run's main task."""
+    emotion = cfg.main_task == "emotion"
+    if not ("emotion" in labels.classes if emotion else cfg.main_task in labels.regression):
+        what = "classes for" if emotion else "regression task"
+        raise MetaserError(
+            f"{path}: the fold's label space has no {what} main_task '{cfg.main_task}' (it was built for another one)",
+            hint="use another run name (or delete the fold folder) when changing main_task",
+        )
 
 
 def link_stage(link: Path, target: Path) -> None:

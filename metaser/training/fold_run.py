@@ -42,7 +42,7 @@ def finish_fold(ctx: FoldContext) -> dict[str, Any]:
         "fold": ctx.fold,
         "fold_name": ctx.split.name,
         "test_group": ctx.split.test_group,
-        "test": fold_test_metrics(rows, ctx.labels, ctx.aux, aux_rows),
+        "test": fold_test_metrics(rows, ctx.labels, ctx.aux, aux_rows, ctx.cfg.main_task),
         "valid": done.get("valid", {}),
         "stages": {
             name: {k: r.get(k) for k in ("key", "best_score", "monitor", "epochs", "seconds", "reused")}
@@ -52,6 +52,10 @@ def finish_fold(ctx: FoldContext) -> dict[str, Any]:
         "layer_weights_by_stage": {name: r.get("layer_weights") for name, r in results.items()},
         "seconds": round(sum((r.get("seconds") or 0.0) for r in results.values() if not r.get("reused")), 1),
     }
+    if ctx.cfg.main_task != "emotion":  # written only then: the emotion runs' metrics.json stay as they were
+        metrics["main_task"] = ctx.cfg.main_task
+    if done.get("soft_labels") is not None:
+        metrics["soft_labels"] = done["soft_labels"]
     if is_global_zero():
         write_jsonl(rows, ctx.out_dir / "predictions.jsonl")
         if aux_rows is not None:

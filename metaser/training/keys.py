@@ -25,7 +25,15 @@ from metaser.rundir import manifest_file, sha256_file
 from metaser.training.config import RunConfig
 from metaser.training.stages import StageSpec, stage_plan
 
-__all__ = ["manifest_digest", "stage_keys", "stage_material", "KEY_LENGTH", "KEY_SCHEMA", "RESULT_NEUTRAL"]
+__all__ = [
+    "manifest_digest",
+    "stage_keys",
+    "stage_material",
+    "KEY_LENGTH",
+    "KEY_SCHEMA",
+    "RESULT_NEUTRAL",
+    "DEFAULT_OMITTED",
+]
 
 KEY_LENGTH = 16
 
@@ -56,6 +64,12 @@ RESULT_NEUTRAL: dict[str, str] = {
 }
 
 
+#: Fields added to the stage keys without a KEY_SCHEMA bump, with the value that computes exactly
+#: what metaser computed before they existed: at that value a field is left out of the hashed
+#: material, so the stages already in a store keep their keys; any other value changes the key.
+DEFAULT_OMITTED: dict[str, Any] = {"main_task": "emotion", "emotion_target": "hard"}
+
+
 def manifest_digest(cfg: RunConfig) -> str:
     """sha256 of the manifest file, or ``missing:<path>`` when it does not exist (plans only)."""
     p = manifest_file(cfg.data.manifest) if cfg.data.manifest else None
@@ -77,6 +91,9 @@ def stage_material(cfg: RunConfig, spec: StageSpec, manifest: str, parent_key: s
     fields = {path: _value(tree, path) for path in spec.key_fields(cfg)}
     if "aux_tasks" in fields:  # the active tasks with their weights (the baseline has none)
         fields["aux_tasks"] = dict(spec.aux_weights)
+    for path, default in DEFAULT_OMITTED.items():
+        if path in fields and fields[path] == default:
+            del fields[path]
     return {
         "schema": KEY_SCHEMA,
         "stage": spec.name,

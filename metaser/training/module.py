@@ -6,6 +6,10 @@ The stage names are the ones used everywhere (configs, run folders, plans):
 * ``stage2``: emotion after stage 1, loss = CE(emotion) (Eq. 2); selection on val/ua.
 * ``emotion_only``: emotion without a stage 1 (the baseline, Table IV's "SER only"); like stage 2.
 
+With a regression main task (``main_task: arousal``, ...) stage 2 / emotion_only train its value
+with 1 - CCC and select on val/ccc; with ``emotion_target: soft`` emotion trains against the
+annotators' vote distribution and validation also reports ``val/kl``.
+
 A batch's input (audio, or the frozen prefix's output from a feature store) reaches the model
 through one call, ``encoder.prefix(batch.inputs, boundary.layers)``: the model's forward takes
 the boundary features only.
@@ -25,9 +29,15 @@ from metaser.constants import SAMPLE_RATE
 from metaser.data.batch import Batch
 from metaser.data.labels import IGNORE_INDEX, LabelSpace
 from metaser.training.losses import LossOutput
-from metaser.training.metrics import ASRMetric, ClassificationMetric
+from metaser.training.metrics import ASRMetric, ClassificationMetric, KLMetric, RegressionMetric, kl_divergence
 
 log = logging.getLogger(__name__)
+
+
+def _value(x: torch.Tensor) -> float | None:
+    """A regression target for a test row: None when unknown (NaN)."""
+    v = float(x)
+    return None if v != v else round(v, 6)
 
 
 def seed_all(seed: int) -> None:
@@ -51,17 +61,30 @@ class SERModule(pl.LightningModule):
         self.seed = seed
         self.loss_fn = spec.loss()
         self.aux_tasks = [t for t, _ in spec.aux_weights]
-        self.cls_tasks = [t for t in self.aux_tasks if t != "asr"]
+        self.reg_tasks = [t for t in self.aux_tasks if t in labels.regression]
+        self.cls_tasks = [t for t in self.aux_tasks if t != "asr" and t not in self.reg_tasks]
+        self.main_task = spec.main_task
+        self.main_regression = self.objective == "emotion" and spec.main_regression
+        self.soft = self.objective == "emotion" and spec.emotion_target == "soft"
         self.val_metrics = torch.nn.ModuleDict(self._make_metrics())
+        self.val_values = torch.nn.ModuleDict({t: RegressionMetric() for t in self.reg_tasks})
+        self.val_main = RegressionMetric() if self.main_regression else None
+        self.val_kl = KLMetric() if self.soft else None
         self.val_asr = ASRMetric()
         self.val_loss = MeanMetric()
         self.test_rows: list[dict] = []
 
     # ----------------------------------------------------------------- helpers
     def _make_metrics(self) -> dict[str, ClassificationMetric]:
-        tasks = ["emotion"] if self.objective == "emotion" else []
+        tasks = ["emotion"] if self.objective == "emotion" and not self.main_regression else []
         tasks += self.cls_tasks
         return {t: ClassificationMetric(self.labels.num_classes(t)) for t in tasks}
+
+    def _value_metrics(self) -> list[tuple[str, torch.nn.Module]]:
+        """(log prefix, metric) of every validation metric besides the classification ones."""
+        out: list[tuple[str, torch.nn.Module]] = [(f"{t}_", m) for t, m in self.val_values.items()]
+        out += [("", m) for m in (self.val_main, self.val_kl) if m is not None]
+        return out
 
     def forward(self, batch: Batch, compute_emotion: bool | None = None):
         if compute_emotion is None:
@@ -128,6 +151,8 @@ class SERModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         for m in self.val_metrics.values():
             m.reset()
+        for _, m in self._value_metrics():
+            m.reset()
         self.val_asr.reset()
         self.val_loss.reset()
 
@@ -137,8 +162,14 @@ class SERModule(pl.LightningModule):
         self.val_loss.update(lo.total.detach().float(), weight=len(batch))
         if "emotion" in self.val_metrics:
             self.val_metrics["emotion"].update(out.emotion_logits, batch.targets["emotion"])
+        if self.val_main is not None:
+            self.val_main.update(out.main_value, batch.targets[self.main_task])
+        if self.val_kl is not None:
+            self.val_kl.update(out.emotion_logits, batch.emotion_dist, batch.emotion_dist_voted)
         for t in self.cls_tasks:
             self.val_metrics[t].update(out.task_logits[t], batch.targets[t])
+        for t in self.reg_tasks:
+            self.val_values[t].update(out.task_values[t], batch.targets[t])
         if "asr" in self.aux_tasks and out.ctc_log_probs is not None:
             self.val_asr.update(self._decode(out.ctc_log_probs, out.ctc_lengths), self._refs(batch))
 
@@ -152,6 +183,9 @@ class SERModule(pl.LightningModule):
                 self.log("val/macro_f1", s["macro_f1"])
             else:
                 self.log(f"val/{t}_acc", s["wa"])
+        for prefix, m in self._value_metrics():  # ccc / mae of regression tasks, kl of soft targets
+            for k, v in m.compute().items():
+                self.log(f"val/{prefix}{k}", v, prog_bar=not prefix and k == "ccc")
         for k, v in self.val_asr.compute().items():
             self.log(f"val/{k}", v)
 
@@ -160,17 +194,35 @@ class SERModule(pl.LightningModule):
         self.test_rows = []
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
+        """Per-utterance rows: ``id``; for emotion ``emotion`` (reference), ``pred``, ``probs``
+        (and ``kl`` with soft targets, on the rows with votes); for a regression main task
+        ``<task>`` (reference, None when unknown) and ``pred`` (the value); per aux task
+        ``<task>`` and ``<task>_pred``; ``text`` / ``asr_pred`` for ASR."""
         out = self(batch)  # stage 1 evaluates the auxiliary tasks only
-        emo = self.labels.classes["emotion"]
+        emo = self.labels.classes.get("emotion", [])
         probs = out.emotion_logits.float().softmax(-1).cpu() if out.emotion_logits is not None else None
+        kl = None
+        if self.soft and out.emotion_logits is not None:
+            kl = kl_divergence(batch.emotion_dist, out.emotion_logits.float().log_softmax(-1)).cpu()  # (B,)
         hyps = self._decode(out.ctc_log_probs, out.ctc_lengths) if out.ctc_log_probs is not None else None
         refs = self._refs(batch) if hyps is not None else None
         for i, uid in enumerate(batch.ids):
-            t = int(batch.targets["emotion"][i])
-            row = {"id": uid, "emotion": emo[t] if t != IGNORE_INDEX else None}
+            row: dict = {"id": uid}
+            if "emotion" in batch.targets:
+                t = int(batch.targets["emotion"][i])
+                row["emotion"] = emo[t] if t != IGNORE_INDEX else None
             if probs is not None:
                 row["pred"] = emo[int(probs[i].argmax())]
                 row["probs"] = {c: round(float(p), 6) for c, p in zip(emo, probs[i])}
+            if kl is not None and bool(batch.emotion_dist_voted[i]):
+                row["kl"] = round(float(kl[i]), 6)
+            if out.main_value is not None:
+                row[self.main_task] = _value(batch.targets[self.main_task][i])
+                row["pred"] = round(float(out.main_value[i]), 6)
+            for task in self.reg_tasks:
+                if task in out.task_values:
+                    row[task] = _value(batch.targets[task][i])
+                    row[f"{task}_pred"] = round(float(out.task_values[task][i]), 6)
             for task in self.cls_tasks:
                 if task not in out.task_logits:
                     continue

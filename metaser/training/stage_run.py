@@ -16,6 +16,7 @@ Every DDP process trains; only rank 0 writes, and the others wait at a barrier u
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from metaser.data.dataset import count_vote_fallbacks
 from metaser.errors import MetaserError
 from metaser.rundir import write_json_atomic, write_jsonl
 from metaser.training.evaluate import test_rows, validate
@@ -32,7 +34,9 @@ from metaser.training.module import SERModule
 from metaser.training.stages import STAGE1_MODULES, StageSpec, build_model, build_stage, load_stage_weights
 from metaser.training.trainer import make_trainer
 
-__all__ = ["run_stage", "stage_model", "fit", "select_and_evaluate", "write_stage"]
+__all__ = ["run_stage", "stage_model", "fit", "select_and_evaluate", "write_stage", "vote_fallbacks"]
+
+log = logging.getLogger(__name__)
 
 
 def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False, callbacks: list | None = None) -> dict:
@@ -57,15 +61,41 @@ def run_stage(ctx: FoldContext, spec: StageSpec, *, resume: bool = False, callba
     if is_global_zero():
         sdir.mkdir(parents=True, exist_ok=True)
         ctx.labels.save(sdir / "labels.json")
+    soft = vote_fallbacks(ctx, spec)
     trainer, ckpt = make_trainer(ctx.cfg, spec, sdir, callbacks)
     fit(trainer, module, data, last)
     result, rows = select_and_evaluate(ctx, spec, module, data, trainer, ckpt, last)
+    if soft is not None:
+        result["soft_labels"] = soft
     if is_global_zero():
         result["seconds"] = round(time.time() - t0, 1)
         write_stage(sdir, spec, module, result, rows)
         drop_stage_store(store)
     barrier()  # every DDP process goes on only once rank 0 has written the stage's outputs
     return {**result, "reused": False}
+
+
+def vote_fallbacks(ctx: FoldContext, spec: StageSpec) -> dict[str, dict[str, int]] | None:
+    """With soft emotion targets: per part (train / valid / test), how many utterances have no
+    annotator vote distribution (fields absent or summing to 0) and so fall back to their hard
+    label's one-hot, logged and returned for the stage's record; None for other stages."""
+    if spec.objective != "emotion" or spec.emotion_target != "soft":
+        return None
+    classes = ctx.labels.classes["emotion"]
+    counts = {
+        part: {"fallback": count_vote_fallbacks(cuts, classes), "total": len(cuts)} for part, cuts in ctx.parts.items()
+    }
+    train = counts["train"]
+    (log.warning if train["fallback"] == train["total"] else log.info)(
+        "%s fold %d: emotion_target=soft: %d of %d training utterances have no annotator votes "
+        "(vote_<class> fields absent or summing to 0) and train on their label's one-hot%s",
+        spec.name,
+        ctx.fold,
+        train["fallback"],
+        train["total"],
+        "; soft labels change nothing here" if train["fallback"] == train["total"] else "",
+    )
+    return counts
 
 
 def stage_model(ctx: FoldContext, spec: StageSpec):

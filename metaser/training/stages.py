@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 
 from metaser.data.labels import LabelSpace
+from metaser.errors import DataError
 from metaser.models.base import SERModel
 from metaser.models.config import TaskSpec
 from metaser.models.dropout import set_fast_dropout
@@ -29,7 +30,7 @@ from metaser.models.encoder.fft_conv import set_fft_pos_conv
 from metaser.models.factory import build_ser_model
 from metaser.training.config import STAGE_NAMES, RunConfig, StageConfig
 from metaser.training.frozen import FrozenBoundary, frozen_boundary
-from metaser.training.losses import AuxiliaryLoss, EmotionLoss
+from metaser.training.losses import AuxiliaryLoss, EmotionLoss, RegressionLoss, SoftEmotionLoss
 from metaser.training.module import SERModule, seed_all
 
 __all__ = [
@@ -86,10 +87,13 @@ class StageSpec:
     """One stage of a run.
 
     name: ``stage1`` | ``stage2`` | ``emotion_only`` (the RunConfig field with its settings);
-    objective: ``aux`` (Eq. 1 over ``aux_weights``) or ``emotion`` (Eq. 2);
+    objective: ``aux`` (Eq. 1 over ``aux_weights``) or ``emotion``: the main task (Eq. 2 for
+    emotion; 1 - CCC for a regression ``main_task``);
     config: the stage's :class:`StageConfig`; parent: the stage whose selected weights it starts
     from; seed_offset: keeps the stages' random streams apart; aux_weights: (task, w_k) pairs;
-    trains_aux_heads / trains_emotion: what it trains besides the encoder's unfrozen layers.
+    trains_aux_heads / trains_emotion: what it trains besides the encoder's unfrozen layers
+    (``trains_emotion``: the main head); main_task: ``emotion`` or a regression task;
+    emotion_target: ``hard`` or ``soft`` (vote distributions).
     """
 
     name: str
@@ -100,16 +104,26 @@ class StageSpec:
     aux_weights: tuple[tuple[str, float], ...]
     trains_aux_heads: bool
     trains_emotion: bool
+    main_task: str = "emotion"
+    emotion_target: str = "hard"
+
+    @property
+    def main_regression(self) -> bool:
+        """The main task is a regression (``main_task`` other than emotion)."""
+        return self.main_task != "emotion"
 
     @property
     def losses(self) -> tuple[str, ...]:
-        """The loss terms: the aux tasks (stage 1) or ``("emotion",)``."""
-        return tuple(t for t, _ in self.aux_weights) if self.objective == "aux" else ("emotion",)
+        """The loss terms: the aux tasks (stage 1) or the main task (``("emotion",)``)."""
+        return tuple(t for t, _ in self.aux_weights) if self.objective == "aux" else (self.main_task,)
 
     @property
     def monitor(self) -> tuple[str, str]:
-        """(metric, mode) of checkpoint selection on validation."""
-        return ("val/loss", "min") if self.objective == "aux" else ("val/ua", "max")
+        """(metric, mode) of checkpoint selection on validation: stage 1 the loss, an emotion
+        stage UA, a regression main task CCC."""
+        if self.objective == "aux":
+            return ("val/loss", "min")
+        return ("val/ccc", "max") if self.main_regression else ("val/ua", "max")
 
     @property
     def freeze_layers(self) -> int | str:
@@ -129,21 +143,27 @@ class StageSpec:
     def epochs(self) -> int:
         return self.config.epochs
 
-    def loss(self) -> AuxiliaryLoss | EmotionLoss:
-        """The stage's loss: Eq. (1) for ``aux``, Eq. (2) for ``emotion``."""
-        return AuxiliaryLoss(dict(self.aux_weights)) if self.objective == "aux" else EmotionLoss()
+    def loss(self) -> AuxiliaryLoss | EmotionLoss | SoftEmotionLoss | RegressionLoss:
+        """The stage's loss: Eq. (1) for ``aux``, Eq. (2) for ``emotion`` (against the vote
+        distribution with ``emotion_target: soft``), 1 - CCC for a regression main task."""
+        if self.objective == "aux":
+            return AuxiliaryLoss(dict(self.aux_weights))
+        if self.main_regression:
+            return RegressionLoss(self.main_task)
+        return SoftEmotionLoss() if self.emotion_target == "soft" else EmotionLoss()
 
     def key_fields(self, cfg: RunConfig) -> list[str]:
         """The dotted RunConfig fields this stage's result depends on (besides the manifest, the
         parent stage and the key schema; :mod:`metaser.training.keys` hashes their values)."""
         fields = [*_COMMON_KEYS, self.name]
-        if self.name == "stage1":  # no co-attention or emotion-head setting: shared by "w/o Co"
+        if self.name == "stage1":  # no co-attention or main-head setting: shared by "w/o Co" and by main tasks
             fields += ["aux_tasks", "model.fusion.layers", "model.fusion.weights", "model.fusion.normalize"]
             fields += ["model.aux_head"]
         elif self.name == "stage2":
             fields += ["aux_tasks", "model.fusion", "model.aux_head", "model.emotion_head"]
+            fields += ["main_task", "emotion_target"]
         else:  # emotion_only: the baseline reads no fusion / head settings
-            fields += ["model.architecture"]
+            fields += ["model.architecture", "main_task", "emotion_target"]
             if not cfg.baseline:
                 fields += ["model.fusion", "model.emotion_head"]
         return fields
@@ -165,6 +185,8 @@ def stage_spec(cfg: RunConfig, name: str) -> StageSpec:
         aux_weights=weights,
         trains_aux_heads=name == "stage1" or (name == "stage2" and st.train_aux_heads),
         trains_emotion=objective == "emotion",
+        main_task=cfg.main_task,
+        emotion_target=cfg.emotion_target,
     )
 
 
@@ -176,10 +198,14 @@ def stage_plan(cfg: RunConfig) -> list[StageSpec]:
 
 
 def task_specs(labels: LabelSpace, aux_tasks: list[str]) -> list[TaskSpec]:
+    """The aux heads' TaskSpecs: CTC for "asr", regression for the label space's regression
+    tasks (values: numbers), classification otherwise."""
     specs = []
     for t in aux_tasks:
         if t == "asr":
             specs.append(TaskSpec(name="asr", kind="ctc", labels=list(labels.vocab.tokens)))
+        elif t in labels.regression:
+            specs.append(TaskSpec(name=t, kind="regression", labels=[]))
         else:
             specs.append(TaskSpec(name=t, kind="classification", labels=list(labels.classes[t])))
     return specs
@@ -199,7 +225,14 @@ def compile_encoder_layers(model: SERModel) -> None:
 def build_model(cfg: RunConfig, labels: LabelSpace) -> SERModel:
     """The run's model with its seeded initialisation (the same for every stage of a fold)."""
     seed_all(cfg.seed)
-    model = build_ser_model(cfg.model, labels.classes["emotion"], task_specs(labels, cfg.active_aux_tasks))
+    main = cfg.main_task
+    if main != "emotion" and main not in labels.regression:
+        raise DataError(
+            f"main_task '{main}' is not a regression task of this fold's label space "
+            f"(regression tasks: {', '.join(labels.regression) or 'none'})"
+        )
+    emotion = labels.classes["emotion"] if main == "emotion" else []
+    model = build_ser_model(cfg.model, emotion, task_specs(labels, cfg.active_aux_tasks), main_task=main)
     if cfg.trainer.fast_dropout:  # after loading: WavLM's SDPA attention is installed by then
         set_fast_dropout(model, True)
     if cfg.trainer.fft_conv:

@@ -68,3 +68,19 @@ def test_baseline_head_is_one_linear_on_the_masked_mean():
     _set(head.out, [[1.0, -2.0]], [0.5])
     x = torch.tensor([[[1.0, 1.0], [3.0, 0.0], [9.0, 9.0]]])  # mean of the 2 valid frames: (2, 0.5)
     assert head(x, torch.tensor([[True, True, False]])).tolist() == [[2.0 - 1.0 + 0.5]]
+
+
+def test_regression_head_value_by_hand_and_padding():
+    """Pool -> Linear -> ReLU (= a_k) -> Dropout -> Linear(1): one value per utterance."""
+    from metaser.models.heads import RegressionHead
+
+    head = RegressionHead(2, 2, dropout=0.5).eval()
+    _set(head.hidden, [[1.0, 0.0], [0.0, 1.0]], [0.0, -1.0])
+    _set(head.out, [[0.5, 2.0]], [1.0])
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [1e3, 1e3]], [[2.0, 0.0], [7.0, 7.0], [7.0, 7.0]]])  # (2, 3, 2)
+    mask = torch.tensor([[True, True, False], [True, False, False]])  # padding never counts
+    out = head(x, mask)
+    # row 1: mean (2, 3) -> hidden relu(2, 2) = (2, 2) -> 0.5 * 2 + 2 * 2 + 1 = 6
+    # row 2: mean (2, 0) -> hidden relu(2, -1) = (2, 0) -> 1 + 0 + 1 = 2
+    assert out.hidden.tolist() == [[2.0, 2.0], [2.0, 0.0]]
+    assert out.value.shape == (2,) and out.value.tolist() == [6.0, 2.0]

@@ -96,3 +96,36 @@ def test_result_neutral_fields_do_not_move_keys(neutral):
     }[neutral]
     changed = apply_overrides(cfg, [f"{neutral}={value}"])
     assert stage_keys(changed, "sha") == stage_keys(cfg, "sha")
+
+
+def test_main_task_and_emotion_target_move_the_emotion_stage_keys_only():
+    """Stage 2 / emotion_only train the main task, so both fields are in their keys; stage 1
+    trains no main head and is shared by runs that differ only there. At their defaults the
+    fields are left out of the hashed material: stages trained before they existed keep their keys."""
+    from metaser.training.keys import DEFAULT_OMITTED
+
+    cfg = RunConfig()
+    base = stage_keys(cfg, "sha")
+    arousal = stage_keys(apply_overrides(cfg, ["main_task=arousal"]), "sha")
+    soft = stage_keys(apply_overrides(cfg, ["emotion_target=soft"]), "sha")
+    assert arousal["stage1"] == soft["stage1"] == base["stage1"]
+    assert len({arousal["stage2"], soft["stage2"], base["stage2"]}) == 3
+    single = apply_overrides(cfg, ["aux_tasks={}"])
+    assert stage_keys(apply_overrides(single, ["main_task=valence"]), "sha") != stage_keys(single, "sha")
+    for spec in stage_plan(cfg):
+        assert not set(DEFAULT_OMITTED) & set(stage_material(cfg, spec, "sha", None)["fields"])
+    assert (
+        "main_task"
+        in stage_material(apply_overrides(cfg, ["main_task=arousal"]), stage_plan(cfg)[1], "s", None)["fields"]
+    )
+
+
+def test_new_run_config_fields_are_checked():
+    from metaser.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="emotion_target=soft trains emotion"):
+        apply_overrides(RunConfig(), ["main_task=arousal", "emotion_target=soft"])
+    with pytest.raises(ConfigError, match="main_task"):
+        apply_overrides(RunConfig(), ["main_task=asr"])
+    with pytest.raises(ConfigError):
+        apply_overrides(RunConfig(), ["emotion_target=fuzzy"])
