@@ -15,9 +15,11 @@ import numpy as np
 
 from metaser.errors import ConfigError, MetaserError
 
-__all__ = ["BACKENDS", "resolve_device", "TorchBackend", "OnnxBackend", "onnx_providers"]
+__all__ = ["BACKENDS", "ONNX_FILES", "resolve_device", "TorchBackend", "OnnxBackend", "onnx_providers"]
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+#: the file each onnxruntime backend runs, in the model directory
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 ONNX_OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
@@ -94,13 +96,13 @@ def onnx_providers(device: str | None) -> list[str]:
 
 
 class OnnxBackend:
-    """``model.onnx`` in an onnxruntime session.
+    """``model.onnx`` (or ``model.int8.onnx``) in an onnxruntime session.
 
     threads: intra-op threads (None: onnxruntime's default, one per core); optimization: the
-    graph optimisation level (``disable``, ``basic``, ``extended``, ``all``).
+    graph optimisation level (``disable``, ``basic``, ``extended``, ``all``); name: what
+    :attr:`EmotionRecognizer.backend_name` reports (``onnx``, ``onnx-int8``); spin: whether idle
+    intra-op threads spin-wait (None: onnxruntime's default, yes).
     """
-
-    name = "onnx"
 
     def __init__(
         self,
@@ -109,6 +111,8 @@ class OnnxBackend:
         device: str | None = "cpu",
         threads: int | None = None,
         optimization: str = "all",
+        name: str = "onnx",
+        spin: bool | None = None,
     ):
         import onnxruntime as ort
 
@@ -123,14 +127,17 @@ class OnnxBackend:
         }[optimization]
         if threads:
             opts.intra_op_num_threads = int(threads)
+        if spin is not None:  # idle intra-op threads spin (onnxruntime's default) or sleep
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         opts.log_severity_level = 3  # errors only
+        self.name = name
         self.providers = onnx_providers(device)
         try:
             self.session = ort.InferenceSession(str(onnx_file), sess_options=opts, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own exception types
             raise MetaserError(
                 f"cannot load {onnx_file}: {type(e).__name__}: {e}",
-                hint="re-export it with `metaser export-onnx MODEL_DIR`",
+                hint="re-export it with `metaser export-onnx MODEL_DIR`" + (" --int8" if "int8" in name else ""),
             ) from None
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
         self.outputs = [o.name for o in self.session.get_outputs()]

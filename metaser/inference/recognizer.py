@@ -34,7 +34,7 @@ import numpy as np
 from metaser.constants import MIN_SAMPLES, SAMPLE_RATE, receptive_field
 from metaser.data.audio import AudioError
 from metaser.errors import ConfigError, DataError, MetaserError
-from metaser.inference.backends import BACKENDS, OnnxBackend, TorchBackend, resolve_device
+from metaser.inference.backends import BACKENDS, ONNX_FILES, OnnxBackend, TorchBackend, resolve_device
 from metaser.inference.inputs import MAX_CHANNELS, AudioInput, InputChecks, InputError, Loaded, load_input
 from metaser.inference.results import Prediction, PredictionError, SegmentPrediction
 from metaser.inference.segment import SegmentConfig
@@ -204,13 +204,12 @@ class EmotionRecognizer:
         p, mcfg = cls._read_model_dir(path)
         if backend not in BACKENDS:
             raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-        if backend == "onnx":
-            f = p / (onnx_file or ONNX_NAME)
+        if backend in ONNX_FILES:
+            f = p / (onnx_file or ONNX_FILES[backend])
             if not f.is_file():
-                raise MetaserError(
-                    f"{p}: no {f.name} (the onnx backend needs it)", hint=f"write it with `metaser export-onnx {p}`"
-                )
-            be: Any = OnnxBackend(f, device=device, threads=threads)
+                how = f"metaser export-onnx {p}" + (" --int8" if backend == "onnx-int8" else "")
+                raise MetaserError(f"{p}: no {f.name} (the {backend} backend needs it)", hint=f"write it with `{how}`")
+            be: Any = OnnxBackend(f, device=device, threads=threads, name=backend)
         else:
             dev = resolve_device(device)
             if threads:
