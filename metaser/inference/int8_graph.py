@@ -99,8 +99,10 @@ def collect_ranges(model, plan: Int8Plan, audio: Sequence[np.ndarray]) -> dict[s
     sess = ort.InferenceSession(probe.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
     lo = dict.fromkeys(names, np.inf)
     hi = dict.fromkeys(names, -np.inf)
+    inputs = {i.name for i in sess.get_inputs()}
     for x in audio:
         feed = {"waveforms": x[None].astype(np.float32), "lengths": np.array([x.shape[0]], dtype=np.int64)}
+        feed = {k: v for k, v in feed.items() if k in inputs}
         for t, v in zip(names, sess.run(names, feed)):
             lo[t], hi[t] = min(lo[t], float(v.min())), max(hi[t], float(v.max()))
     return {t: (lo[t], hi[t]) for t in names}
