@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
-.PHONY: install demo test test-all lint format
+.PHONY: install demo test test-docs test-all lint format
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# every command of README.md, docs/*.md and the presets' comments, run shrunk (tests/docs/rules.py)
+test-docs: $(STAMP)
+	$(BIN)/python -m pytest -q -m docs
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not gpu"

@@ -106,11 +106,17 @@ _min_duration = click.option(
 @prepare.command("iemocap")
 @_root
 @_out
+@click.option(
+    "--self-evaluations",
+    is_flag=True,
+    help="Also count the actors' own categorical lines (C-F*, C-M*) in the vote fields "
+    "vote_ang/vote_hap/vote_neu/vote_sad (by default only the evaluators' C-E* lines).",
+)
 @_strict
 @_min_duration
-def prepare_iemocap(root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
-    """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions."""
-    _prepare("iemocap", root, out, strict, min_duration)
+def prepare_iemocap(root: Path, out: Path, self_evaluations: bool, strict: bool, min_duration: float | None) -> None:
+    """IEMOCAP_full_release: 4 classes (neu, hap+exc, ang, sad), 5 sessions, annotator votes."""
+    _prepare("iemocap", root, out, strict, min_duration, self_evaluations=self_evaluations)
 
 
 @prepare.command("emodb")
@@ -142,11 +148,95 @@ def prepare_ravdess(root: Path, out: Path, strict: bool, min_duration: float | N
     default=None,
     help="Directory that relative paths in the table are resolved against.",
 )
+@click.option(
+    "--regression",
+    "regression",
+    default="",
+    metavar="COL[,COL...]",
+    help="Columns stored as numbers (floats) in the manifest, e.g. valence,arousal: a task whose "
+    "values are numbers is trained as regression. A cell that is not a number is an error; an "
+    "empty cell leaves the field absent.",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Text encoding of the table (a UTF-8 byte-order mark is skipped), e.g. latin-1, cp1252.",
+)
+@click.option(
+    "--allow-duplicate-audio",
+    is_flag=True,
+    help="Accept the same audio file under two ids (an error by default: it could be in a "
+    "training and a test part at once).",
+)
+@click.option(
+    "--allow-speaker-overlap",
+    is_flag=True,
+    help="Accept a speaker in two sessions or two folds (an error by default: session- or "
+    "fold-grouped folds would test on speakers seen in training).",
+)
 @_strict
 @_min_duration
-def prepare_csv(file: Path, out: Path, audio_root: Path | None, strict: bool, min_duration: float | None) -> None:
+def prepare_csv(
+    file: Path,
+    out: Path,
+    audio_root: Path | None,
+    regression: str,
+    encoding: str,
+    allow_duplicate_audio: bool,
+    allow_speaker_overlap: bool,
+    strict: bool,
+    min_duration: float | None,
+) -> None:
     """Any corpus described by a CSV/TSV with `path` and `emotion` columns."""
-    _prepare("csv", file, out, strict, min_duration, audio_root=audio_root)
+    _prepare(
+        "csv",
+        file,
+        out,
+        strict,
+        min_duration,
+        audio_root=audio_root,
+        regression=[c for c in regression.split(",") if c.strip()],
+        encoding=encoding,
+        allow_duplicate_audio=allow_duplicate_audio,
+        allow_speaker_overlap=allow_speaker_overlap,
+    )
+
+
+_audio_root_required = click.option(
+    "--audio-root",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder holding the corpus' audio (EmoBox's downloads/<corpus>/ part of each path is "
+    "replaced by it; a file not found there is looked up by its name anywhere under it).",
+)
+
+
+@prepare.command("emobox")
+@_root
+@_audio_root_required
+@_out
+@_strict
+@_min_duration
+def prepare_emobox(root: Path, audio_root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
+    """One corpus folder of EmoBox's data/ (e.g. EmoBox/data/emodb) with EmoBox's folds.
+
+    \b
+    Each cut records its EmoBox test fold in the field `fold` (and `valid_fold` where the corpus
+    has valid files); train with data.split.group_by=fold to use exactly these folds.
+    """
+    _prepare("emobox", root, out, strict, min_duration, audio_root=audio_root)
+
+
+@prepare.command("emobox-track2")
+@click.argument("file", type=click.Path(path_type=Path))
+@_audio_root_required
+@_out
+@_strict
+@_min_duration
+def prepare_emobox_track2(file: Path, audio_root: Path, out: Path, strict: bool, min_duration: float | None) -> None:
+    """An EmoBox track-2 (cross-corpus) balanced test list: wav_filename, label, speaker."""
+    _prepare("emobox-track2", file, out, strict, min_duration, audio_root=audio_root)
 
 
 @main.command("synth-demo")
@@ -166,11 +256,13 @@ def synth_demo(out_root: Path, seed: int, size: int | None) -> None:
 def _load_run_config(config: Path, overrides: tuple[str, ...]):
     """The run config of a training command; also quiets Lightning for this process."""
     from metaser.config import load_config
+    from metaser.models.encoder.source import check_encoder_source
     from metaser.training.config import RunConfig
     from metaser.training.trainer import quiet_lightning
 
     quiet_lightning()
     cfg = load_config(RunConfig, config, list(overrides))
+    check_encoder_source(cfg.model.encoder.name_or_path)  # before anything trains: one clear error
     if not sys.stdout.isatty() and cfg.trainer.enable_progress_bar and os.environ.get("CI"):
         from metaser.config import apply_overrides
 
@@ -270,7 +362,8 @@ def train(config: Path, overrides: tuple[str, ...], fold: int, resume: bool) -> 
 
     OVERRIDES are dotted key=value pairs, e.g. stage1.epochs=5 model.fusion.layers=weighted_sum
     """
-    from metaser.training.fold import fold_dir, train_fold
+    from metaser.training.fold import fold_dir
+    from metaser.training.fold_run import train_fold
 
     cfg = _load_run_config(config, overrides)
     m = train_fold(cfg, fold, resume=resume)
@@ -378,6 +471,53 @@ def report(run_dir: Path) -> None:
     res = write_report(run_dir)
     print_results(res, console)
     console.print(f"report: {run_dir / 'report.md'}")
+
+
+@main.command("paper-tables")
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--encoder-as",
+    "encoder_as",
+    multiple=True,
+    metavar="NAME=ENCODER",
+    help="Place runs of encoder NAME (model.encoder.name_or_path) in the column of ENCODER (wav2vec2, hubert, "
+    "wavlm), e.g. tiny-wavlm=wavlm. Such runs are not the paper's encoder: they get no Δ. Repeatable.",
+)
+@click.option(
+    "--compare",
+    type=click.Choice(["mean", "pooled"]),
+    default="mean",
+    show_default=True,
+    help="Which of ours Δ uses: the mean over folds or the figure pooled over all folds' test utterances.",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the numbers here.")
+@click.option(
+    "-o", "--out", "md_out", type=click.Path(path_type=Path), default=None, help="Also write the Markdown here."
+)
+def paper_tables(
+    run_dirs: tuple[Path, ...], encoder_as: tuple[str, ...], compare: str, json_out: Path | None, md_out: Path | None
+) -> None:
+    """The paper's Tables I-IV with your runs beside them, Δ, and the paper's recomputed prose figures.
+
+    RUN_DIRS: `metaser cv` run folders, ablate-<study>/ folders, or the folder holding them
+    (`--study all`). Each run is placed by its saved config; the runs that cannot be placed are
+    listed with the reason. With no RUN_DIR: the paper's own figures and analyses.
+    """
+    import json
+
+    from metaser.experiments.paper_render import render
+    from metaser.experiments.paper_runs import parse_encoder_as
+    from metaser.experiments.paper_tables import build_paper_tables
+
+    doc = build_paper_tables(run_dirs, encoder_as=parse_encoder_as(encoder_as), compare=compare)
+    md = render(doc)
+    click.echo(md, nl=False)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    if md_out is not None:
+        md_out.parent.mkdir(parents=True, exist_ok=True)
+        md_out.write_text(md)
 
 
 # ----------------------------------------------------------------------------- sweep

@@ -25,6 +25,8 @@ __all__ = [
     "sha256_file",
     "manifest_file",
     "write_json_atomic",
+    "write_text_atomic",
+    "shared_mode",
 ]
 
 FOLD_RE = re.compile(r"^fold(\d+)$")
@@ -64,12 +66,31 @@ def write_json_atomic(obj: Any, path: str | Path) -> None:
     _write_atomic(Path(path), json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def shared_mode(path: str | Path) -> None:
+    """Give ``path`` the mode a plain ``open()`` / ``mkdir()`` would (0666 / 0777 minus the umask).
+
+    ``tempfile`` creates files 0600 and directories 0700; a file renamed into place keeps that,
+    and collaborators on shared cluster storage could not read it.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~mask)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename: never half-written;
+    the mode respects the umask (:func:`shared_mode`)."""
+    _write_atomic(Path(path), text)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        shared_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -84,6 +84,6 @@ def test_no_private_names_imported_across_modules():
 def test_the_layer_test_catches_an_upward_import(tmp_path):
     """The checker itself: a data module importing training is reported."""
     fake = tmp_path / "x.py"
-    fake.write_text("from metaser.training.fold import train_fold\nimport metaser.cli\n")
+    fake.write_text("from metaser.training.fold_run import train_fold\nimport metaser.cli\n")
     mods = [m for _, m in imports(fake)]
     assert [RANK[layer_of(m)] > RANK["data"] for m in mods] == [True, True]

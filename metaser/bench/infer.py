@@ -37,24 +37,23 @@ def default_threads() -> list[int]:
 
 
 def _heads(preds, rec) -> dict[str, np.ndarray]:
-    """Per classification head, the (N, C) probabilities of successful predictions."""
+    """Per classification head, (N, C) probabilities: emotion's in full; an auxiliary head's
+    top label and its probability (what a Prediction keeps), the other entries 0."""
     out = {"emotion": np.array([[p.probs[c] for c in rec.emotion_labels] for p in preds])}
     for t in rec.tasks:
-        if t.get("kind") != "classification":
+        if t.kind != "classification":
             continue
-        labels, name = [str(v) for v in t["labels"]], t["name"]
+        labels = [str(v) for v in t.labels]
 
-        def row(p, labels=labels, name=name):
-            # a Prediction keeps an auxiliary head's top label and its probability: that row entry only
-            lab, prob = {"gender": (p.gender, p.gender_prob), "style": (p.style, p.style_prob)}.get(
-                name, p.aux.get(name, (None, None))
-            )
+        def row(p, labels=labels, name=t.name):
+            top = {"gender": (p.gender, p.gender_prob), "style": (p.style, p.style_prob)}
+            lab, prob = top.get(name, p.aux.get(name, (None, None)))
             r = np.zeros(len(labels))
             if lab in labels:
                 r[labels.index(lab)] = prob
             return r
 
-        out[name] = np.array([row(p) for p in preds])
+        out[t.name] = np.array([row(p) for p in preds])
     return out
 
 
@@ -64,9 +63,9 @@ def _reference_forward(model_dir: Path, files: list[str]):
     import torch
 
     from metaser.data.audio import load_audio
-    from metaser.models.metaser import MetaSERModel
+    from metaser.models.factory import load_ser_model
 
-    hf = MetaSERModel.from_pretrained(model_dir).encoder.model.eval()
+    hf = load_ser_model(model_dir).encoder.model.eval()
 
     def run():
         with torch.inference_mode():
@@ -176,6 +175,7 @@ def bench_infer(
         def save(partial: bool) -> dict[str, Any]:
             out = _summary(model_dir, files, duration, repeats, thread_counts, refs, rows)
             if json_out:  # partial results survive an interrupted run
+                Path(json_out).parent.mkdir(parents=True, exist_ok=True)
                 Path(json_out).write_text(json.dumps({**out, "partial": partial}, indent=2))
             return out
 

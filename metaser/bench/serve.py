@@ -162,5 +162,6 @@ def bench_serve(
         f"server RSS {rss_before} -> {rss_after} MB (after start {rss_start} MB; per quarter {trace})"
     )
     if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(out, indent=2))
     return out

@@ -47,8 +47,7 @@ _TAIL_FRAMES = 64  # frames read at the end of a file to prove it is not truncat
 class AudioError(DataError):
     """An audio file that cannot be used; ``reason`` is one of :data:`AUDIO_ERROR_REASONS`."""
 
-    def __init__(self, message: str, *, reason: str, path: str | Path | None = None,
-                 hint: str | None = None):
+    def __init__(self, message: str, *, reason: str, path: str | Path | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)
         if reason not in AUDIO_ERROR_REASONS:
             raise ValueError(f"unknown AudioError reason {reason!r}")
@@ -127,36 +126,54 @@ def probe_audio(path: str | Path) -> AudioInfo:
         raise AudioError(f"cannot stat audio file {p}: {e}", reason="unreadable", path=p) from None
     if size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {p}", reason="empty", path=p)
+    if not os.access(p, os.R_OK):  # libsndfile would only say "System error."
+        raise AudioError(f"permission denied: {p}", reason="unreadable", path=p)
     try:
         f = sf.SoundFile(str(p))
+    except PermissionError:
+        raise AudioError(f"permission denied: {p}", reason="unreadable", path=p) from None
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as e:
         raise AudioError(f"cannot read audio file {p}: {e}", reason="unreadable", path=p) from None
     with f:
-        info = AudioInfo(path=os.path.abspath(p), samplerate=int(f.samplerate),
-                         channels=int(f.channels), frames=int(f.frames),
-                         format=str(f.format), subtype=str(f.subtype))
+        info = AudioInfo(
+            path=os.path.abspath(p),
+            samplerate=int(f.samplerate),
+            channels=int(f.channels),
+            frames=int(f.frames),
+            format=str(f.format),
+            subtype=str(f.subtype),
+        )
         if info.samplerate <= 0 or info.channels <= 0:
-            raise AudioError(f"audio file has an invalid header ({info.samplerate} Hz, "
-                             f"{info.channels} channels): {p}", reason="unreadable", path=p)
+            raise AudioError(
+                f"audio file has an invalid header ({info.samplerate} Hz, {info.channels} channels): {p}",
+                reason="unreadable",
+                path=p,
+            )
         if info.frames <= 0:
             raise AudioError(f"audio file holds no samples: {p}", reason="empty", path=p)
         declared = _wav_declared_frames(p, size) if info.format in ("WAV", "WAVEX") else None
         if declared is not None and declared > info.frames:
             raise AudioError(
-                f"audio file is truncated: header declares {declared} frames, only "
-                f"{info.frames} are on disk: {p}", reason="corrupt", path=p)
+                f"audio file is truncated: header declares {declared} frames, only {info.frames} are on disk: {p}",
+                reason="corrupt",
+                path=p,
+            )
         # Cheap proof that the end of the data is decodable (catches truncated FLAC/OGG...).
         want = min(_TAIL_FRAMES, info.frames)
         try:
             f.seek(info.frames - want)
             tail = f.read(want, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-            raise AudioError(f"audio file is corrupt (cannot read its last frames: {e}): {p}",
-                             reason="corrupt", path=p) from None
+            raise AudioError(
+                f"audio file is corrupt (cannot read its last frames: {e}): {p}", reason="corrupt", path=p
+            ) from None
         if tail.shape[0] != want:
-            raise AudioError(f"audio file is truncated: header declares {info.frames} frames, "
-                             f"the last {want - tail.shape[0]} cannot be read: {p}",
-                             reason="corrupt", path=p)
+            raise AudioError(
+                f"audio file is truncated: header declares {info.frames} frames, "
+                f"the last {want - tail.shape[0]} cannot be read: {p}",
+                reason="corrupt",
+                path=p,
+            )
     return info
 
 
@@ -186,11 +203,13 @@ def load_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE) -> np.nd
     try:
         data, sr = sf.read(info.path, dtype="float32", always_2d=True)  # (S, C)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        raise AudioError(f"cannot decode audio file {path}: {e}", reason="corrupt",
-                         path=path) from None
+        raise AudioError(f"cannot decode audio file {path}: {e}", reason="corrupt", path=path) from None
     if data.shape[0] != info.frames:
-        raise AudioError(f"audio file is truncated: header declares {info.frames} frames, "
-                         f"decoded {data.shape[0]}: {path}", reason="corrupt", path=path)
+        raise AudioError(
+            f"audio file is truncated: header declares {info.frames} frames, decoded {data.shape[0]}: {path}",
+            reason="corrupt",
+            path=path,
+        )
     x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]  # (S,)
     if sample_rate is not None and sample_rate != sr:
         x = resample(x, sr, sample_rate)
@@ -204,6 +223,5 @@ def check_finite(x: np.ndarray, *, name: str | Path | None = None) -> np.ndarray
     if bad.any():
         n = int(bad.sum())
         where = f" in {name}" if name is not None else ""
-        raise AudioError(f"{n} of {x.size} audio samples are NaN or inf{where}",
-                         reason="nonfinite", path=name)
+        raise AudioError(f"{n} of {x.size} audio samples are NaN or inf{where}", reason="nonfinite", path=name)
     return x

@@ -6,12 +6,12 @@ values raise :class:`~metaser.errors.ConfigError` naming the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from metaser.errors import ConfigError
 
-__all__ = ["PAPER_SPEEDS", "SplitConfig", "AugmentConfig", "SamplerConfig", "DataConfig"]
+__all__ = ["PAPER_SPEEDS", "AUGMENT_PRESETS", "SplitConfig", "AugmentConfig", "SamplerConfig", "DataConfig"]
 
 #: The paper's TDSA set: "resampling the waveform at varying rates (80, 100, and 120)".
 PAPER_SPEEDS: tuple[float, ...] = (0.8, 1.0, 1.2)
@@ -34,16 +34,19 @@ class SplitConfig:
     """Speaker-independent cross-validation folds and the validation split inside each.
 
     group_by: ``session`` (IEMOCAP: leave-one-session-out, each session is one pair of
-        speakers) or ``speaker`` (corpora without sessions, e.g. EmoDB).
+        speakers), ``speaker`` (corpora without sessions, e.g. EmoDB) or ``fold`` (the folds
+        the manifest's ``fold`` field names, e.g. EmoBox's, never re-split; cuts whose
+        ``valid_fold`` names a fold are its validation part: :mod:`metaser.data.folds`).
     num_folds: ``None`` = one fold per group (leave-one-group-out); ``k`` = the groups are
-        assigned to ``k`` folds, balancing utterance counts deterministically.
+        assigned to ``k`` folds, balancing utterance counts deterministically. With
+        ``group_by: fold`` it must be ``None`` or the number of folds the manifest names.
     valid_fraction: fraction of the training part held out for validation (0 = none).
     valid_by: ``utterance`` (stratified by emotion) or ``speaker`` (whole speakers held out,
         at least one, about ``valid_fraction`` of the utterances).
     seed: makes the validation split reproducible.
     """
 
-    group_by: Literal["session", "speaker"] = "session"
+    group_by: Literal["session", "speaker", "fold"] = "session"
     num_folds: int | None = None
     valid_fraction: float = 0.1
     valid_by: Literal["utterance", "speaker"] = "utterance"
@@ -51,18 +54,45 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         if self.num_folds is not None and self.num_folds < 2:
-            raise ConfigError(f"split.num_folds: needs at least 2 folds (or null for one per group), "
-                              f"got {self.num_folds}")
+            raise ConfigError(
+                f"split.num_folds: needs at least 2 folds (or null for one per group), got {self.num_folds}"
+            )
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ConfigError(f"split.valid_fraction: must be in [0, 1), got {self.valid_fraction!r}")
+
+
+#: What each augmentation preset sets for the fields left at ``None`` / ``"preset"``.
+#: ``paper``: TDSA as the paper states it, speed perturbation only, a factor per utterance.
+#: ``speechbrain``: the paper builds on SpeechBrain, whose ``TimeDomainSpecAugment`` also drops
+#: 0-3 frequency bands and 0-5 chunks of 1000-2000 samples, with one speed per batch.
+AUGMENT_PRESETS: dict[str, dict[str, object]] = {
+    "paper": {"speed_per": "utterance", "drop_freq_prob": 0.0, "drop_chunk_prob": 0.0},
+    "speechbrain": {"speed_per": "batch", "drop_freq_prob": 1.0, "drop_chunk_prob": 1.0},
+}
+
+
+def _check_range(name: str, low: float, high: float, minimum: float) -> None:
+    if low < minimum or high < low:
+        raise ConfigError(f"augment.{name}_low / {name}_high: need {minimum} <= low <= high, got {low} and {high}")
 
 
 @dataclass
 class AugmentConfig:
     """Training-time augmentation.
 
+    preset: how the paper's TDSA ("Time Domain Spectral Augmentation") is read.
+        ``paper`` (default): speed perturbation only, one factor per utterance, as the paper
+        states it. ``speechbrain``: SpeechBrain's ``TimeDomainSpecAugment``, which the paper
+        builds on: speed perturbation with one factor per batch, plus :func:`drop_freq` (0-3
+        notch filters) and :func:`drop_chunk` (0-5 zeroed chunks of 1000-2000 samples) on
+        every utterance. The preset fills the fields left at ``None`` / ``"preset"``
+        (:data:`AUGMENT_PRESETS`); a value given explicitly wins. Read the effective values
+        with :meth:`resolved`.
     speeds / speed_prob: TDSA, the paper's speed perturbation. With probability
-        ``speed_prob`` a factor is drawn uniformly from ``speeds`` per utterance (else 1.0).
+        ``speed_prob`` a factor is drawn uniformly from ``speeds`` (else 1.0).
+    speed_per: ``utterance`` (a factor per utterance) or ``batch`` (one factor for the whole
+        batch, SpeechBrain's ``SpeedPerturb``: see :func:`metaser.data.augment.batch_rng`);
+        ``preset`` = the preset's choice.
     speed_convention: how a factor ``f`` is read.
         ``length`` (default): the paper's and SpeechBrain's reading of "rates (80, 100, and
         120)": ``f`` times the samples, so 0.8 keeps 0.8x of the samples (faster, higher) and
@@ -71,14 +101,24 @@ class AugmentConfig:
         (0.8 -> 1.25x). Either way the resampling rate is rounded to one lhotse can build
         cheaply (:func:`metaser.data.augment.lhotse_speed_factor`: 1.2 -> 1.20048x at 16 kHz).
     band_drop_prob: probability to zero one random frequency band (FFT mask) whose width
-        is drawn uniformly in [``band_drop_min_hz``, ``band_drop_max_hz``].
+        is drawn uniformly in [``band_drop_min_hz``, ``band_drop_max_hz``] (metaser's own).
     chunk_drop_prob: probability to zero 1..``chunk_drop_max_count`` random time chunks,
-        each up to ``chunk_drop_max_seconds`` long.
-    Band and chunk dropping are off by default (the paper uses speed perturbation only).
+        each up to ``chunk_drop_max_seconds`` long (metaser's own).
+    drop_freq_prob: probability (per utterance) of SpeechBrain's frequency drop: between
+        ``drop_freq_count_low`` and ``drop_freq_count_high`` notch filters (101 taps) at
+        frequencies drawn uniformly over (0, Nyquist], each rejecting a band of
+        2 x ``drop_freq_width`` x Nyquist above it. ``None`` = the preset's value.
+    drop_chunk_prob: probability (per utterance) of SpeechBrain's chunk drop: between
+        ``drop_chunk_count_low`` and ``drop_chunk_count_high`` chunks, each
+        ``drop_chunk_length_low``..``drop_chunk_length_high`` samples long, set to zero.
+        ``None`` = the preset's value.
+    The band / chunk / frequency / chunk drops are all off under the ``paper`` preset.
     """
 
+    preset: Literal["paper", "speechbrain"] = "paper"
     speeds: list[float] = field(default_factory=lambda: list(PAPER_SPEEDS))
     speed_prob: float = 1.0
+    speed_per: Literal["preset", "utterance", "batch"] = "preset"
     speed_convention: Literal["length", "lhotse"] = "length"
     band_drop_prob: float = 0.0
     band_drop_min_hz: float = 100.0
@@ -86,8 +126,19 @@ class AugmentConfig:
     chunk_drop_prob: float = 0.0
     chunk_drop_max_count: int = 2
     chunk_drop_max_seconds: float = 0.1
+    drop_freq_prob: float | None = None
+    drop_freq_count_low: int = 0
+    drop_freq_count_high: int = 3
+    drop_freq_width: float = 0.05
+    drop_chunk_prob: float | None = None
+    drop_chunk_count_low: int = 0
+    drop_chunk_count_high: int = 5
+    drop_chunk_length_low: int = 1000
+    drop_chunk_length_high: int = 2000
 
     def __post_init__(self) -> None:
+        if self.preset not in AUGMENT_PRESETS:
+            raise ConfigError(f"augment.preset: must be one of {', '.join(AUGMENT_PRESETS)}, got {self.preset!r}")
         if not self.speeds:
             raise ConfigError("augment.speeds: needs at least one factor (use [1.0] to disable)")
         for i, s in enumerate(self.speeds):
@@ -95,18 +146,48 @@ class AugmentConfig:
         _check_prob("augment.speed_prob", self.speed_prob)
         _check_prob("augment.band_drop_prob", self.band_drop_prob)
         _check_prob("augment.chunk_drop_prob", self.chunk_drop_prob)
+        for name in ("drop_freq_prob", "drop_chunk_prob"):
+            if getattr(self, name) is not None:
+                _check_prob(f"augment.{name}", getattr(self, name))
         _check_positive("augment.band_drop_min_hz", self.band_drop_min_hz)
         if self.band_drop_max_hz < self.band_drop_min_hz:
-            raise ConfigError(f"augment.band_drop_max_hz: must be >= band_drop_min_hz "
-                              f"({self.band_drop_min_hz}), got {self.band_drop_max_hz}")
+            raise ConfigError(
+                f"augment.band_drop_max_hz: must be >= band_drop_min_hz "
+                f"({self.band_drop_min_hz}), got {self.band_drop_max_hz}"
+            )
         _check_positive("augment.chunk_drop_max_count", self.chunk_drop_max_count)
         _check_positive("augment.chunk_drop_max_seconds", self.chunk_drop_max_seconds)
+        _check_range("drop_freq_count", self.drop_freq_count_low, self.drop_freq_count_high, 0)
+        if not 0.0 < self.drop_freq_width < 0.5:
+            raise ConfigError(
+                f"augment.drop_freq_width: a fraction of the Nyquist frequency in "
+                f"(0, 0.5), got {self.drop_freq_width!r}"
+            )
+        _check_range("drop_chunk_count", self.drop_chunk_count_low, self.drop_chunk_count_high, 0)
+        _check_range("drop_chunk_length", self.drop_chunk_length_low, self.drop_chunk_length_high, 1)
+
+    def resolved(self) -> AugmentConfig:
+        """A copy with the preset's values in every field left at ``None`` / ``"preset"``."""
+        values = AUGMENT_PRESETS[self.preset]
+        changes = {k: v for k, v in values.items() if getattr(self, k) in (None, "preset")}
+        return replace(self, **changes) if changes else self
+
+    @property
+    def speed_enabled(self) -> bool:
+        """True when speed perturbation can change an utterance."""
+        return self.speed_prob > 0 and any(s != 1.0 for s in self.speeds)
+
+    @property
+    def waveform_enabled(self) -> bool:
+        """True when a waveform augmentation other than speed (band / chunk / frequency drop)
+        can change an utterance: features of such a run cannot be cached."""
+        r = self.resolved()
+        return any(p > 0 for p in (r.band_drop_prob, r.chunk_drop_prob, r.drop_freq_prob, r.drop_chunk_prob))
 
     @property
     def enabled(self) -> bool:
         """True when any augmentation can change an utterance."""
-        speed = self.speed_prob > 0 and any(s != 1.0 for s in self.speeds)
-        return speed or self.band_drop_prob > 0 or self.chunk_drop_prob > 0
+        return self.speed_enabled or self.waveform_enabled
 
 
 @dataclass

@@ -31,9 +31,11 @@ from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.augment import SpeedPerturb, WaveformAugment
 from metaser.data.batch import Batch
 from metaser.data.config import AugmentConfig, DataConfig
+from metaser.data.feature_store import FeatureStore
 from metaser.data.labels import IGNORE_INDEX, CharVocab, LabelSpace
-from metaser.data.manifest import get_field, load_cut_audio
+from metaser.data.manifest import get_field
 from metaser.data.sampling import make_sampler
+from metaser.data.sources import SPEED_KEY, AudioSource, StoreSource, UtteranceAudio
 from metaser.errors import DataError
 
 __all__ = ["build_label_space", "SERDataset", "make_dataloader", "classification_tasks"]
@@ -42,11 +44,10 @@ logger = logging.getLogger(__name__)
 
 ASR_TASK = "asr"
 _EPOCH_KEY = "metaser_epoch"
-_SPEED_KEY = "metaser_speed"  # TDSA factor already applied before bucketing
 
 
 def classification_tasks(tasks: list[str]) -> list[str]:
-    """"emotion" first, then every classification task of ``tasks`` (all but "asr")."""
+    """ "emotion" first, then every classification task of ``tasks`` (all but "asr")."""
     return ["emotion"] + [t for t in dict.fromkeys(tasks) if t not in ("emotion", ASR_TASK)]
 
 
@@ -67,8 +68,7 @@ def _available_fields(cuts: list[Any]) -> list[str]:
     return sorted(names)
 
 
-def build_label_space(train_cuts: CutSet, tasks: list[str], *,
-                      emotion_classes: list[str] | None = None) -> LabelSpace:
+def build_label_space(train_cuts: CutSet, tasks: list[str], *, emotion_classes: list[str] | None = None) -> LabelSpace:
     """Class names of "emotion" and of each task in ``tasks`` from the training cuts.
 
     Classes are sorted (stable across runs) unless ``emotion_classes`` fixes the emotion
@@ -90,9 +90,10 @@ def build_label_space(train_cuts: CutSet, tasks: list[str], *,
         if task == "emotion" and emotion_classes is not None:
             unknown = sorted(values - set(emotion_classes))
             if unknown:
-                raise DataError(f"training emotions {unknown} are not in the given emotion "
-                                f"classes {list(emotion_classes)}",
-                                hint="map or filter them when preparing the manifest")
+                raise DataError(
+                    f"training emotions {unknown} are not in the given emotion classes {list(emotion_classes)}",
+                    hint="map or filter them when preparing the manifest",
+                )
             classes[task] = list(emotion_classes)
         else:
             classes[task] = sorted(values)
@@ -100,8 +101,10 @@ def build_label_space(train_cuts: CutSet, tasks: list[str], *,
     if ASR_TASK in tasks:
         texts = [t for t in (get_field(c, "text") for c in cuts) if t is not None]
         if not texts:
-            raise DataError("task 'asr': no training utterance has a transcript ('text')",
-                            hint=f"available fields: {', '.join(_available_fields(cuts)) or 'none'}")
+            raise DataError(
+                "task 'asr': no training utterance has a transcript ('text')",
+                hint=f"available fields: {', '.join(_available_fields(cuts)) or 'none'}",
+            )
         vocab = CharVocab.build(texts)
     return LabelSpace(classes=classes, vocab=vocab)
 
@@ -114,48 +117,52 @@ class SERDataset(torch.utils.data.Dataset):
     augment: speed / band / chunk settings (used only when ``train``).
     max_utterance_seconds: training crop length (None = no crop).
     min_samples: a waveform shorter than this (after augmentation and cropping, in train and
-        eval alike) is zero-padded at the end to ``min_samples``, and its length in the batch
-        is ``min_samples``: the CNN sees enough input for one frame. Counted in
-        ``num_padded_short`` like crops in ``num_cropped``. 0 = never pad.
-    features: a :class:`~metaser.data.feature_store.FeatureStore` of precomputed encoder
-        inputs per (cut, speed factor). When given, a batch carries the stored features
-        (``Batch.features``, zero-padded along time) instead of audio; the speed factor is
-        drawn exactly as for audio. Only valid without band / chunk dropping and cropping
-        (the store holds what :meth:`waveform` gives for each factor).
+        eval alike) is zero-padded at the end to ``min_samples``: the CNN sees enough input for
+        one frame (:class:`~metaser.data.sources.UtteranceAudio`). 0 = never pad.
+    store: a :class:`~metaser.data.feature_store.FeatureStore` of frozen-prefix features per
+        (cut, speed factor). When given, a batch's input is the stored features
+        (:class:`~metaser.boundary.FrozenFeatures`) instead of audio; the speed factor is drawn
+        exactly as for audio. Only valid without band / chunk dropping and cropping (the store
+        holds what the audio path would give the encoder for each factor).
     """
 
-    def __init__(self, labels: LabelSpace, tasks: list[str], *, train: bool = False,
-                 augment: AugmentConfig | None = None, max_utterance_seconds: float | None = None,
-                 sample_rate: int = SAMPLE_RATE, seed: int = 0, min_samples: int = MIN_SAMPLES,
-                 features: Any = None):
+    def __init__(
+        self,
+        labels: LabelSpace,
+        tasks: list[str],
+        *,
+        train: bool = False,
+        augment: AugmentConfig | None = None,
+        max_utterance_seconds: float | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        seed: int = 0,
+        min_samples: int = MIN_SAMPLES,
+        store: FeatureStore | None = None,
+    ):
         self.labels = labels
         self.tasks = classification_tasks(tasks)
         missing = [t for t in self.tasks if t not in labels.classes]
         if missing:
-            raise DataError(f"tasks {missing} have no classes in the label space "
-                            f"(it has {list(labels.classes)})")
+            raise DataError(f"tasks {missing} have no classes in the label space (it has {list(labels.classes)})")
         self.asr = ASR_TASK in tasks
         if self.asr and labels.vocab is None:
             raise DataError("task 'asr' is enabled but the label space has no CTC vocabulary")
         self.train = train
         augment = augment if (train and augment is not None) else None
         self.speed = SpeedPerturb.from_config(augment, sample_rate) if augment else None
-        self.wave_aug = WaveformAugment(augment, sample_rate) if augment else None
-        self.max_samples = (int(round(max_utterance_seconds * sample_rate))
-                            if train and max_utterance_seconds else None)
-        if min_samples < 0:
-            raise DataError(f"min_samples must be >= 0, got {min_samples}")
-        self.min_samples = int(min_samples)
-        self.features = features
-        if features is not None and (self.max_samples is not None or (self.wave_aug and self.wave_aug.enabled)):
-            raise DataError("precomputed features cannot be used with band / chunk dropping or cropping")
+        wave_aug = WaveformAugment(augment, sample_rate) if augment else None
+        max_samples = int(round(max_utterance_seconds * sample_rate)) if train and max_utterance_seconds else None
+        if store is not None:
+            if max_samples is not None or (wave_aug is not None and wave_aug.enabled):
+                raise DataError("precomputed features cannot be used with band / chunk dropping or cropping")
+            self.source: AudioSource | StoreSource = StoreSource(store)
+        else:
+            audio = UtteranceAudio(self.speed, sample_rate=sample_rate, min_samples=min_samples)
+            self.source = AudioSource(audio, wave_aug, max_samples)
         self.sample_rate = sample_rate
         self.seed = seed
         self.epoch = 0  # used when a cut carries no epoch tag (dataset called directly)
-        # Per-process counters (each DataLoader worker counts its own share).
-        self.num_cropped = 0
-        self.num_padded_short = 0
-        self.unknown_labels: dict[str, int] = {}
+        self.unknown_labels: dict[str, int] = {}  # per process (each DataLoader worker counts its own)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -164,52 +171,9 @@ class SERDataset(torch.utils.data.Dataset):
         epoch = (getattr(cut, "custom", None) or {}).get(_EPOCH_KEY, self.epoch)
         return _utterance_rng(self.seed, epoch, cut.id)
 
-    def _factor(self, cut: Any, rng: np.random.Generator) -> float:
-        """The TDSA factor of ``cut`` in this epoch (1.0 outside training)."""
-        return self.speed.draw(rng) if self.speed is not None else 1.0  # always drawn: same rng stream
-
-    def waveform(self, cut: Any, factor: float = 1.0) -> torch.Tensor:
-        """(S,) float32 audio of ``cut`` at speed ``factor``, zero-padded to ``min_samples``
-        when shorter: what the model sees, before band / chunk dropping and cropping."""
-        cut = self._at_speed(cut, factor)
-        return self._pad_short(self._decode(cut), cut)
-
-    def _at_speed(self, cut: Any, factor: float) -> Any:
-        """``cut`` resampled by ``factor``, unless the bucketing sampler already did it (the
-        same draw, except for lhotse's "_dup" padding copies under DDP, whose ids differ)."""
-        if factor != 1.0 and self.speed is not None and (getattr(cut, "custom", None) or {}).get(_SPEED_KEY) is None:
-            return self.speed.apply(cut, factor)
-        return cut
-
-    def _decode(self, cut: Any) -> torch.Tensor:
-        audio = load_cut_audio(cut, self.sample_rate)  # (S,); raises AudioError (a DataError)
-        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)  # (S,)
-        if wave.numel() == 0:
-            raise DataError(f"cut {cut.id!r} has no audio samples")
-        return wave
-
-    def _load(self, cut: Any, rng: np.random.Generator) -> torch.Tensor:
-        """(S,) float32 audio of one utterance, augmented and cropped when training, and
-        zero-padded to ``min_samples`` when shorter."""
-        cut = self._at_speed(cut, self._factor(cut, rng))
-        wave = self._decode(cut)
-        if self.wave_aug is not None and self.wave_aug.enabled:
-            wave = self.wave_aug(wave, rng)
-        if self.max_samples is not None and wave.numel() > self.max_samples:
-            start = int(rng.integers(0, wave.numel() - self.max_samples + 1))
-            wave = wave[start:start + self.max_samples]
-            self.num_cropped += 1
-        return self._pad_short(wave, cut)
-
-    def _pad_short(self, wave: torch.Tensor, cut: Any) -> torch.Tensor:
-        if wave.numel() < self.min_samples:
-            n = wave.numel()
-            wave = torch.nn.functional.pad(wave, (0, self.min_samples - n))  # (min_samples,)
-            self.num_padded_short += 1
-            if self.num_padded_short == 1:
-                logger.warning("cut %s has %d samples, fewer than min_samples=%d: zero-padded "
-                               "(further ones are counted only)", cut.id, n, self.min_samples)
-        return wave
+    def _factor(self, rng: np.random.Generator) -> float:
+        """An utterance's TDSA factor in this epoch (1.0 outside training)."""
+        return self.speed.draw(rng) if self.speed is not None else 1.0  # always drawn first: same rng stream
 
     def _target(self, cut: Any, task: str) -> int:
         value = _category(cut, task)
@@ -219,43 +183,39 @@ class SERDataset(torch.utils.data.Dataset):
             # Unseen values are expected outside training (a speaker-independent test fold
             # has no training speaker), so only training data warns.
             if self.unknown_labels[task] == 1 and self.train:
-                logger.warning("task %s: value %r of cut %s is not in the training label space; "
-                               "it is ignored (IGNORE_INDEX), further ones are counted only",
-                               task, value, cut.id)
+                logger.warning(
+                    "task %s: value %r of cut %s is not in the training label space; "
+                    "it is ignored (IGNORE_INDEX), further ones are counted only",
+                    task,
+                    value,
+                    cut.id,
+                )
         return index
 
     def __getitem__(self, cuts: CutSet) -> Batch:
         cuts = list(cuts)
         if not cuts:
             raise DataError("SERDataset received an empty batch")
-        features = frame_lengths = None
-        if self.features is not None:
-            factors = [self._factor(c, self._rng(c)) for c in cuts]
-            entries = [self.features.get(c.id, f) for c, f in zip(cuts, factors)]  # B x n x (T_i, C)
-            lengths = torch.tensor([self.features.num_samples(c.id, f) for c, f in zip(cuts, factors)],
-                                   dtype=torch.int64)  # (B,)
-            frame_lengths = torch.tensor([e[0].shape[0] for e in entries], dtype=torch.int64)  # (B,)
-            features = tuple(pad_sequence([e[j] for e in entries], batch_first=True)  # (B, T, C)
-                             for j in range(len(entries[0])))
-            waveforms = torch.zeros(len(cuts), 0)  # (B, 0): no audio in the batch
-        else:
-            waves = [self._load(c, self._rng(c)) for c in cuts]
-            lengths = torch.tensor([w.numel() for w in waves], dtype=torch.int64)  # (B,)
-            waveforms = pad_sequence(waves, batch_first=True)  # (B, S) zero-padded
-        targets = {t: torch.tensor([self._target(c, t) for c in cuts], dtype=torch.int64)  # (B,)
-                   for t in self.tasks}
+        rngs = [self._rng(c) for c in cuts]
+        factors = [self._factor(r) for r in rngs]
+        inputs = self.source.collate(cuts, factors, rngs)
+        targets = {
+            t: torch.tensor([self._target(c, t) for c in cuts], dtype=torch.int64)  # (B,)
+            for t in self.tasks
+        }
         ctc_targets = ctc_lengths = None
         if self.asr:
             vocab = self.labels.vocab
-            assert vocab is not None
-            encoded = [torch.tensor(vocab.encode(get_field(c, "text") or ""), dtype=torch.int64)
-                       for c in cuts]
+            encoded = [torch.tensor(vocab.encode(get_field(c, "text") or ""), dtype=torch.int64) for c in cuts]
             ctc_lengths = torch.tensor([e.numel() for e in encoded], dtype=torch.int64)  # (B,)
             ctc_targets = pad_sequence(encoded, batch_first=True)  # (B, U), 0-padded
-        return Batch(waveforms=waveforms, lengths=lengths, targets=targets,
-                     ctc_targets=ctc_targets, ctc_target_lengths=ctc_lengths,
-                     ids=[c.id for c in cuts], features=features, frame_lengths=frame_lengths,
-                     feature_layer=int(self.features.meta.get("layer", 0)) if self.features is not None else 0)
+        return Batch(
+            inputs=inputs,
+            targets=targets,
+            ctc_targets=ctc_targets,
+            ctc_target_lengths=ctc_lengths,
+            ids=[c.id for c in cuts],
+        )
 
 
 def _utterance_rng(seed: int, epoch: int, cut_id: str) -> np.random.Generator:
@@ -276,7 +236,7 @@ class _SpeedBeforeBucketing:
         epoch = int(getattr(self.sampler, "epoch", 0))
         factor = self.speed.draw(_utterance_rng(self.seed, epoch, cut.id))
         out = self.speed.apply(cut, factor, affix_id=False)
-        return fastcopy(out, custom={**(out.custom or {}), _SPEED_KEY: factor})
+        return fastcopy(out, custom={**(out.custom or {}), SPEED_KEY: factor})
 
 
 class _TagEpoch:
@@ -287,14 +247,21 @@ class _TagEpoch:
 
     def __call__(self, cuts: CutSet) -> CutSet:
         epoch = int(getattr(self.sampler, "epoch", 0))
-        return CutSet.from_cuts(
-            fastcopy(c, custom={**(c.custom or {}), _EPOCH_KEY: epoch}) for c in cuts
-        )
+        return CutSet.from_cuts(fastcopy(c, custom={**(c.custom or {}), _EPOCH_KEY: epoch}) for c in cuts)
 
 
-def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg: DataConfig, *,
-                    train: bool, epoch_seed: int = 0, world_size: int | None = None,
-                    rank: int | None = None, features: Any = None) -> torch.utils.data.DataLoader:
+def make_dataloader(
+    cuts: CutSet,
+    labels: LabelSpace,
+    tasks: list[str],
+    data_cfg: DataConfig,
+    *,
+    train: bool,
+    epoch_seed: int = 0,
+    world_size: int | None = None,
+    rank: int | None = None,
+    store: FeatureStore | None = None,
+) -> torch.utils.data.DataLoader:
     """A DataLoader yielding :class:`Batch` es of ``cuts``.
 
     train: shuffled (per ``data_cfg.sampler``), augmented, cropped; else deterministic with
@@ -303,29 +270,48 @@ def make_dataloader(cuts: CutSet, labels: LabelSpace, tasks: list[str], data_cfg
         shuffling and augmentation of epoch ``e`` depend only on ``(sampler.seed, e)``.
         Call :func:`metaser.data.sampling.set_epoch` (loader, e) before each epoch.
     world_size / rank: DDP sharding (default: from torch.distributed when initialised).
-    features: a FeatureStore of precomputed encoder inputs (see :class:`SERDataset`).
+    store: a FeatureStore of frozen-prefix features (see :class:`SERDataset`).
     """
     scfg = data_cfg.sampler
     sampler_cuts, pre = cuts, None
-    if train and scfg.mode == "bucketing" and data_cfg.augment.speed_prob > 0 \
-            and any(f != 1.0 for f in data_cfg.augment.speeds):
-        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment, SAMPLE_RATE),
-                                    scfg.seed)
+    if (
+        train
+        and scfg.mode == "bucketing"
+        and data_cfg.augment.speed_prob > 0
+        and any(f != 1.0 for f in data_cfg.augment.speeds)
+    ):
+        pre = _SpeedBeforeBucketing(SpeedPerturb.from_config(data_cfg.augment, SAMPLE_RATE), scfg.seed)
         sampler_cuts = CutSet(LazyMapper(cuts, pre))
-    sampler = make_sampler(sampler_cuts, scfg, train=train, world_size=world_size, rank=rank,
-                           max_duration=None if train else data_cfg.eval_max_duration)
+    sampler = make_sampler(
+        sampler_cuts,
+        scfg,
+        train=train,
+        world_size=world_size,
+        rank=rank,
+        max_duration=None if train else data_cfg.eval_max_duration,
+    )
     if pre is not None:
         pre.sampler = sampler
     sampler.set_epoch(epoch_seed)
     sampler.map(_TagEpoch(sampler))
-    dataset = SERDataset(labels, tasks, train=train, augment=data_cfg.augment if train else None,
-                         max_utterance_seconds=scfg.max_utterance_seconds if train else None,
-                         seed=scfg.seed, features=features)
+    dataset = SERDataset(
+        labels,
+        tasks,
+        train=train,
+        augment=data_cfg.augment if train else None,
+        max_utterance_seconds=scfg.max_utterance_seconds if train else None,
+        seed=scfg.seed,
+        store=store,
+    )
     if train and scfg.max_utterance_seconds:
         longer = sum(1 for c in cuts if c.duration > scfg.max_utterance_seconds)
         if longer:
-            logger.info("%d of %d training utterances are longer than max_utterance_seconds=%g "
-                        "and are randomly cropped", longer, len(cuts), scfg.max_utterance_seconds)
+            logger.info(
+                "%d of %d training utterances are longer than max_utterance_seconds=%g and are randomly cropped",
+                longer,
+                len(cuts),
+                scfg.max_utterance_seconds,
+            )
     return torch.utils.data.DataLoader(
         dataset,
         sampler=sampler,

@@ -1,36 +1,102 @@
 """A store of precomputed per-utterance feature sequences, keyed by (cut id, speed factor).
 
-What the frozen-prefix cache of training (:mod:`metaser.training.cache`) writes and the
+What the frozen-prefix cache (:mod:`metaser.data.feature_cache`, for :mod:`metaser.training.frozen`) writes and the
 collating dataset reads. One store is a directory holding ``data.bin`` (every sequence,
 contiguous, ``dtype``) and ``index.json`` (per entry: offset, frames, number of stacked
 tensors, width, and the utterance's sample count). An entry is ``n`` tensors of shape (T, C)
 (stage 1: n = 1, the CNN output; stage 2: n = frozen layers, their outputs).
 
-Writing is atomic: the store is built in a temporary sibling directory and renamed into
-place, so a reader never sees half a store, and two writers of the same key leave one
-complete copy. ``open`` memory-maps ``data.bin`` (``in_memory=True`` reads it into RAM).
+Writing is atomic: the store is built in a temporary sibling directory
+(``.<name>.tmp-<host>-<pid>-<random>``) and renamed into place, so a reader never sees half a
+store, and two writers of the same key leave one complete copy. A writer that fails or is
+interrupted (Ctrl-C, and SIGTERM while :func:`cleanup_on_sigterm` is active) removes its
+temporary directory; one left by a killed process is removed by the next writer in that folder
+(:func:`sweep_stale`: same host, process gone). ``open`` memory-maps ``data.bin``
+(``in_memory=True`` reads it into RAM).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["FeatureStore", "FeatureStoreWriter", "entry_key", "DTYPES"]
+from metaser.rundir import shared_mode
 
-DTYPES = {"float32": (torch.float32, np.float32), "float16": (torch.float16, np.float16),
-          "bfloat16": (torch.bfloat16, np.uint16)}  # numpy has no bfloat16: its bits as uint16
+__all__ = ["FeatureStore", "FeatureStoreWriter", "entry_key", "DTYPES", "sweep_stale", "cleanup_on_sigterm"]
+
+DTYPES = {
+    "float32": (torch.float32, np.float32),
+    "float16": (torch.float16, np.float16),
+    "bfloat16": (torch.bfloat16, np.uint16),
+}  # numpy has no bfloat16: its bits as uint16
 
 
 def entry_key(cut_id: str, factor: float) -> str:
     return f"{cut_id}|{float(factor):g}"
+
+
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)-[^/]+$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale(folder: str | Path) -> list[Path]:
+    """Remove the temporary store directories in ``folder`` left by dead processes of this host
+    (a writer killed by SIGKILL or a crash); returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    host = _host()
+    for p in folder.iterdir():
+        m = _TMP_RE.match(p.name)
+        if m and p.is_dir() and m["host"] == host and not _alive(int(m["pid"])):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def cleanup_on_sigterm() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises ``SystemExit(143)`` in this process instead
+    of killing it on the spot, so writers run their cleanup (``except BaseException: abort()``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class FeatureStoreWriter:
@@ -43,8 +109,11 @@ class FeatureStoreWriter:
         self.dtype = dtype
         self.meta = dict(meta or {})
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-"))
-        self._f = open(self._tmp / "data.bin", "wb")
+        sweep_stale(self.path.parent)
+        prefix = f".{self.path.name}.tmp-{_host()}-{os.getpid()}-"
+        self._tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=prefix))
+        shared_mode(self._tmp)
+        self._f = open(self._tmp / "data.bin", "wb")  # noqa: SIM115 - kept open across add() calls, closed by commit/abort
         self._offset = 0
         self.entries: dict[str, list[int]] = {}
 
@@ -57,7 +126,7 @@ class FeatureStoreWriter:
         self.entries[entry_key(cut_id, factor)] = [self._offset, t, n, c, int(num_samples)]
         self._offset += arr.size
 
-    def commit(self) -> "FeatureStore":
+    def commit(self) -> FeatureStore:
         self._f.close()
         index = {"dtype": self.dtype, "meta": self.meta, "entries": self.entries}
         (self._tmp / "index.json").write_text(json.dumps(index))
@@ -87,7 +156,7 @@ class FeatureStore:
         return (Path(path) / "index.json").is_file()
 
     @classmethod
-    def open(cls, path: str | Path, *, in_memory: bool = False) -> "FeatureStore":
+    def open(cls, path: str | Path, *, in_memory: bool = False) -> FeatureStore:
         path = Path(path)
         index = json.loads((path / "index.json").read_text())
         np_dtype = DTYPES[index["dtype"]][1]
@@ -121,7 +190,7 @@ class FeatureStore:
     def get(self, cut_id: str, factor: float) -> tuple[torch.Tensor, ...]:
         """The entry's n tensors, each (T, C) float32 (a bf16 / fp16 store is widened)."""
         off, t, n, c, _ = self.entries[entry_key(cut_id, factor)]
-        flat = np.asarray(self._data[off:off + n * t * c]).reshape(n, t, c)
+        flat = np.asarray(self._data[off : off + n * t * c]).reshape(n, t, c)
         x = torch.from_numpy(flat.copy())
         if self.dtype == "bfloat16":
             x = x.view(torch.bfloat16)

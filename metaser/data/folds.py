@@ -7,6 +7,13 @@ Two schemes (:class:`~metaser.data.config.SplitConfig`):
 * ``group_by="speaker"`` (corpora without sessions, e.g. EmoDB): each speaker its own test
   group, or with ``num_folds=k`` the speakers spread over ``k`` folds balancing the
   utterance counts (greedy, largest group first; deterministic).
+* ``group_by="fold"`` (folds made elsewhere: EmoBox, a CSV ``fold`` column): the folds are the
+  manifest's, never re-split. Fold k (in the natural order of the values of ``custom["fold"]``)
+  tests the cuts whose ``fold`` is its value; cuts whose ``valid_fold`` is that value are its
+  validation part (EmoBox's official valid files); every other cut trains. Without a
+  ``valid_fold`` for the fold, the validation part is split from the training part as for the
+  other schemes. Such folds are only as speaker-independent as their maker made them
+  (EmoBox's EmoDB folds are not): the speaker check is not applied.
 
 The function that builds the folds also checks them (:func:`check_fold`): the test speakers
 never occur in train or valid, the three parts are disjoint and together hold every cut. A
@@ -27,7 +34,11 @@ from metaser.data.config import SplitConfig
 from metaser.data.manifest import get_field
 from metaser.errors import ConfigError, DataError
 
-__all__ = ["FoldSplit", "make_folds", "check_fold", "describe_folds"]
+__all__ = ["FoldSplit", "make_folds", "check_fold", "describe_folds", "FOLD_FIELD", "VALID_FOLD_FIELD"]
+
+#: the custom fields of ``group_by="fold"``: the test fold of a cut, and its validation fold
+FOLD_FIELD = "fold"
+VALID_FOLD_FIELD = "valid_fold"
 
 
 @dataclass
@@ -47,8 +58,7 @@ class FoldSplit:
         missing = [i for i in self.train_ids + self.valid_ids + self.test_ids if i not in known]
         if missing:
             raise DataError(
-                f"{self.name}: {len(missing)} cut ids of the fold are not in the manifest "
-                f"(first: {missing[0]!r})",
+                f"{self.name}: {len(missing)} cut ids of the fold are not in the manifest (first: {missing[0]!r})",
                 hint="the folds were built from a different manifest; rebuild them",
             )
         parts = []
@@ -59,7 +69,7 @@ class FoldSplit:
 
 
 def _natural_key(text: str) -> list[Any]:
-    """"Ses2" < "Ses10": digits compare as numbers."""
+    """ "Ses2" < "Ses10": digits compare as numbers."""
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
 
 
@@ -89,8 +99,7 @@ def _assign_groups(counts: dict[str, int], num_folds: int | None) -> list[list[s
         return [[g] for g in groups]
     if num_folds > len(groups):
         raise ConfigError(
-            f"split.num_folds: {num_folds} folds need at least {num_folds} groups, "
-            f"the corpus has {len(groups)}"
+            f"split.num_folds: {num_folds} folds need at least {num_folds} groups, the corpus has {len(groups)}"
         )
     folds: list[list[str]] = [[] for _ in range(num_folds)]
     sizes = [0] * num_folds
@@ -137,8 +146,7 @@ def _split_valid(
         per_speaker = Counter(speakers[i] for i in ids)
         if len(per_speaker) < 2:
             raise DataError(
-                f"{fold}: valid_by=speaker needs at least two training speakers, "
-                f"found {len(per_speaker)}",
+                f"{fold}: valid_by=speaker needs at least two training speakers, found {len(per_speaker)}",
                 hint="use split.valid_by=utterance",
             )
         order = sorted(per_speaker, key=_natural_key)
@@ -155,11 +163,19 @@ def _split_valid(
     return [i for i in ids if i not in valid], [i for i in ids if i in valid]
 
 
-def check_fold(fold: FoldSplit, speakers: dict[str, str], all_ids: list[str], *,
-               sessions: dict[str, str] | None = None, valid_by: str = "utterance") -> None:
+def check_fold(
+    fold: FoldSplit,
+    speakers: dict[str, str],
+    all_ids: list[str],
+    *,
+    sessions: dict[str, str] | None = None,
+    valid_by: str = "utterance",
+    speaker_independent: bool = True,
+) -> None:
     """Raise DataError unless ``fold`` is a speaker-independent partition of ``all_ids``.
 
     speakers: cut id -> speaker; sessions: cut id -> session (only to explain a failure).
+    speaker_independent: False checks the partition only (folds made elsewhere).
     """
     parts = {"train": fold.train_ids, "valid": fold.valid_ids, "test": fold.test_ids}
     for name, ids in parts.items():
@@ -170,12 +186,17 @@ def check_fold(fold: FoldSplit, speakers: dict[str, str], all_ids: list[str], *,
         for b in range(a + 1, 3):
             both = set(parts[names[a]]) & set(parts[names[b]])
             if both:
-                raise DataError(f"{fold.name}: {len(both)} cuts are in both {names[a]} and "
-                                f"{names[b]} (first: {sorted(both)[0]!r})")
+                raise DataError(
+                    f"{fold.name}: {len(both)} cuts are in both {names[a]} and {names[b]} (first: {sorted(both)[0]!r})"
+                )
     union = set(fold.train_ids) | set(fold.valid_ids) | set(fold.test_ids)
     if union != set(all_ids) or len(all_ids) != len(set(all_ids)):
-        raise DataError(f"{fold.name}: train + valid + test hold {len(union)} cuts, "
-                        f"the manifest has {len(set(all_ids))} distinct ids of {len(all_ids)}")
+        raise DataError(
+            f"{fold.name}: train + valid + test hold {len(union)} cuts, "
+            f"the manifest has {len(set(all_ids))} distinct ids of {len(all_ids)}"
+        )
+    if not speaker_independent:
+        return
     spk = {k: {speakers[i] for i in ids} for k, ids in parts.items()}
     leaked = spk["test"] & (spk["train"] | spk["valid"])
     if leaked:
@@ -190,8 +211,53 @@ def check_fold(fold: FoldSplit, speakers: dict[str, str], all_ids: list[str], *,
             hint="fix the speaker/session fields of the manifest, or use split.group_by=speaker",
         )
     if valid_by == "speaker" and spk["valid"] & spk["train"]:
-        raise DataError(f"{fold.name}: validation speakers {sorted(spk['valid'] & spk['train'])} "
-                        "also occur in train (valid_by=speaker)")
+        raise DataError(
+            f"{fold.name}: validation speakers {sorted(spk['valid'] & spk['train'])} "
+            "also occur in train (valid_by=speaker)"
+        )
+
+
+def _given_folds(cut_list: list[Any], split: SplitConfig) -> list[FoldSplit]:
+    """``group_by="fold"``: the folds the manifest's ``fold`` / ``valid_fold`` fields name."""
+    all_ids = [c.id for c in cut_list]
+    fold_of = {c.id: str(v) for c in cut_list if (v := get_field(c, FOLD_FIELD)) is not None}
+    valid_of = {c.id: str(v) for c in cut_list if (v := get_field(c, VALID_FOLD_FIELD)) is not None}
+    if not fold_of:
+        raise DataError(
+            f"the manifest has no '{FOLD_FIELD}' field: split.group_by=fold uses the folds it names",
+            hint="prepare the corpus with `metaser prepare emobox` (or a CSV with a fold column), "
+            "or use split.group_by=speaker / session",
+        )
+    values = sorted(set(fold_of.values()), key=_natural_key)
+    if split.num_folds is not None and split.num_folds != len(values):
+        raise ConfigError(
+            f"split.num_folds: {split.num_folds}, but the manifest's '{FOLD_FIELD}' field names "
+            f"{len(values)} folds ({', '.join(values)})",
+            hint="set split.num_folds=null with split.group_by=fold",
+        )
+    both = sorted(i for i in valid_of if i in fold_of and fold_of[i] == valid_of[i])
+    if both:
+        raise DataError(
+            f"{len(both)} cut(s) are in the test and the validation part of the same fold "
+            f"(first: {both[0]!r}, fold {fold_of[both[0]]})"
+        )
+    speakers = {c.id: str(get_field(c, "speaker")) for c in cut_list}
+    if split.valid_by == "speaker":
+        speakers = _require(cut_list, "speaker", hint="use split.valid_by=utterance")
+    folds = []
+    for index, value in enumerate(values):
+        name = f"fold{index + 1}"
+        test = [i for i in all_ids if fold_of.get(i) == value]
+        official = [i for i in all_ids if valid_of.get(i) == value]
+        rest = [c for c in cut_list if fold_of.get(c.id) != value and valid_of.get(c.id) != value]
+        if official:
+            train, valid = [c.id for c in rest], official
+        else:
+            train, valid = _split_valid(rest, split, random.Random(f"{split.seed}:{name}"), speakers, name)
+        fold = FoldSplit(index=index, name=name, test_group=value, train_ids=train, valid_ids=valid, test_ids=test)
+        check_fold(fold, speakers, all_ids, valid_by=split.valid_by, speaker_independent=False)
+        folds.append(fold)
+    return folds
 
 
 def make_folds(cuts: CutSet, split: SplitConfig) -> list[FoldSplit]:
@@ -199,6 +265,8 @@ def make_folds(cuts: CutSet, split: SplitConfig) -> list[FoldSplit]:
     cut_list = list(cuts)
     if not cut_list:
         raise DataError("cannot build folds from an empty manifest")
+    if split.group_by == "fold":
+        return _given_folds(cut_list, split)
     all_ids = [c.id for c in cut_list]
     speakers = _require(cut_list, "speaker")
     sessions = None
@@ -222,8 +290,9 @@ def make_folds(cuts: CutSet, split: SplitConfig) -> list[FoldSplit]:
         train_part = [c for c in cut_list if groups[c.id] not in in_test]
         rng = random.Random(f"{split.seed}:{name}")
         train, valid = _split_valid(train_part, split, rng, speakers, name)
-        fold = FoldSplit(index=index, name=name, test_group="+".join(test_groups),
-                         train_ids=train, valid_ids=valid, test_ids=test)
+        fold = FoldSplit(
+            index=index, name=name, test_group="+".join(test_groups), train_ids=train, valid_ids=valid, test_ids=test
+        )
         check_fold(fold, speakers, all_ids, sessions=sessions, valid_by=split.valid_by)
         folds.append(fold)
     return folds
@@ -234,8 +303,13 @@ def describe_folds(folds: list[FoldSplit], cuts: CutSet) -> list[dict[str, Any]]
     by_id = {c.id: c for c in cuts}
     out = []
     for f in folds:
-        row: dict[str, Any] = {"fold": f.name, "test_group": f.test_group,
-                               "utterances": {}, "emotions": {}, "speakers": {}}
+        row: dict[str, Any] = {
+            "fold": f.name,
+            "test_group": f.test_group,
+            "utterances": {},
+            "emotions": {},
+            "speakers": {},
+        }
         for part, ids in (("train", f.train_ids), ("valid", f.valid_ids), ("test", f.test_ids)):
             emos = Counter(str(get_field(by_id[i], "emotion")) for i in ids)
             spks = {str(get_field(by_id[i], "speaker")) for i in ids}

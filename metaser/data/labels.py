@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 from metaser.errors import DataError
 
@@ -41,7 +42,7 @@ class CharVocab:
         return re.sub(r"\s+", " ", text).strip()
 
     @classmethod
-    def build(cls, texts: Iterable[str]) -> "CharVocab":
+    def build(cls, texts: Iterable[str]) -> CharVocab:
         chars: set[str] = set()
         for t in texts:
             chars.update(cls.normalize(t))
@@ -94,16 +95,18 @@ class LabelSpace:
         return {"classes": self.classes, "vocab": self.vocab.tokens if self.vocab else None}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LabelSpace":
+    def from_dict(cls, d: dict) -> LabelSpace:
         vocab = d.get("vocab")
-        return cls(classes={k: list(v) for k, v in d["classes"].items()},
-                   vocab=CharVocab(tokens=list(vocab)) if vocab is not None else None)
+        return cls(
+            classes={k: list(v) for k, v in d["classes"].items()},
+            vocab=CharVocab(tokens=list(vocab)) if vocab is not None else None,
+        )
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: str | Path) -> "LabelSpace":
+    def load(cls, path: str | Path) -> LabelSpace:
         p = Path(path)
         if not p.is_file():
             raise DataError(f"label file not found: {p}")

@@ -81,14 +81,15 @@ def clean_text(text: str | None) -> str | None:
 
 
 def _check_custom_value(utt_id: str, key: str, value: Any) -> None:
-    if isinstance(value, bool) or isinstance(value, (str, int)):
+    if isinstance(value, (bool, str, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise DataError(f"utterance {utt_id}: custom field {key!r} is {value} (not finite)")
         return
-    raise DataError(f"utterance {utt_id}: custom field {key!r} must be a string or a number, "
-                    f"got {type(value).__name__} {value!r}")
+    raise DataError(
+        f"utterance {utt_id}: custom field {key!r} must be a string or a number, got {type(value).__name__} {value!r}"
+    )
 
 
 def make_cut(
@@ -115,8 +116,7 @@ def make_cut(
     from lhotse.cut import MultiCut
 
     if not isinstance(utt_id, str) or not utt_id or utt_id != utt_id.strip():
-        raise DataError(f"invalid utterance id {utt_id!r}: must be a non-empty string "
-                        f"without surrounding spaces")
+        raise DataError(f"invalid utterance id {utt_id!r}: must be a non-empty string without surrounding spaces")
     if not isinstance(emotion, str) or not emotion:
         raise DataError(f"utterance {utt_id}: emotion must be a non-empty string, got {emotion!r}")
     if gender is not None and gender not in GENDERS:
@@ -128,8 +128,7 @@ def make_cut(
     sup_custom: dict[str, Any] = {EMOTION: emotion, EMOTION_RAW: str(emotion_raw)}
     for key, value in (custom or {}).items():
         if key in _RESERVED:
-            raise DataError(f"utterance {utt_id}: custom field {key!r} is reserved "
-                            f"(pass it as the {key}= argument)")
+            raise DataError(f"utterance {utt_id}: custom field {key!r} is reserved (pass it as the {key}= argument)")
         if value is None:
             continue
         _check_custom_value(utt_id, key, value)
@@ -146,12 +145,18 @@ def make_cut(
     )
     channel: int | list[int] = 0 if info.channels == 1 else channels
     sup = SupervisionSegment(
-        id=utt_id, recording_id=utt_id, start=0.0, duration=duration, channel=channel,
-        text=text, speaker=speaker, gender=gender, custom=sup_custom,
+        id=utt_id,
+        recording_id=utt_id,
+        start=0.0,
+        duration=duration,
+        channel=channel,
+        text=text,
+        speaker=speaker,
+        gender=gender,
+        custom=sup_custom,
     )
     cls = MonoCut if info.channels == 1 else MultiCut
-    return cls(id=utt_id, start=0.0, duration=duration, channel=channel, recording=recording,
-               supervisions=[sup])
+    return cls(id=utt_id, start=0.0, duration=duration, channel=channel, recording=recording, supervisions=[sup])
 
 
 def get_field(cut, name: str) -> str | float | int | None:
@@ -198,9 +203,12 @@ def load_cut_audio(cut, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         paths = _cut_paths(cut)
         missing = [p for p in paths if not os.path.exists(p)]
         reason = "missing" if missing else "unreadable"
-        raise AudioError(f"cannot load audio of cut {cut.id} ({', '.join(missing or paths)}): "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                         reason=reason, path=(missing or paths or [None])[0]) from e
+        raise AudioError(
+            f"cannot load audio of cut {cut.id} ({', '.join(missing or paths)}): "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+            reason=reason,
+            path=(missing or paths or [None])[0],
+        ) from e
     if audio is None:
         raise AudioError(f"cut {cut.id} has no recording to load", reason="missing")
     audio = np.asarray(audio)
@@ -225,7 +233,7 @@ def save_manifest(cuts, out_dir: str | Path) -> Path:
     if not isinstance(cuts, CutSet):
         cuts = CutSet.from_cuts(list(cuts))
     path = out / MANIFEST_NAME
-    tmp = out / f".{MANIFEST_NAME[:-len('.jsonl.gz')]}.partial.jsonl.gz"
+    tmp = out / f".{MANIFEST_NAME[: -len('.jsonl.gz')]}.partial.jsonl.gz"
     cuts.to_file(tmp)
     os.replace(tmp, path)  # never leave a half-written manifest under the real name
     return path
@@ -244,8 +252,7 @@ def load_manifest(path_or_dir: str | Path):
     if p.is_dir():
         p = p / MANIFEST_NAME
     if not p.is_file():
-        raise DataError(f"manifest not found: {p}",
-                        hint="create it with `metaser prepare <corpus> ROOT -o OUT`")
+        raise DataError(f"manifest not found: {p}", hint="create it with `metaser prepare <corpus> ROOT -o OUT`")
     try:
         cuts = CutSet.from_file(p)  # None for an empty file
         cuts = cuts.to_eager() if cuts is not None else CutSet()
@@ -257,12 +264,12 @@ def load_manifest(path_or_dir: str | Path):
     seen: set[str] = set()
     for item in items:
         if not isinstance(item, Cut):
-            raise DataError(f"{p} is not a metaser manifest: it holds "
-                            f"{type(item).__name__} entries, not cuts")
+            raise DataError(f"{p} is not a metaser manifest: it holds {type(item).__name__} entries, not cuts")
         if not item.supervisions or EMOTION not in (item.supervisions[0].custom or {}):
-            raise DataError(f"{p} is not a metaser manifest: cut {item.id!r} has no "
-                            f"supervision with custom['{EMOTION}']",
-                            hint="prepare the corpus with `metaser prepare`")
+            raise DataError(
+                f"{p} is not a metaser manifest: cut {item.id!r} has no supervision with custom['{EMOTION}']",
+                hint="prepare the corpus with `metaser prepare`",
+            )
         if item.id in seen:
             raise DataError(f"manifest {p}: duplicate cut id {item.id!r}")
         seen.add(item.id)

@@ -17,7 +17,7 @@ kept with a smaller ``min_duration`` never stops training either.
 
 from __future__ import annotations
 
-import warnings
+import warnings as py_warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +26,19 @@ from typing import Any
 from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.audio import AudioError, AudioInfo, probe_audio
 from metaser.data.config import PAPER_SPEEDS
-from metaser.data.manifest import MANIFEST_NAME, SUMMARY_NAME, save_manifest
+from metaser.data.manifest import EMOTION, MANIFEST_NAME, SUMMARY_NAME, get_field, save_manifest
 from metaser.data.summary import format_counts, sorted_counts, summarize, write_summary
 from metaser.errors import DataError
 
-__all__ = ["SkippedItem", "PrepareResult", "DEFAULT_MIN_DURATION", "TOO_SHORT", "probe_or_skip",
-           "drop_too_short", "finish_prepare"]
+__all__ = [
+    "SkippedItem",
+    "PrepareResult",
+    "DEFAULT_MIN_DURATION",
+    "TOO_SHORT",
+    "probe_or_skip",
+    "drop_too_short",
+    "finish_prepare",
+]
 
 #: Shortest clip kept by default (seconds): MIN_SAMPLES / min(PAPER_SPEEDS) at SAMPLE_RATE
 #: = 400 / 0.8 / 16000 = 0.03125 s (500 samples).
@@ -96,17 +103,21 @@ def drop_too_short(cuts: list, min_duration: float) -> tuple[list, list[SkippedI
     kept, short = [], []
     for cut in cuts:
         if cut.duration < min_duration:
-            short.append(SkippedItem(cut.id, _cut_path(cut), TOO_SHORT,
-                                     f"{1000 * cut.duration:.2f} ms < min_duration "
-                                     f"{1000 * min_duration:.2f} ms"))
+            short.append(
+                SkippedItem(
+                    cut.id,
+                    _cut_path(cut),
+                    TOO_SHORT,
+                    f"{1000 * cut.duration:.2f} ms < min_duration {1000 * min_duration:.2f} ms",
+                )
+            )
         else:
             kept.append(cut)
     return kept, short
 
 
 def _format_skipped(skipped: list[SkippedItem], limit: int = 30) -> str:
-    lines = [f"  {s.utt_id} ({s.path}): {s.reason}" + (f" - {s.detail}" if s.detail else "")
-             for s in skipped[:limit]]
+    lines = [f"  {s.utt_id} ({s.path}): {s.reason}" + (f" - {s.detail}" if s.detail else "") for s in skipped[:limit]]
     if len(skipped) > limit:
         lines.append(f"  ... and {len(skipped) - limit} more")
     return "\n".join(lines)
@@ -122,6 +133,9 @@ def finish_prepare(
     min_duration: float | None = None,
     excluded: dict[str, int] | None = None,
     notes: list[str] | None = None,
+    warnings: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+    group_by: str | None = None,
     console=None,
 ) -> PrepareResult:
     """The common end of every recipe: drop short clips, strict check, write manifest + summary.
@@ -132,6 +146,11 @@ def finish_prepare(
         them, and nothing is written. ``too_short`` drops never fail strict mode: they are a
         policy, not broken files (use ``min_duration=0`` to keep such clips).
     Raises DataError too when no utterance is usable.
+    warnings: shown with the summary (``summary["warnings"]``); an emotion class with a single
+        kept utterance is added here (it cannot be in both a training and a test part).
+    extra: further keys merged into the summary (a recipe's own counts).
+    group_by: the field the summary's emotion table is broken down by (default: session, else
+        speaker).
     console: deprecated (recipes print nothing); when given, the summary is printed to it
         as before, with a DeprecationWarning. Print ``result.summary`` with
         :func:`metaser.data.summary.print_summary` instead.
@@ -139,33 +158,47 @@ def finish_prepare(
     from lhotse import CutSet
 
     if strict and skipped:
-        raise DataError(f"{corpus}: {len(skipped)} utterance(s) cannot be used (strict mode):\n"
-                        + _format_skipped(skipped),
-                        hint="fix or remove these files, or run without --strict to skip them")
+        raise DataError(
+            f"{corpus}: {len(skipped)} utterance(s) cannot be used (strict mode):\n" + _format_skipped(skipped),
+            hint="fix or remove these files, or run without --strict to skip them",
+        )
     min_duration = DEFAULT_MIN_DURATION if min_duration is None else float(min_duration)
     cuts, short = drop_too_short(list(cuts), min_duration)
     skipped = [*skipped, *short]
     if not cuts:
         reasons = format_counts(sorted_counts(Counter(s.reason for s in skipped)))
-        raise DataError(f"{corpus}: no usable utterances found (skipped: {len(skipped)}"
-                        + (f": {reasons}" if skipped else "") + ", excluded: "
-                        + f"{sum((excluded or {}).values())})")
+        raise DataError(
+            f"{corpus}: no usable utterances found (skipped: {len(skipped)}"
+            + (f": {reasons}" if skipped else "")
+            + ", excluded: "
+            + f"{sum((excluded or {}).values())})"
+        )
     notes = list(notes or [])
     if short:
-        notes.append(f"{len(short)} clip(s) shorter than min_duration {min_duration:g} s dropped "
-                     f"(reason {TOO_SHORT})")
+        notes.append(f"{len(short)} clip(s) shorter than min_duration {min_duration:g} s dropped (reason {TOO_SHORT})")
+    warnings = list(warnings or [])
+    singles = sorted(k for k, n in Counter(str(get_field(c, EMOTION)) for c in cuts).items() if n == 1)
+    if singles:
+        warnings.append(
+            f"{len(singles)} emotion class(es) with a single utterance: {', '.join(singles)} "
+            f"(it can be in a training or a test part, never both)"
+        )
     cutset = CutSet.from_cuts(cuts)
     out = Path(out_dir)
     save_manifest(cutset, out)
-    summary = summarize(cuts, skipped, corpus, excluded=excluded, notes=notes)
+    summary = summarize(cuts, skipped, corpus, excluded=excluded, notes=notes, warnings=warnings, group_by=group_by)
+    summary.update(extra or {})
     summary["min_duration"] = min_duration
     write_summary(summary, out)
     result = PrepareResult(cuts=cutset, summary=summary, out_dir=out)
     if console is not None:
         from metaser.data.summary import print_summary
 
-        warnings.warn("prepare_*(console=...) is deprecated: recipes print nothing; print "
-                      "result.summary with metaser.data.summary.print_summary",
-                      DeprecationWarning, stacklevel=3)
+        py_warnings.warn(
+            "prepare_*(console=...) is deprecated: recipes print nothing; print "
+            "result.summary with metaser.data.summary.print_summary",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         print_summary(summary, console)
     return result

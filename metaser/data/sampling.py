@@ -33,7 +33,8 @@ from __future__ import annotations
 import copy
 import types
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from lhotse import CutSet
@@ -70,8 +71,15 @@ def make_sampler(
     drop_last = cfg.drop_last if train else False
     seed = cfg.seed if seed is None else seed
     if cfg.mode == "fixed":
-        return SimpleCutSampler(cuts, max_cuts=cfg.batch_size, shuffle=shuffle,
-                                drop_last=drop_last, world_size=world_size, rank=rank, seed=seed)
+        return SimpleCutSampler(
+            cuts,
+            max_cuts=cfg.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            world_size=world_size,
+            rank=rank,
+            seed=seed,
+        )
     with warnings.catch_warnings():
         # Our manifests are small and read eagerly; lhotse's "no memory benefit" note is noise.
         warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")
@@ -89,7 +97,7 @@ def make_sampler(
 
 def _lengths(batch: Any) -> list[int]:
     if isinstance(batch, Batch):
-        return [int(x) for x in batch.lengths]
+        return [int(x) for x in batch.inputs.num_samples]
     if isinstance(batch, CutSet):
         return [int(c.num_samples) for c in batch]
     if isinstance(batch, torch.Tensor):

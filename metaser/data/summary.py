@@ -23,16 +23,14 @@ if TYPE_CHECKING:
 
     from metaser.data.prepare import SkippedItem
 
-__all__ = ["summarize", "write_summary", "render_summary", "print_summary", "format_counts",
-           "sorted_counts"]
+__all__ = ["summarize", "write_summary", "render_summary", "print_summary", "format_counts", "sorted_counts"]
 
 #: skipped items listed one by one when a summary is rendered (all are in summary.json)
 SHOWN_SKIPPED = 10
 
 
 def _natural_key(s: Any) -> tuple:
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
-                 for t in re.split(r"(\d+)", str(s)) if t)
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(s)) if t)
 
 
 def sorted_counts(counter: Counter) -> dict[str, int]:
@@ -45,9 +43,16 @@ def format_counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
 
 
-def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
-              excluded: dict[str, int] | None = None, notes: list[str] | None = None,
-              group_by: str | None = None) -> dict:
+def summarize(
+    cuts,
+    skipped: list[SkippedItem],
+    corpus: str,
+    *,
+    excluded: dict[str, int] | None = None,
+    notes: list[str] | None = None,
+    group_by: str | None = None,
+    warnings: list[str] | None = None,
+) -> dict:
     """Counts describing a prepared corpus (JSON-serialisable).
 
     excluded: utterances left out on purpose, counted per label / rule (e.g. IEMOCAP's
@@ -55,10 +60,13 @@ def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
         clips shorter than ``--min-duration`` with reason ``too_short``...), each listed.
     group_by: the field the emotion table is broken down by; default ``session`` when cuts
         have one, else ``speaker``.
+    warnings: problems that do not stop the recipe but the user should see (e.g. a class
+        with a single utterance); printed with the summary.
 
     Keys: corpus, utterances, seconds, hours, emotions, emotion_raw, group_by,
     emotion_by_group, speakers, num_speakers, genders, styles, sample_rates, channels,
-    fields, excluded, num_excluded, skipped_by_reason, num_skipped, skipped, notes.
+    fields, numeric_fields (custom fields whose every value is a number), excluded,
+    num_excluded, skipped_by_reason, num_skipped, skipped, notes, warnings.
     """
     cuts = list(cuts)
     if group_by is None:
@@ -75,6 +83,7 @@ def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
     rates: Counter = Counter()
     channels: Counter = Counter()
     fields: set[str] = set()
+    not_numeric: set[str] = set()
     seconds = 0.0
     for c in cuts:
         emo = get_field(c, EMOTION)
@@ -91,6 +100,9 @@ def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
         seconds += c.duration
         sup = c.supervisions[0]
         fields.update(k for k in (sup.custom or {}) if k not in (EMOTION, EMOTION_RAW))
+        not_numeric.update(
+            k for k, v in (sup.custom or {}).items() if isinstance(v, bool) or not isinstance(v, (int, float))
+        )
         fields.update(a for a in SUPERVISION_ATTRS if getattr(sup, a) is not None)
     excluded = {str(k): int(v) for k, v in (excluded or {}).items() if v}
     skipped_by_reason = Counter(s.reason for s in skipped)
@@ -102,8 +114,7 @@ def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
         "emotions": sorted_counts(emotions),
         "emotion_raw": sorted_counts(raw),
         "group_by": group_by,
-        "emotion_by_group": {g: sorted_counts(by_group[g])
-                             for g in sorted(by_group, key=_natural_key)},
+        "emotion_by_group": {g: sorted_counts(by_group[g]) for g in sorted(by_group, key=_natural_key)},
         "speakers": sorted_counts(speakers),
         "num_speakers": len(speakers),
         "genders": sorted_counts(genders),
@@ -111,12 +122,14 @@ def summarize(cuts, skipped: list[SkippedItem], corpus: str, *,
         "sample_rates": sorted_counts(rates),
         "channels": sorted_counts(channels),
         "fields": sorted(fields),
+        "numeric_fields": sorted(f for f in fields if f not in not_numeric and f not in SUPERVISION_ATTRS),
         "excluded": {k: excluded[k] for k in sorted(excluded, key=_natural_key)},
         "num_excluded": sum(excluded.values()),
         "skipped_by_reason": sorted_counts(skipped_by_reason),
         "num_skipped": len(skipped),
         "skipped": [asdict(s) for s in skipped],
         "notes": list(notes or []),
+        "warnings": list(warnings or []),
     }
 
 
@@ -135,39 +148,41 @@ def render_summary(summary: dict) -> Group:
     from rich.text import Text
 
     groups = list(summary["emotion_by_group"])
-    title = (f"{summary['corpus']}: {summary['utterances']} utterances, "
-             f"{summary['hours']:.2f} h")
+    title = f"{summary['corpus']}: {summary['utterances']} utterances, {summary['hours']:.2f} h"
     table = Table(title=title)
     table.add_column(f"emotion \\ {summary['group_by']}" if groups else "emotion", no_wrap=True)
     for g in groups:
         table.add_column(g, justify="right", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
     for emo, n in summary["emotions"].items():
-        table.add_row(emo, *[str(summary["emotion_by_group"][g].get(emo, 0)) for g in groups],
-                      str(n))
-    table.add_row("total", *[str(sum(summary["emotion_by_group"][g].values())) for g in groups],
-                  str(summary["utterances"]), style="bold")
-    lines = [f"speakers: {summary['num_speakers']}",
-             f"genders: {format_counts(summary['genders'])}"]
+        table.add_row(emo, *[str(summary["emotion_by_group"][g].get(emo, 0)) for g in groups], str(n))
+    table.add_row(
+        "total",
+        *[str(sum(summary["emotion_by_group"][g].values())) for g in groups],
+        str(summary["utterances"]),
+        style="bold",
+    )
+    lines = [f"speakers: {summary['num_speakers']}", f"genders: {format_counts(summary['genders'])}"]
     if summary["styles"]:
         lines.append(f"styles: {format_counts(summary['styles'])}")
-    lines += [f"sample rates: {format_counts(summary['sample_rates'])}; "
-              f"channels: {format_counts(summary['channels'])}",
-              f"fields: {', '.join(summary['fields']) or '-'}"]
+    lines += [
+        f"sample rates: {format_counts(summary['sample_rates'])}; channels: {format_counts(summary['channels'])}",
+        f"fields: {', '.join(summary['fields']) or '-'}",
+    ]
     if summary["num_excluded"]:
-        lines.append(f"excluded by label/rule: {summary['num_excluded']} "
-                     f"({format_counts(summary['excluded'])})")
-    lines.append(f"skipped: {summary['num_skipped']}"
-                 + (f" ({format_counts(summary['skipped_by_reason'])})"
-                    if summary["num_skipped"] else ""))
+        lines.append(f"excluded by label/rule: {summary['num_excluded']} ({format_counts(summary['excluded'])})")
+    lines.append(
+        f"skipped: {summary['num_skipped']}"
+        + (f" ({format_counts(summary['skipped_by_reason'])})" if summary["num_skipped"] else "")
+    )
     shown = summary["skipped"][:SHOWN_SKIPPED]
-    lines += [f"  {s['utt_id']}: {s['reason']}" + (f" - {s['detail']}" if s["detail"] else "")
-              for s in shown]
+    lines += [f"  {s['utt_id']}: {s['reason']}" + (f" - {s['detail']}" if s["detail"] else "") for s in shown]
     if summary["num_skipped"] > len(shown):
-        lines.append(f"  ... and {summary['num_skipped'] - len(shown)} more "
-                     f"(all listed in {SUMMARY_NAME})")
+        lines.append(f"  ... and {summary['num_skipped'] - len(shown)} more (all listed in {SUMMARY_NAME})")
     lines += [f"note: {note}" for note in summary["notes"]]
-    return Group(table, *(Text(line) for line in lines))
+    texts = [Text(line) for line in lines]
+    texts += [Text(f"warning: {w}", style="yellow") for w in summary.get("warnings", [])]
+    return Group(table, *texts)
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:

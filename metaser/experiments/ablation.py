@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,12 @@ from typing import Any
 
 from metaser.config import apply_overrides, to_dict
 from metaser.errors import MetaserError
+from metaser.experiments.ablation_summary import render_ablation, summarize_study
 from metaser.experiments.grid import GridRun, run_grid
 from metaser.experiments.paper_compare import PAPER_AUX, paper_figures
-from metaser.experiments.report import TEST_COLUMNS, pct, write_report
-from metaser.rundir import fold_dirs
 from metaser.training.config import RunConfig
 from metaser.training.fold import is_global_zero, store_root
-from metaser.training.keys import manifest_digest, stage_keys
+from metaser.training.keys import KEY_SCHEMA, manifest_digest, stage_keys
 from metaser.training.stages import stage_plan
 
 __all__ = ["STUDIES", "Variant", "variants", "study_runs", "plan", "run_ablation", "render_ablation"]
@@ -113,7 +111,8 @@ def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str
     """What ``ablate`` would train, without training: the ``--plan`` JSON document.
 
     ``{"study", "base", "variants": [{"slug", "label", "overrides", "stages": [{"name",
-    "losses", "freeze_layers", "epochs", "key"}], "paper": {"ua", "wa"} | null}]}``; with
+    "losses", "freeze_layers", "epochs", "key"}], "paper": {"ua", "wa"} | null}], "key_schema"}``
+    (the version of what a stage computes, part of every key: :data:`metaser.training.keys.KEY_SCHEMA`); with
     ``study="all"`` also ``"studies"`` and each variant's ``"study"``, plus the counts of
     stages and distinct keys.
     """
@@ -147,6 +146,7 @@ def plan(base: RunConfig, study: str, only: list[str] | None = None) -> dict[str
     doc: dict[str, Any] = {
         "study": study,
         "base": base.name,
+        "key_schema": KEY_SCHEMA,
         "variants": out_variants,
         "num_stages": len(stages),
         "num_distinct_stages": len({s["key"] for s in stages}),
@@ -175,30 +175,18 @@ def run_ablation(
     results = run_grid(runs, folds=folds, resume=resume, launcher=launcher, on_done=on_done)
     if not is_global_zero():
         return {}
-    summaries = {}
-    for st in studies:
-        rows = []
-        for v, run in pairs[st]:
-            rdir = run.cfg.run_dir
-            if not fold_dirs(rdir, finished=True):
-                continue
-            res = write_report(rdir)
-            rows.append(
-                {
-                    "slug": v.slug,
-                    "label": v.label,
-                    "overrides": v.overrides,
-                    "test": res["test"],
-                    "valid": res["valid"],
-                    "paper": res.get("paper"),
-                }
-            )
-        summary = {"study": st, "base": base.name, "variants": rows}
-        root = study_root(base, st)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "summary.json").write_text(json.dumps(summary, indent=2))
-        (root / "summary.md").write_text(render_ablation(summary))
-        summaries[st] = summary
+    summaries = {
+        st: summarize_study(
+            base.name,
+            st,
+            (
+                {"slug": v.slug, "label": v.label, "overrides": v.overrides, "run_dir": run.cfg.run_dir}
+                for v, run in pairs[st]
+            ),
+            study_root(base, st),
+        )
+        for st in studies
+    }
     failed = [r for r in results.values() if not r.ok]
     if failed:
         first = failed[0]
@@ -208,67 +196,3 @@ def run_ablation(
             exit_code=1,
         )
     return summaries[study] if study != "all" else {"study": "all", "studies": summaries}
-
-
-_COLUMNS = {
-    "modules": ["ua", "wa"],
-    "fusion": ["cer", "wer", "gender_acc", "style_acc", "ua", "wa"],
-    "tasks": ["ua", "wa"],
-}
-_TITLES = {
-    "modules": "Table II layout: module ablation",
-    "fusion": "Table III layout: layer fusion",
-    "tasks": "Table IV layout: auxiliary-task subsets",
-}
-
-
-def render_ablation(summary: dict[str, Any]) -> str:
-    """The study's table: ours (mean ± std over folds) and, for the paper's encoders, the paper's
-    figure with the difference."""
-    study = summary["study"]
-    cols = _COLUMNS[study]
-    names = dict(TEST_COLUMNS)
-    has_paper = any(v.get("paper") for v in summary["variants"])
-    head = [names.get(c, c) for c in cols]
-    if has_paper:
-        head += [f"{names.get(c, c)} paper (Δ)" for c in ("ua", "wa")]
-    lines = [
-        f"# {_TITLES[study]} ({summary['base']})",
-        "",
-        "Mean ± std over folds, % (UA = mean per-class recall, WA = overall accuracy)."
-        + (" Paper: the paper's figure for this encoder; Δ = ours − paper." if has_paper else ""),
-        "",
-    ]
-    if study == "tasks":
-        lines += [
-            "| gender | speaker | style | asr | " + " | ".join(head) + " |",
-            "|---|---|---|---|" + "---|" * len(head),
-        ]
-    else:
-        lines += ["| variant | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
-    for v in summary["variants"]:
-        cells = [_cell(v, c) for c in cols]
-        if has_paper:
-            cells += [_paper_cell(v, c) for c in ("ua", "wa")]
-        if study == "tasks":
-            on = set(v["slug"].split("_")) if v["slug"] != "none" else set()
-            marks = " | ".join("✓" if t in on else "" for t in PAPER_AUX)
-            lines.append(f"| {marks} | " + " | ".join(cells) + " |")
-        else:
-            lines.append(f"| {v['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(v: dict, key: str) -> str:
-    s = v["test"].get(key)
-    if not s:
-        return "–"
-    return f"{pct(s['mean'])} ± {pct(s['std'])}"
-
-
-def _paper_cell(v: dict, key: str) -> str:
-    paper, ours = v.get("paper") or {}, v["test"].get(key)
-    if key not in paper:
-        return "–"
-    diff = "" if not ours else f" ({100 * ours['mean'] - paper[key]:+.2f})"
-    return f"{paper[key]:.2f}{diff}"

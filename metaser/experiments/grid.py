@@ -61,10 +61,11 @@ def _context(cfg: RunConfig, fold: int):
 
 def stage_task(cfg: RunConfig, fold: int, stage: str, resume: bool = False) -> dict[str, Any]:
     """Train (or reuse) one stage of one fold; a launcher task."""
-    from metaser.training.fold import run_stage
-    from metaser.training.trainer import quiet_lightning
+    from metaser.training.stage_run import run_stage
+    from metaser.training.trainer import configure_torch, quiet_lightning
 
     quiet_lightning()
+    configure_torch(cfg.trainer)
     ctx = _context(cfg, fold)
     res = run_stage(ctx, ctx.spec(stage), resume=resume)
     return {
@@ -78,7 +79,8 @@ def stage_task(cfg: RunConfig, fold: int, stage: str, resume: bool = False) -> d
 
 def finish_task(cfg: RunConfig, fold: int) -> dict[str, Any]:
     """Collect a fold's stages and write its metrics.json; a launcher task."""
-    from metaser.training.fold import finish_fold, fold_dir, is_global_zero
+    from metaser.training.fold import fold_dir, is_global_zero
+    from metaser.training.fold_run import finish_fold
 
     if not is_global_zero():  # an extra DDP process: rank 0 collects and writes
         return {}

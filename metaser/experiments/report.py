@@ -18,7 +18,7 @@ from metaser.errors import MetaserError
 from metaser.experiments.paper_compare import paper_figures, paper_reference
 from metaser.rundir import fold_dirs as _fold_dirs
 from metaser.rundir import read_jsonl
-from metaser.training.metrics import UA_WA_DEFINITION, classification_scores
+from metaser.training.metrics import UA_WA_DEFINITION, ASRMetric, classification_scores, scores_from_confusion
 
 #: test metrics reported per fold, with their display names (Table II/III style)
 TEST_COLUMNS = [
@@ -73,7 +73,60 @@ def recompute_fold(fold_dir: Path) -> dict[str, Any]:
     return s
 
 
+#: How folds are aggregated (results.json ``aggregation``): both are reported, the mean is compared
+AGGREGATION = (
+    "test: mean ± std over folds (each fold's UA/WA from its own confusion matrix); test_pooled: "
+    "over all test utterances of all folds at once (UA/WA/F1 from the pooled confusion matrix, "
+    "CER/WER and task accuracies from the pooled per-utterance predictions). The paper does not say "
+    "which it reports; the paper's figure is compared with the mean over folds."
+)
+
+#: The stages whose layer-fusion weights a fold reports (metrics.json ``layer_weights_by_stage``)
+WEIGHT_STAGES = ("stage1", "stage2", "emotion_only")
+
+
+def _pooled_aux(folds: list[Path], per_fold: list[dict[str, Any]]) -> dict[str, float]:
+    """CER / WER and ``<task>_acc`` over the stage-1 test predictions of every fold at once.
+
+    Only the metrics every fold reports, from aux_predictions.jsonl (what the fold metrics were
+    computed from); nothing when a fold lacks that file.
+    """
+    files = [d / "aux_predictions.jsonl" for d in folds]
+    if not files or not all(f.is_file() for f in files):
+        return {}
+    common = set.intersection(*(set(f["test"]) for f in per_fold))
+    rows = [r for f in files for r in read_jsonl(f)]
+    out: dict[str, float] = {}
+    if {"cer", "wer"} <= common:
+        m = ASRMetric(sync=False)
+        m.update([r.get("asr_pred", "") for r in rows], [r.get("text", "") for r in rows])
+        out.update({k: v for k, v in m.compute().items() if k in ("cer", "wer")})
+    for key in sorted(k for k in common if k.endswith("_acc")):
+        task = key.removesuffix("_acc")
+        pairs = [(r[task], r[f"{task}_pred"]) for r in rows if r.get(task) is not None and f"{task}_pred" in r]
+        if pairs:
+            out[key] = sum(a == b for a, b in pairs) / len(pairs)
+    return out
+
+
+def _mean_weights(per_fold: list[dict[str, Any]]) -> dict[str, list[float] | None] | None:
+    """Stage -> the mean over folds of its layer weights (None for a stage without them);
+    None when no fold reports ``layer_weights_by_stage``."""
+    reported = [f["layer_weights_by_stage"] for f in per_fold if isinstance(f.get("layer_weights_by_stage"), dict)]
+    if not reported:
+        return None
+    out: dict[str, list[float] | None] = {}
+    for stage in [*WEIGHT_STAGES, *sorted({k for r in reported for k in r} - set(WEIGHT_STAGES))]:
+        if not any(stage in r for r in reported):
+            continue
+        ws = [r[stage] for r in reported if r.get(stage)]
+        same = ws and all(len(w) == len(ws[0]) for w in ws)
+        out[stage] = [statistics.fmean(col) for col in zip(*ws)] if same else None
+    return out
+
+
 def aggregate(run_dir: str | Path) -> dict[str, Any]:
+    """The run's results.json document, recomputed from its fold folders (see :data:`AGGREGATION`)."""
     run_dir = Path(run_dir)
     folds = fold_dirs(run_dir)
     if not folds:
@@ -92,6 +145,7 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
                 "test": test,
                 "valid": m.get("valid", {}),
                 "layer_weights": m.get("layer_weights"),
+                "layer_weights_by_stage": m.get("layer_weights_by_stage"),
             }
         )
         for i, ref in enumerate(emo["classes"]):
@@ -104,6 +158,10 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
     vkeys = sorted({k for f in per_fold for k, v in f["valid"].items() if isinstance(v, (int, float))})
     vsummary = {k: _mean_std([f["valid"].get(k) for f in per_fold]) for k in vkeys}
     confusion = [[pooled.get((r, h), 0) for h in classes] for r in classes]
+    import torch
+
+    test_pooled = scores_from_confusion(torch.tensor(confusion, dtype=torch.long).reshape(len(classes), len(classes)))
+    test_pooled.update(_pooled_aux(folds, per_fold))
     weights = [f["layer_weights"] for f in per_fold if f["layer_weights"]]
     mean_w = [statistics.fmean(col) for col in zip(*weights)] if weights else None
     paper, ref = run_paper_figures(folds[0])
@@ -114,9 +172,12 @@ def aggregate(run_dir: str | Path) -> dict[str, Any]:
         "folds": per_fold,
         "test": summary,
         "valid": vsummary,
+        "test_pooled": test_pooled,  # fractions, over all test utterances of all folds
+        "aggregation": AGGREGATION,
         "classes": classes,
         "pooled_confusion": confusion,
         "mean_layer_weights": mean_w,
+        "mean_layer_weights_by_stage": _mean_weights(per_fold),
         "paper": paper,  # the paper's figures (percent) for this config and encoder, or None
         "paper_row": list(ref) if ref else None,
     }
@@ -170,11 +231,24 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
         + " | ".join(f"**{pct(res['test'][k]['mean'])}** ± {pct(res['test'][k]['std'])}" for k, _ in cols)
         + " |"
     )
+    pooled = res.get("test_pooled") or {}
+    if pooled:
+        lines.append("| **pooled** | | " + " | ".join(pct(pooled.get(k)) for k, _ in cols) + " |")
     cells = paper_cells(res, [k for k, _ in cols])
     if cells:
         study, row = res["paper_row"]
         lines.append(f"| paper | {study}: {row} | " + " | ".join(cells[0]) + " |")
         lines.append("| Δ (ours − paper) | | " + " | ".join(cells[1]) + " |")
+    if pooled:
+        lines += [
+            "",
+            "Mean ± std: over folds; pooled: over all test utterances of all folds at once."
+            + (
+                " Δ compares the mean over folds with the paper (which does not say how it aggregated)."
+                if cells
+                else ""
+            ),
+        ]
     if res["valid"]:
         lines += ["", "## Validation (selected checkpoints), mean over folds (%)", ""]
         lines += ["| metric | mean | std |", "|---|---|---|"]
@@ -192,15 +266,34 @@ def render_markdown(res: dict[str, Any], *, synthetic: bool = False) -> str:
     ]
     for c, row in zip(res["classes"], res["pooled_confusion"]):
         lines.append(f"| **{c}** | " + " | ".join(str(x) for x in row) + " |")
-    if res.get("mean_layer_weights"):
-        w = res["mean_layer_weights"]
-        lines += [
-            "",
-            "## Learned layer weights (mean over folds)",
-            "",
-            " ".join(f"L{i + 1}:{x:.3f}" for i, x in enumerate(w)),
-        ]
+    lines += _weight_lines(res)
     return "\n".join(lines) + "\n"
+
+
+def _weights_text(w: list[float]) -> str:
+    return " ".join(f"L{i + 1}:{x:.3f}" for i, x in enumerate(w))
+
+
+#: how report.md names each stage's layer weights
+_STAGE_LABELS = {
+    "stage1": "stage 1 (auxiliary tasks)",
+    "stage2": "stage 2 (emotion)",
+    "emotion_only": "emotion only (one stage)",
+}
+
+
+def _weight_lines(res: dict[str, Any]) -> list[str]:
+    """The layer-weight section: one line per stage when the folds report them by stage, else
+    the selected emotion model's weights (older runs)."""
+    by_stage = {k: w for k, w in (res.get("mean_layer_weights_by_stage") or {}).items() if w}
+    if not by_stage and not res.get("mean_layer_weights"):
+        return []
+    out = ["", "## Learned layer weights (mean over folds)", ""]
+    if not by_stage:
+        return out + [_weights_text(res["mean_layer_weights"])]
+    for stage, w in by_stage.items():
+        out.append(f"- {_STAGE_LABELS.get(stage, stage)}: {_weights_text(w)}")
+    return out
 
 
 def plot_confusion(res: dict[str, Any], path: Path) -> None:

@@ -13,7 +13,8 @@ __all__ = ["print_results"]
 
 
 def print_results(res: dict[str, Any], console: Console) -> None:
-    """Per-fold test metrics, mean ± std and, for the paper's encoders, the paper's figure and Δ."""
+    """Per-fold test metrics, mean ± std, pooled over folds and, for the paper's encoders, the
+    paper's figure and Δ (ours: the mean over folds)."""
     cols = [(k, n) for k, n in TEST_COLUMNS if k in res["test"]]
     table = Table(title=f"{res['run']}: test folds, %")
     table.add_column("fold")
@@ -25,6 +26,9 @@ def print_results(res: dict[str, Any], console: Console) -> None:
     table.add_section()
     table.add_row("mean", "", *[pct(res["test"][k]["mean"]) for k, _ in cols], style="bold")
     table.add_row("± std", "", *[pct(res["test"][k]["std"]) for k, _ in cols], style="dim")
+    pooled = res.get("test_pooled") or {}
+    if pooled:
+        table.add_row("pooled", "", *[pct(pooled.get(k)) for k, _ in cols])
     cells = paper_cells(res, [k for k, _ in cols])
     if cells:
         table.add_section()

@@ -44,7 +44,8 @@ def resolve_device(device: str | None = "auto"):
 
 
 class TorchBackend:
-    """The model in eval mode under ``torch.inference_mode``."""
+    """The model (an SERModel) in eval mode under ``torch.inference_mode``, run batch-independent
+    (``SERModel.infer``)."""
 
     name = "torch"
 
@@ -60,7 +61,7 @@ class TorchBackend:
         with torch.inference_mode():
             w = torch.from_numpy(wav).to(self.device)  # (B, S)
             n = torch.from_numpy(lens).to(self.device)  # (B,)
-            res = self.model(w, n, compute_emotion=True)
+            res = self.model.infer(w, n)  # every utterance as if alone: batching changes no answer
             out: dict[str, Any] = {"emotion": torch.softmax(res.emotion_logits.float(), -1).cpu().numpy()}  # (B, C)
             out.update(
                 {

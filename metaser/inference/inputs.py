@@ -23,7 +23,7 @@ import numpy as np
 from metaser.constants import SAMPLE_RATE
 from metaser.data.audio import check_finite, load_audio, resample
 from metaser.errors import DataError
-from metaser.inference.segment import SegmentConfig, segment_audio
+from metaser.inference.segment import SegmentConfig, fixed_windows, segment_audio
 
 __all__ = [
     "InputError",
@@ -74,12 +74,14 @@ class Loaded:
 class InputChecks:
     """What makes an input usable: at least ``min_samples`` samples (the encoder's receptive
     field), RMS at least ``silence_rms``, at most ``max_samples`` (None: no limit); pieces by
-    ``segment``."""
+    ``segment``, none longer than ``max_piece_samples`` (the encoder's memory bound: longer
+    spans are cut into overlapping windows of that length, whatever ``segment.max_seconds``)."""
 
     min_samples: int
     silence_rms: float
     segment: SegmentConfig
     max_samples: int | None = None
+    max_piece_samples: int | None = None
 
 
 def to_mono(x: np.ndarray, name: str) -> np.ndarray:
@@ -161,6 +163,10 @@ def check_audio(x: np.ndarray, name: str, path: str | None, checks: InputChecks)
     if not spans:  # every VAD region shorter than the receptive field: use the whole thing
         seg = segment_audio(x, replace(checks.segment, method="windows"), sr)
         spans = seg.spans
+    if checks.max_piece_samples is not None:
+        window = checks.max_piece_samples
+        hop = max(1, int(round(window * (1.0 - checks.segment.overlap))))
+        spans = [w for s, e in spans for w in (fixed_windows(s, e, window, hop) if e - s > window else [(s, e)])]
     return Loaded(path=path, x=x, spans=spans, method=seg.method)
 
 

@@ -19,7 +19,6 @@ is deleted and refused with :class:`OnnxExportError`. ``config.json`` then recor
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -64,7 +63,7 @@ def _wrapper(model):
             self.m = m
 
         def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
-            o = self.m(waveforms, lengths, compute_emotion=True)
+            o = self.m.infer(waveforms, lengths)  # batch-independent, as the torch backend
             outs = [torch.softmax(o.emotion_logits.float(), -1)]  # (B, C)
             outs += [torch.softmax(o.task_logits[n].float(), -1) for n in cls_tasks]  # (B, C_k)
             if has_ctc:
@@ -140,12 +139,13 @@ def export_onnx(
     """
     import torch
 
-    from metaser.models.metaser import CONFIG_NAME, MetaSERModel
+    from metaser.models.factory import load_ser_model
+    from metaser.models.saved import SavedModelConfig
+    from metaser.models.saved import model_dir as resolve_model_dir
 
-    model_dir = Path(model_dir)
-    if not (model_dir / CONFIG_NAME).is_file() and (model_dir / "model" / CONFIG_NAME).is_file():
-        model_dir = model_dir / "model"
-    model = MetaSERModel.from_pretrained(model_dir, map_location="cpu").eval()
+    model_dir = resolve_model_dir(model_dir)
+    saved = SavedModelConfig.read(model_dir)
+    model = load_ser_model(model_dir, map_location="cpu", saved=saved).eval()
     wrapped, names = _wrapper(model)
     dst = model_dir / out_name
     tmp = model_dir / f".{out_name}.tmp"
@@ -192,8 +192,6 @@ def export_onnx(
         "dynamic_axes": dyn,
         "parity": parity,
     }
-    cfg_file = model_dir / CONFIG_NAME
-    meta = json.loads(cfg_file.read_text())
-    meta["onnx"] = entry
-    cfg_file.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    saved.extras["onnx"] = entry
+    saved.write(model_dir)
     return entry

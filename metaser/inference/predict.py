@@ -21,7 +21,7 @@ from metaser.errors import ConfigError, MetaserError
 from metaser.inference.recognizer import EmotionRecognizer
 from metaser.inference.results import Prediction, PredictionError
 
-__all__ = ["AUDIO_EXTENSIONS", "FORMATS", "expand_inputs", "render", "run_predict"]
+__all__ = ["AUDIO_EXTENSIONS", "FORMATS", "expand_inputs", "render", "run_predict", "check_writable"]
 
 FORMATS = ("table", "json", "csv")
 PROGRESS_MIN_FILES = 5  # show a progress bar from this many inputs on (on a terminal)
@@ -53,13 +53,27 @@ def _audio_extensions() -> frozenset[str]:
 AUDIO_EXTENSIONS = _audio_extensions()
 
 
+def _broken_link(path: Path) -> PredictionError:
+    target = os.readlink(path)
+    return PredictionError(path=str(path), reason="missing", error=f"broken symbolic link: {path} -> {target}")
+
+
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path | PredictionError]:
     """Files stay as given (a missing or non-audio file fails later with its reason);
-    directories become their audio files (recursive, sorted), or an error entry if none."""
+    directories become their audio files (recursive, sorted), or an error entry if none.
+    A broken symbolic link to an audio file inside a directory is an error entry too (it is
+    listed, never skipped silently)."""
     out: list[Path | PredictionError] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            files: list[Path | PredictionError] = []
+            for f in sorted(p.rglob("*")):
+                if f.suffix.lower() not in AUDIO_EXTENSIONS:
+                    continue
+                if f.is_file():
+                    files.append(f)
+                elif f.is_symlink() and not f.exists():
+                    files.append(_broken_link(f))
             if files:
                 out.extend(files)
             else:
@@ -195,6 +209,20 @@ def render(
 
 
 # ---------------------------------------------------------------------------- command
+def check_writable(path: Path) -> None:
+    """MetaserError (exit code 2) unless ``path`` can be written: checked before any inference,
+    so a long run never ends in a lost result. Creates no file."""
+    if path.is_dir():
+        raise MetaserError(f"-o {path}: is a directory, give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        raise MetaserError(f"-o {path}: permission denied")
+    if not path.exists() and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        raise MetaserError(f"-o {path}: cannot create it ({parent} is not a writable directory)")
+
+
 def run_predict(
     model_dir: str | Path,
     paths: Sequence[str | Path],
@@ -225,8 +253,8 @@ def run_predict(
     console = console or Console(highlight=False)
     err_console = err_console or Console(stderr=True, highlight=False)
     out_path = Path(output) if output is not None else None
-    if out_path is not None and out_path.is_dir():
-        raise MetaserError(f"-o {out_path}: is a directory, give a file name")
+    if out_path is not None:
+        check_writable(out_path)
 
     rec = EmotionRecognizer.from_pretrained(
         model_dir, device=device, batch_size=batch_size, max_seconds=max_seconds, backend=backend

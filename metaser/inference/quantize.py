@@ -22,7 +22,6 @@ entry with them.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -164,7 +163,10 @@ def export_int8(
     """
     import onnxruntime
 
-    model_dir = Path(model_dir)
+    from metaser.models.saved import SavedModelConfig
+    from metaser.models.saved import model_dir as resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
     if not min_agreement >= 0.0:
         raise MetaserError(f"--min-agreement must be >= 0, got {min_agreement}")
     fp32 = model_dir / src
@@ -176,7 +178,6 @@ def export_int8(
         raise MetaserError(f"{calibration.description}: no calibration audio", hint="give --calib DIR")
     dst = model_dir / INT8_NAME
     tmp = model_dir / f".{INT8_NAME}.tmp"
-    cfg_file = model_dir / "config.json"
     try:
         info = quantize_int8(fp32, tmp, method=method, calibration=calibration)
         check = compare_graphs(fp32, tmp, calibration)
@@ -188,13 +189,13 @@ def export_int8(
         raise MetaserError(f"{model_dir}: int8 quantisation failed ({type(e).__name__}: {e})") from None
     n = len(calibration)
     low = {h: v for h, v in check["agreement"].items() if v < min_agreement}
-    meta = json.loads(cfg_file.read_text())
+    saved = SavedModelConfig.read(model_dir)
     if low:
         tmp.unlink(missing_ok=True)
         had = dst.is_file()
         dst.unlink(missing_ok=True)
-        if meta.pop("int8", None) is not None:
-            cfg_file.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        if saved.extras.pop("int8", None) is not None:
+            saved.write(model_dir)
         raise Int8Refused(
             f"int8 refused: {_describe(check, n)} against fp32 on {n} files ({calibration.description}); "
             f"below --min-agreement {min_agreement:g} on {', '.join(low)}. No {INT8_NAME} written"
@@ -216,8 +217,8 @@ def export_int8(
         "min_agreement": min_agreement,
         "onnxruntime_version": onnxruntime.__version__,
     }
-    meta["int8"] = entry
-    cfg_file.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    saved.extras["int8"] = entry
+    saved.write(model_dir)
     return entry
 
 

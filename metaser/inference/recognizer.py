@@ -11,10 +11,14 @@
 Inputs (:mod:`metaser.inference.inputs`) are files or arrays at any rate and channel count.
 Recordings longer than ``max_seconds`` are split (:mod:`metaser.inference.segment`); the
 result then has a per-segment timeline and the overall label is the duration-weighted mean
-of the segment probabilities (likewise gender, style and the other tasks). Many inputs are
-predicted in length-sorted, zero-padded batches, one forward per batch, with padding capped
-(:attr:`RecognizerConfig.max_padding`). The forward runs in torch or onnxruntime
-(:mod:`metaser.inference.backends`); everything else is the same code for both.
+of the segment probabilities (likewise gender, style and the other tasks). No piece through the
+encoder is longer than :attr:`RecognizerConfig.max_piece_seconds` (its memory grows with the
+square of the length), whatever ``max_seconds`` says. Many inputs are predicted in
+length-sorted, zero-padded batches (:mod:`metaser.inference.pieces`), one forward per batch,
+with padding and memory capped; every utterance is computed as if it were alone, so a file gets
+the same answer alone or batched. The forward runs in torch or onnxruntime
+(:mod:`metaser.inference.backends`); everything else is the same code for both. The model
+directory's ``config.json`` is read once (:class:`~metaser.models.saved.SavedModelConfig`).
 
 Bad inputs raise :class:`~metaser.errors.DataError` from :meth:`EmotionRecognizer.predict`
 and become :class:`PredictionError` entries in :meth:`EmotionRecognizer.predict_batch`, where
@@ -31,13 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from metaser.constants import MIN_SAMPLES, SAMPLE_RATE, receptive_field
+from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.audio import AudioError
+from metaser.data.labels import CharVocab
 from metaser.errors import ConfigError, DataError, MetaserError
 from metaser.inference.backends import BACKENDS, ONNX_FILES, OnnxBackend, TorchBackend, resolve_device
+from metaser.inference.combine import combine_pieces
 from metaser.inference.inputs import MAX_CHANNELS, AudioInput, InputChecks, InputError, Loaded, load_input
+from metaser.inference.pieces import plan_batches, run_pieces
 from metaser.inference.results import Prediction, PredictionError, SegmentPrediction
 from metaser.inference.segment import SegmentConfig
+from metaser.models.saved import SavedModelConfig
 
 __all__ = [
     "RecognizerConfig",
@@ -46,6 +54,7 @@ __all__ = [
     "Prediction",
     "PredictionError",
     "EmotionRecognizer",
+    "plan_batches",
     "resolve_device",
     "MAX_CHANNELS",
     "DEFAULT_MIN_SAMPLES",
@@ -69,6 +78,10 @@ class RecognizerConfig:
     chunk_files: inputs decoded and held in memory at a time by ``predict_batch``
         (None: ``8 * batch_size``); bounds memory on large directories.
     max_input_seconds: longer inputs are rejected (reason ``too_long``); None: no limit.
+    max_piece_seconds: the longest piece the encoder takes (its attention memory grows with
+        the square of the length): longer stretches are cut into overlapping windows of this
+        length, whatever ``segment.max_seconds`` asks (docs/serve.md: memory per second).
+    max_batch_seconds: padded audio per forward at most (memory grows with it).
     """
 
     batch_size: int = 8
@@ -77,6 +90,8 @@ class RecognizerConfig:
     silence_rms: float = 1e-4
     chunk_files: int | None = None
     max_input_seconds: float | None = None
+    max_piece_seconds: float = 30.0
+    max_batch_seconds: float = 120.0
 
     def validate(self, min_samples: int = DEFAULT_MIN_SAMPLES) -> RecognizerConfig:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -89,8 +104,12 @@ class RecognizerConfig:
             raise ConfigError(f"silence_rms must be >= 0, got {self.silence_rms}")
         if self.max_input_seconds is not None and not self.max_input_seconds > 0:
             raise ConfigError(f"max_input_seconds must be > 0, got {self.max_input_seconds}")
+        if not self.max_batch_seconds >= self.max_piece_seconds:
+            raise ConfigError(
+                f"max_batch_seconds ({self.max_batch_seconds}) must be >= max_piece_seconds ({self.max_piece_seconds})"
+            )
         self.segment.validate()
-        shortest = min(self.segment.max_seconds, self.segment.window_seconds)
+        shortest = min(self.segment.max_seconds, self.segment.window_seconds, self.max_piece_seconds)
         if shortest * SAMPLE_RATE < min_samples:
             raise ConfigError(
                 f"max_seconds / window_seconds ({shortest} s) must be at least the "
@@ -99,68 +118,45 @@ class RecognizerConfig:
         return self
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_padding: float) -> list[list[int]]:
-    """Indices grouped into batches: sorted by length, at most ``batch_size`` each, and closed
-    early when the padded size ``len(batch) * longest`` would exceed ``max_padding`` times the
-    real samples. Returns the batches in order of increasing length."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    real = 0
-    for i in order:
-        n = lengths[i]
-        if cur and (len(cur) >= batch_size or (len(cur) + 1) * n > max_padding * (real + n)):
-            batches.append(cur)
-            cur, real = [], 0
-        cur.append(i)
-        real += n
-    if cur:
-        batches.append(cur)
-    return batches
-
-
 class EmotionRecognizer:
     """A trained metaser model ready for inference (eval mode, no gradients).
 
     Build it with :meth:`from_pretrained` on a directory written by ``metaser export`` (or a
     fold's ``model/`` directory). ``backend`` is a :class:`TorchBackend` or :class:`OnnxBackend`
-    (or a torch model, wrapped in a TorchBackend on ``device``).
+    (or a torch model, wrapped in a TorchBackend on ``device``); ``saved``: the directory's
+    config.json (:class:`SavedModelConfig`; for a torch model, its own when not given).
     """
 
     def __init__(
         self,
         backend,
-        model_config: dict[str, Any],
+        saved: SavedModelConfig | None = None,
         *,
         device="cpu",
         config: RecognizerConfig | None = None,
         path: str | Path | None = None,
     ):
-        if not hasattr(backend, "run"):  # a MetaSERModel
+        if not hasattr(backend, "run"):  # an SERModel
+            saved = saved or backend.saved_config()
             backend = TorchBackend(backend, device)
+        if saved is None:
+            raise MetaserError("EmotionRecognizer needs the model's SavedModelConfig with a non-torch backend")
         self.backend = backend
         self.model = getattr(backend, "model", None)
         self.device = backend.device
         self.path = None if path is None else Path(path)
-        self.model_config = model_config
-        self.sample_rate = int(model_config.get("sample_rate", SAMPLE_RATE))
+        self.saved = saved
+        self.sample_rate = saved.sample_rate
         if self.sample_rate != SAMPLE_RATE:
             raise MetaserError(
                 f"{self.path}: model sample_rate {self.sample_rate} is not supported ({SAMPLE_RATE} only)"
             )
-        self.emotion_labels: list[str] = list(model_config["emotion_labels"])
-        self.tasks: list[dict[str, Any]] = [dict(t) for t in model_config.get("tasks", [])]
-        self.min_samples = self._min_samples(self.model, model_config)
-        enc = model_config.get("encoder_config") or {}
-        strides = enc.get("conv_stride") or (5, 2, 2, 2, 2, 2, 2)
-        self._frame_stride = int(np.prod([int(v) for v in strides]))  # samples per encoder frame (320)
+        self.emotion_labels: list[str] = list(saved.emotion_labels)
+        self.tasks = list(saved.tasks)
+        self.min_samples = saved.min_samples
         self.config = (config or RecognizerConfig()).validate(self.min_samples)
-        self._ctc = next((t for t in self.tasks if t.get("kind") == "ctc"), None)
-        self._vocab = None
-        if self._ctc is not None:
-            from metaser.data.labels import CharVocab
-
-            self._vocab = CharVocab(tokens=list(self._ctc["labels"]))
+        ctc = saved.ctc_task
+        self._vocab = CharVocab(tokens=list(ctc.labels)) if ctc is not None else None
 
     @property
     def backend_name(self) -> str:
@@ -201,7 +197,8 @@ class EmotionRecognizer:
         with onnxruntime, ``threads`` intra-op threads. Raises MetaserError (exit code 2) when
         the directory, its config or the ONNX file is missing or unusable.
         """
-        p, mcfg = cls._read_model_dir(path)
+        p = cls._model_dir(path)
+        saved = SavedModelConfig.read(p)
         if backend not in BACKENDS:
             raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
         if backend in ONNX_FILES:
@@ -213,27 +210,22 @@ class EmotionRecognizer:
         else:
             dev = resolve_device(device)
             if threads:
-                import torch
+                import torch  # here: the onnx backend needs no torch import
 
                 torch.set_num_threads(int(threads))
-            from metaser.models.metaser import MetaSERModel
+            from metaser.models.factory import load_ser_model
 
-            try:
-                model = MetaSERModel.from_pretrained(p, map_location="cpu")
-            except MetaserError:
-                raise
-            except (OSError, ValueError, KeyError, RuntimeError) as e:
-                raise MetaserError(f"cannot load the model in {p}: {type(e).__name__}: {e}") from None
-            be = TorchBackend(model, dev)
+            be = TorchBackend(load_ser_model(p, map_location="cpu", saved=saved), dev)
         config = replace(config) if config is not None else RecognizerConfig()
         if batch_size is not None:
             config.batch_size = batch_size
         if max_seconds is not None:
             config.segment = replace(config.segment, max_seconds=float(max_seconds))
-        return cls(be, mcfg, config=config, path=p)
+        return cls(be, saved, config=config, path=p)
 
     @staticmethod
-    def _read_model_dir(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    def _model_dir(path: str | Path) -> Path:
+        """``path``, or its ``model/`` when it is a fold directory; clear errors otherwise."""
         p = Path(path)
         if not p.exists():
             raise MetaserError(
@@ -246,36 +238,12 @@ class EmotionRecognizer:
             )
         if not (p / "config.json").is_file() and (p / "model" / "config.json").is_file():
             p = p / "model"
-        cfg_file = p / "config.json"
-        if not cfg_file.is_file():
+        if not (p / "config.json").is_file():
             hint = "export a trained run with `metaser export RUN_DIR -o MODEL_DIR`"
             if any(p.glob("fold*/model")):
                 hint = f"{p} looks like a training run: export it with `metaser export {p} -o MODEL_DIR`"
-            raise MetaserError(f"not a model directory: {cfg_file} is missing", hint=hint)
-        try:
-            mcfg = json.loads(cfg_file.read_text())
-        except (OSError, ValueError) as e:
-            raise MetaserError(f"cannot read model config {cfg_file}: {e}") from None
-        if not isinstance(mcfg, dict) or not mcfg.get("emotion_labels"):
-            raise MetaserError(f"{cfg_file} has no 'emotion_labels': not a metaser model directory")
-        return p, mcfg
-
-    @staticmethod
-    def _min_samples(model, mcfg: dict[str, Any]) -> int:
-        """The encoder CNN's receptive field in samples (400 for the wav2vec2 family)."""
-        if model is not None:
-            for m in model.modules():
-                v = getattr(type(m), "min_samples", None)
-                if isinstance(v, property):
-                    try:
-                        return int(m.min_samples)
-                    except Exception:  # pragma: no cover - a foreign module with that name
-                        pass
-        enc = mcfg.get("encoder_config") or {}
-        k, s = enc.get("conv_kernel"), enc.get("conv_stride")
-        if k and s and len(k) == len(s):
-            return receptive_field(k, s)
-        return DEFAULT_MIN_SAMPLES
+            raise MetaserError(f"not a model directory: {p / 'config.json'} is missing", hint=hint)
+        return p
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -286,6 +254,7 @@ class EmotionRecognizer:
             silence_rms=self.config.silence_rms,
             segment=self.config.segment,
             max_samples=None if mx is None else int(mx * SAMPLE_RATE),
+            max_piece_samples=int(self.config.max_piece_seconds * SAMPLE_RATE),
         )
 
     def _load(self, item: AudioInput, index: int) -> Loaded:
@@ -293,96 +262,31 @@ class EmotionRecognizer:
         return load_input(item, index, self.checks)
 
     # ------------------------------------------------------------------ model
-    def _forward(self, chunks: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One forward per batch of length-sorted pieces (see :func:`plan_batches`). Returns
-        per piece {"emotion": (C,), "<task>": (C_k,) ..., "transcript": str | None,
-        "ctc_ids": (T,) | None}, in input order (``ctc_ids``: greedy CTC label per valid frame)."""
-        out: list[dict[str, Any] | None] = [None] * len(chunks)
-        lengths = [c.shape[0] for c in chunks]
-        for idx in plan_batches(lengths, self.config.batch_size, self.config.max_padding):
-            lens = [lengths[i] for i in idx]
-            wav = np.zeros((len(idx), max(lens)), dtype=np.float32)  # (B, S)
-            for j, i in enumerate(idx):
-                wav[j, : lens[j]] = chunks[i]
-            res = self.backend.run(wav, np.asarray(lens, dtype=np.int64))
-            frame_ids: list[np.ndarray | None] = [None] * len(idx)
-            texts: list[str | None] = [None] * len(idx)
-            if self._vocab is not None and "ctc_ids" in res:
-                ids, tl = res["ctc_ids"], res["ctc_lengths"]  # (B, T), (B,)
-                frame_ids = [ids[j, : int(tl[j])] for j in range(len(idx))]  # (T_j,)
-                texts = [self._vocab.greedy_decode(f) for f in frame_ids]
-            for j, i in enumerate(idx):
-                d: dict[str, Any] = {"emotion": res["emotion"][j], "transcript": texts[j], "ctc_ids": frame_ids[j]}
-                d.update({k: v[j] for k, v in res.items() if k not in ("emotion", "ctc_ids", "ctc_lengths")})
-                out[i] = d
-        return out  # type: ignore[return-value]
-
-    def _combine(self, loaded: Loaded, pieces: list[tuple[int, int]], outs: list[dict[str, Any]]) -> Prediction:
-        """Duration-weighted mean over the pieces of one input -> Prediction."""
-        sr = self.sample_rate
-        w = np.array([e - s for s, e in pieces], dtype=np.float64)
-        w = w / w.sum()
-        emo = sum(wi * o["emotion"] for wi, o in zip(w, outs))  # (C,)
-        probs = {c: float(p) for c, p in zip(self.emotion_labels, emo)}
-        pred = Prediction(
-            path=loaded.path,
-            emotion=self.emotion_labels[int(np.argmax(emo))],
-            probs=probs,
-            duration=loaded.x.shape[0] / sr,
+    def run_pieces(self, chunks: list[np.ndarray]) -> list[dict[str, Any] | Exception]:
+        """The model over pieces (:func:`~metaser.inference.pieces.run_pieces`): per piece its
+        outputs, or the exception its forward raised alone."""
+        c = self.config
+        return run_pieces(
+            self.backend,
+            chunks,
+            batch_size=c.batch_size,
+            max_padding=c.max_padding,
+            max_batch_samples=int(c.max_batch_seconds * SAMPLE_RATE),
+            vocab=self._vocab,
         )
-        for t in self.tasks:
-            name = t["name"]
-            if t.get("kind") != "classification" or name not in outs[0]:
-                continue
-            p = sum(wi * o[name] for wi, o in zip(w, outs))  # (C_k,)
-            k = int(np.argmax(p))
-            label, prob = str(t["labels"][k]), float(p[k])
-            if name == "gender":
-                pred.gender, pred.gender_prob = label, prob
-            elif name == "style":
-                pred.style, pred.style_prob = label, prob
-            else:
-                pred.aux[name] = (label, prob)
-        if self._vocab is not None and all(o.get("ctc_ids") is not None for o in outs):
-            pred.transcript = self._stitch_transcript(pieces, [o["ctc_ids"] for o in outs])
-        if len(pieces) > 1 or loaded.method in ("vad", "windows"):
-            pred.segmentation = loaded.method
-            for (s, e), o in zip(pieces, outs):
-                pe = {c: float(v) for c, v in zip(self.emotion_labels, o["emotion"])}
-                pred.segments.append(
-                    SegmentPrediction(
-                        start=s / sr,
-                        end=e / sr,
-                        emotion=self.emotion_labels[int(np.argmax(o["emotion"]))],
-                        probs=pe,
-                        transcript=o["transcript"],
-                    )
-                )
-        return pred
 
-    def _stitch_transcript(self, pieces: list[tuple[int, int]], frame_ids: list[np.ndarray]) -> str:
-        """One transcript for a recording from its pieces' greedy CTC frame labels.
-
-        Overlapping pieces (windows) each contribute only the frames of their own part: from
-        the middle of the overlap with the previous piece to the middle of the overlap with the
-        next one, so overlapped speech is not transcribed twice. Runs of overlapping pieces are
-        decoded as one frame sequence; separate runs (VAD segments) are joined with a space.
-        """
-        hop = self._frame_stride
-        runs: list[list[np.ndarray]] = []
-        for k, ((s, e), ids) in enumerate(zip(pieces, frame_ids)):
-            prev_end = pieces[k - 1][1] if k > 0 else None
-            next_start = pieces[k + 1][0] if k + 1 < len(pieces) else None
-            lo = (s + prev_end) // 2 if prev_end is not None and prev_end > s else s
-            hi = (e + next_start) // 2 if next_start is not None and next_start < e else e
-            t = s + hop * np.arange(len(ids))  # (T,) sample offset of each frame
-            own = ids[(t >= lo) & (t < hi)]
-            if prev_end is not None and prev_end > s:
-                runs[-1].append(own)
-            else:
-                runs.append([own])
-        texts = [self._vocab.greedy_decode(np.concatenate(r)) for r in runs]
-        return " ".join(t for t in texts if t)
+    def combine(
+        self, loaded: Loaded, pieces: list[tuple[int, int]], outs: list[dict[str, Any] | Exception]
+    ) -> Prediction | PredictionError:
+        """One input's pieces -> its Prediction (duration-weighted), or a PredictionError (reason
+        ``model_error``) when the model failed on one of them."""
+        failed = next((o for o in outs if isinstance(o, Exception)), None)
+        if failed is not None:
+            msg = f"{loaded.path or 'input'}: the model failed on it ({type(failed).__name__}: {failed})"
+            return PredictionError(path=loaded.path, error=msg, reason="model_error")
+        return combine_pieces(
+            loaded, pieces, outs, self.emotion_labels, self.tasks, self._vocab, self.saved.frame_stride
+        )
 
     # ------------------------------------------------------------------ API
     def predict(self, path_or_array: AudioInput, sample_rate: int | None = None) -> Prediction:
@@ -397,19 +301,20 @@ class EmotionRecognizer:
         item = path_or_array
         if not isinstance(item, (str, Path)) and sample_rate is not None:
             item = (item, sample_rate)
-        return self.predict_loaded([self._load(item, 0)])[0]
+        result = self.predict_loaded([self._load(item, 0)])[0]
+        if isinstance(result, PredictionError):
+            raise MetaserError(result.error)
+        return result
 
-    def predict_loaded(self, loaded: list[Loaded]) -> list[Prediction]:
+    def predict_loaded(self, loaded: list[Loaded]) -> list[Prediction | PredictionError]:
         """Predict inputs already decoded and checked (:func:`~metaser.inference.inputs.load_input`),
-        all their pieces batched together."""
+        all their pieces batched together; an input whose forward failed gets a PredictionError."""
         pieces = [(i, s, e) for i, ld in enumerate(loaded) for s, e in ld.spans]
-        outs = self._forward([loaded[i].x[s:e] for i, s, e in pieces])
-        per: list[list[tuple[tuple[int, int], dict]]] = [[] for _ in loaded]
+        outs = self.run_pieces([loaded[i].x[s:e] for i, s, e in pieces])
+        per: list[list[tuple[tuple[int, int], Any]]] = [[] for _ in loaded]
         for (i, s, e), o in zip(pieces, outs):
             per[i].append(((s, e), o))
-        return [self._combine(ld, [sp for sp, _ in po], [o for _, o in po]) for ld, po in zip(loaded, per)]
-
-    _predict_loaded = predict_loaded  # the former private name
+        return [self.combine(ld, [sp for sp, _ in po], [o for _, o in po]) for ld, po in zip(loaded, per)]
 
     def predict_batch(
         self, items: Sequence[AudioInput] | Iterable[AudioInput], *, progress: Callable[[int], None] | None = None
@@ -445,7 +350,7 @@ class EmotionRecognizer:
         return results
 
     def __repr__(self) -> str:
-        tasks = ", ".join(f"{t['name']}({t.get('kind')})" for t in self.tasks) or "none"
+        tasks = ", ".join(f"{t.name}({t.kind})" for t in self.tasks) or "none"
         return (
             f"EmotionRecognizer(path={str(self.path)!r}, emotions={self.emotion_labels}, "
             f"tasks=[{tasks}], backend={self.backend_name}, device={self.device})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from metaser.errors import MetaserError
@@ -15,6 +16,18 @@ from metaser.launch.execute import execute, failed_outcome, to_result
 from metaser.launch.tasks import ClosingLauncher, OnDone, Task, TaskResult, plan
 
 RAY_INSTALL_HINT = "pip install 'metaser[ray]'"
+
+
+def _use_cluster_token() -> None:
+    """Ray >= 2.60 starts a head (``ray start --head``) with token authentication whenever a token
+    exists (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``), but a driver joining
+    it only sends the token with ``RAY_AUTH_MODE=token``. Set that, as Ray's own CLI does, unless
+    the user chose a mode."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def import_ray():
@@ -60,6 +73,7 @@ class RayLauncher(ClosingLauncher):
                 if self.ray_address is None:
                     ray.init(address="local", num_cpus=os.cpu_count(), **quiet)
                 else:
+                    _use_cluster_token()
                     ray.init(address=self.ray_address, **quiet)
             except ConnectionError as e:
                 raise MetaserError(

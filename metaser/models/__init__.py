@@ -1,6 +1,8 @@
-"""Model layer: SSL encoder, layer fusion (ARI), task heads, co-attention, the composed model.
+"""Model layer: SSL encoder, layer fusion (ARI), task heads, co-attention, the two architectures
+(MetaSER, the baseline) and their saved form.
 
-Knows nothing of stages, folds or corpora: it maps waveforms to per-task outputs.
+Knows nothing of stages, folds or corpora: it maps the frozen boundary's features (or, for
+inference, waveforms) to per-task outputs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ _EXPORTS = {
     "EmotionHead": "metaser.models.coattention",
     "build_task_fusion": "metaser.models.coattention",
     "MetaSERModel": "metaser.models.metaser",
-    "MetaSEROutput": "metaser.models.metaser",
+    "BaselineModel": "metaser.models.baseline",
+    "SERModel": "metaser.models.base",
+    "MetaSEROutput": "metaser.models.output",
+    "SavedModelConfig": "metaser.models.saved",
+    "build_ser_model": "metaser.models.factory",
+    "load_ser_model": "metaser.models.factory",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -230,6 +230,11 @@ class EmotionHead(nn.Module):
             nn.Linear(hidden_dim, num_classes),
         )
 
+    @property
+    def in_features(self) -> int:
+        """The width of z it takes."""
+        return self.net[0].in_features
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, in_dim) -> logits (B, C)."""
         return self.net(z)

@@ -25,7 +25,11 @@ __all__ = [
 
 
 class LayerFusion(nn.Module):
-    """Base class: ``forward(hidden_states) -> (B, T, D_f)``; ``weights()`` for reports."""
+    """Base class: ``forward(hidden_states) -> (B, T, D_f)``; ``weights()`` for reports.
+
+    "Layer weights" in metaser always means these: the fusion's weights w over the encoder's
+    layers (Eq. 3's W for ARI, over all L layers for the weighted sum), as the forward uses them.
+    """
 
     def output_dim(self, hidden_size: int) -> int:
         raise NotImplementedError
@@ -56,12 +60,12 @@ class _WeightedLayers(LayerFusion):
         init = torch.zeros(n) if weighting == "softmax" else torch.full((n,), 1.0 / n)
         self.logits = nn.Parameter(init)  # (n,)
 
-    def layer_weights(self) -> torch.Tensor:
+    def weight_vector(self) -> torch.Tensor:
         """w, with autograd: (n,)."""
         return torch.softmax(self.logits, dim=0) if self.weighting == "softmax" else self.logits
 
     def weights(self) -> torch.Tensor:
-        return self.layer_weights().detach().float()  # (n,)
+        return self.weight_vector().detach().float()  # (n,)
 
 
 class AugmentedResidualIntegration(_WeightedLayers):
@@ -86,7 +90,7 @@ class AugmentedResidualIntegration(_WeightedLayers):
     def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
         _check(hidden_states, self.num_layers)
         lower = torch.stack(tuple(hidden_states[:-1]), dim=0)  # (L-1, B, T, D)
-        w = self.layer_weights().to(lower.dtype)  # (L-1,)
+        w = self.weight_vector().to(lower.dtype)  # (L-1,)
         residual = torch.einsum("l,lbtd->btd", w, lower)  # (B, T, D)
         return torch.cat([hidden_states[-1], residual], dim=-1)  # (B, T, 2D)
 
@@ -108,14 +112,14 @@ class WeightedLayerSum(_WeightedLayers):
     def forward(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
         _check(hidden_states, self.num_layers)
         stacked = torch.stack(tuple(hidden_states), dim=0)  # (L, B, T, D)
-        w = self.layer_weights().to(stacked.dtype)  # (L,)
+        w = self.weight_vector().to(stacked.dtype)  # (L,)
         return torch.einsum("l,lbtd->btd", w, stacked)  # (B, T, D)
 
 
 class LastLayer(LayerFusion):
-    """F = F_L, the last transformer layer (no parameters; ``weighting`` is ignored)."""
+    """F = F_L, the last transformer layer (no parameters)."""
 
-    def __init__(self, num_layers: int, weighting: str = "softmax"):
+    def __init__(self, num_layers: int):
         super().__init__()
         self.num_layers = num_layers
 
@@ -153,4 +157,6 @@ def build_layer_fusion(kind: str, num_layers: int, weighting: str = "softmax") -
     ``softmax`` | ``raw`` (``fusion.weights``)."""
     if kind not in _KINDS:
         raise ConfigError(f"fusion.layers: {kind!r} is not one of {', '.join(_KINDS)}")
+    if kind == "last":
+        return LastLayer(num_layers)
     return _KINDS[kind](num_layers, weighting)

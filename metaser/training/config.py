@@ -15,6 +15,10 @@ from metaser.models.config import ModelConfig
 #: Auxiliary tasks of the paper; any other categorical manifest field may be used too.
 PAPER_AUX_TASKS = ("gender", "speaker", "style", "asr")
 
+#: The stages a run can train, each configured by the RunConfig field of the same name
+#: (what each one does: :mod:`metaser.training.stages`).
+STAGE_NAMES = ("stage1", "stage2", "emotion_only")
+
 
 @dataclass
 class OptimConfig:
@@ -32,16 +36,34 @@ class OptimConfig:
     grad_clip: float | None = 5.0
     fused: bool = True  # torch's fused Adam kernel (CPU and CUDA); false: the per-parameter loop
 
+    def __post_init__(self) -> None:
+        for name in ("encoder_lr", "head_lr"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"optim.{name} must be > 0, got {value!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"optim.grad_clip must be > 0 or null (no clipping), got {self.grad_clip!r}")
+        if self.plateau_patience < 0 or not 0.0 < self.plateau_factor < 1.0:
+            raise ValueError("optim.plateau_patience must be >= 0 and optim.plateau_factor in (0, 1)")
+
 
 @dataclass
 class StageConfig:
     """One fine-tuning stage.
 
     freeze_layers: the first n transformer layers are frozen (stage 1: 0, stage 2: 4; the
-        CNN is always frozen).
-    train_aux_heads: stage 2 only: whether the auxiliary heads keep training. The dataclass
-        default is True; the shipped presets set ``stage2.train_aux_heads: false`` (the heads
-        are frozen, their hidden layers still feed the co-attention).
+        CNN is always frozen), or ``all``: the whole encoder is frozen and only the layer fusion
+        and the heads train (the SUPERB / EmoBox frozen-encoder setting, with
+        ``model.fusion.layers: weighted_sum``).
+    train_aux_heads: read by stage 2 only: whether the auxiliary heads keep training there.
+        RunConfig's ``stage2`` sets it false (the heads are frozen; their hidden layers still
+        feed the co-attention), as every shipped preset does.
     freeze_layer_fusion: keep the layer-fusion weights (ARI's W, or the weighted sum's) fixed
         at their initial values in this stage. The paper (Sec. IV-D) names freezing the ARI
         module in stage 1 as a mitigation when few auxiliary tasks are used; off by default.
@@ -49,7 +71,7 @@ class StageConfig:
     """
 
     epochs: int = 100
-    freeze_layers: int = 0
+    freeze_layers: int | Literal["all"] = 0
     train_aux_heads: bool = True
     freeze_layer_fusion: bool = False
     early_stopping_patience: int | None = None
@@ -58,7 +80,16 @@ class StageConfig:
 
 @dataclass
 class TrainerConfig:
-    """Passed through to ``lightning.Trainer`` (multi-GPU / multi-node need no code change)."""
+    """The training loop and the torch runtime.
+
+    accelerator, devices, strategy, num_nodes, precision, accumulate_grad_batches,
+    log_every_n_steps, deterministic, enable_progress_bar, limit_train_batches and
+    limit_val_batches go to ``lightning.Trainer`` as they are (multi-GPU / multi-node need no
+    code change). The others are metaser's: ``matmul_precision`` and ``num_threads`` set torch's
+    global state when a training command starts (:func:`metaser.training.trainer.configure_torch`);
+    ``compile``, ``fast_dropout`` and ``fft_conv`` change how the model is built
+    (:func:`metaser.training.stages.build_model`).
+    """
 
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -71,7 +102,9 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None
-    matmul_precision: Literal["highest", "high", "medium"] = "high"  # TF32 on Ampere+
+    # "high" runs fp32 matrix products as TF32 on Ampere+ GPUs (the paper presets say "highest":
+    # true fp32, as their precision 32-true; the fast mode sets "high")
+    matmul_precision: Literal["highest", "high", "medium"] = "high"
     compile: bool = False  # torch.compile each encoder transformer layer (in place; checkpoints unchanged)
     num_threads: int | None = None  # torch intra-op threads (None = torch's default, one per core)
     fast_dropout: bool = True  # CPU: dropout masks from numpy's PCG64, not torch's bernoulli_ (metaser.models.dropout)
@@ -90,22 +123,22 @@ class TrainerConfig:
 
 @dataclass
 class CacheConfig:
-    """The exact frozen-prefix feature cache (see :mod:`metaser.training.cache`).
+    """The frozen-prefix feature cache (see :mod:`metaser.training.frozen`).
 
-    mode: ``auto`` (on wherever only the discrete speed set augments the waveform; for
-        group-norm CNNs, whose padded-batch features depend on the padding, each utterance is
-        computed alone, as at batch size 1), ``strict`` (only where training from the cache
-        equals the padded-batch audio path: group-norm encoders then train from audio; the
-        IEMOCAP paper presets set it, as the paper pads its batches),
-        ``force`` (the same as ``auto``, kept for configs that name it) or ``none`` (never).
-        Not "on"/"off": YAML reads those as booleans. Part of the stage keys (see
-        :mod:`metaser.training.keys`): with a group-norm encoder it changes the result.
+    mode: ``auto`` (every utterance computed as if it were alone in its batch: a group-norm
+        CNN normalises over its valid frames, every encoder gets an attention mask; the frozen
+        prefix is cached wherever only the discrete speed set augments the waveform),
+        ``strict`` (HF's padded-batch computation, as the paper pads its batches; cached only
+        where that equals the utterance alone: group-norm encoders then train from audio; the
+        IEMOCAP paper presets set it) or ``none`` (padded, never cached). Not "on"/"off": YAML
+        reads those as booleans. Part of the stage keys (see :mod:`metaser.training.keys`):
+        with a group-norm encoder it changes the result.
     dir: where cached features live; None = ``<output_dir>/<name>/cache``.
     storage: ``auto`` (host RAM when the estimate fits in ``max_memory_gb``, else
         memory-mapped files on disk), ``memory`` or ``disk``.
     """
 
-    mode: Literal["auto", "strict", "force", "none"] = "auto"
+    mode: Literal["auto", "strict", "none"] = "auto"
     dir: str | None = None
     storage: Literal["auto", "memory", "disk"] = "auto"
     max_memory_gb: float = 8.0
@@ -151,11 +184,12 @@ class RunConfig:
                 raise ValueError("aux_tasks: 'emotion' is the main task, not an auxiliary one")
             if w < 0:
                 raise ValueError(f"aux_tasks.{task}: the loss weight must be >= 0, got {w}")
-        for name, st in (("stage1", self.stage1), ("stage2", self.stage2), ("emotion_only", self.emotion_only)):
+        for name in STAGE_NAMES:
+            st = getattr(self, name)
             if st.epochs < 1:
                 raise ValueError(f"{name}.epochs must be >= 1, got {st.epochs}")
-            if st.freeze_layers < 0:
-                raise ValueError(f"{name}.freeze_layers must be >= 0")
+            if st.freeze_layers != "all" and st.freeze_layers < 0:
+                raise ValueError(f"{name}.freeze_layers must be >= 0 or 'all'")
 
     @property
     def baseline(self) -> bool:

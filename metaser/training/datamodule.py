@@ -23,12 +23,12 @@ class FoldData(pl.LightningDataModule):
         train: CutSet,
         valid: CutSet,
         test: CutSet,
-        features=None,
+        store=None,
     ):
         super().__init__()
         self.cfg, self.labels, self.tasks = cfg, labels, tasks
         self.cuts = {"train": train, "valid": valid, "test": test}
-        self.features = features  # a FeatureStore of the frozen prefix (metaser.training.cache), or None
+        self.store = store  # a FeatureStore of the frozen prefix (metaser.training.frozen), or None
 
     def _loader(self, split: str, epoch: int = 0):
         # Lightning calls set_epoch on the lhotse sampler at every epoch (resume included).
@@ -45,7 +45,7 @@ class FoldData(pl.LightningDataModule):
             epoch_seed=epoch,
             world_size=world,
             rank=rank,
-            features=self.features,
+            store=self.store,
         )
 
     def train_dataloader(self):

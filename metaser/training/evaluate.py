@@ -44,6 +44,8 @@ def fold_test_metrics(
     emo = labels.classes["emotion"]
     idx = {c: i for i, c in enumerate(emo)}
     scored = [r for r in rows if r.get("emotion") is not None]
+    if not scored:  # a fold without a test part (``metaser cross`` trains on a whole corpus)
+        return {}
     out: dict[str, Any] = classification_scores(
         [idx[r["emotion"]] for r in scored], [idx[r["pred"]] for r in scored], len(emo)
     )

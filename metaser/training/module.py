@@ -1,15 +1,19 @@
-"""The Lightning module: one class for every stage.
+"""The Lightning module: one class for every stage (what a stage does is its StageSpec).
 
 The stage names are the ones used everywhere (configs, run folders, plans):
 
 * ``stage1``: the auxiliary tasks, loss = sum_k w_k L_k (Eq. 1); selection on val/loss.
 * ``stage2``: emotion after stage 1, loss = CE(emotion) (Eq. 2); selection on val/ua.
 * ``emotion_only``: emotion without a stage 1 (the baseline, Table IV's "SER only"); like stage 2.
+
+A batch's input (audio, or the frozen prefix's output from a feature store) reaches the model
+through one call, ``encoder.prefix(batch.inputs, boundary.layers)``: the model's forward takes
+the boundary features only.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,13 +24,10 @@ from torchmetrics import MeanMetric
 from metaser.constants import SAMPLE_RATE
 from metaser.data.batch import Batch
 from metaser.data.labels import IGNORE_INDEX, LabelSpace
-from metaser.training.config import StageConfig
-from metaser.training.losses import AuxiliaryLoss, EmotionLoss
+from metaser.training.losses import LossOutput
 from metaser.training.metrics import ASRMetric, ClassificationMetric
 
-Stage = Literal["stage1", "stage2", "emotion_only"]
-STAGES: tuple[str, ...] = ("stage1", "stage2", "emotion_only")
-_STAGE_SEED = {"stage1": 0, "stage2": 1, "emotion_only": 2}
+log = logging.getLogger(__name__)
 
 
 def seed_all(seed: int) -> None:
@@ -34,33 +35,22 @@ def seed_all(seed: int) -> None:
     seed_everything(int(seed) % 2**32, workers=False, verbose=False)
 
 
-def objective(stage: str) -> Literal["aux", "emotion"]:
-    """What a stage optimises: ``aux`` (stage 1) or ``emotion`` (stage 2, emotion_only)."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
-    return "aux" if stage == "stage1" else "emotion"
-
-
 class SERModule(pl.LightningModule):
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        *,
-        stage: Stage,
-        labels: LabelSpace,
-        aux_weights: dict[str, float],
-        stage_cfg: StageConfig,
-        seed: int = 0,
-    ):
+    """model: an SERModel frozen for the stage; spec: the stage's StageSpec; boundary: its
+    FrozenBoundary (where the frozen part ends, how padding is treated)."""
+
+    def __init__(self, model: torch.nn.Module, *, spec, boundary, labels: LabelSpace, seed: int = 0):
         super().__init__()
         self.model = model
-        self.stage: Stage = stage
-        self.objective = objective(stage)
+        self.spec = spec
+        self.boundary = boundary
+        self.stage = spec.name
+        self.objective = spec.objective
         self.labels = labels
-        self.stage_cfg = stage_cfg
+        self.stage_cfg = spec.config
         self.seed = seed
-        self.loss_fn = AuxiliaryLoss(aux_weights) if self.objective == "aux" else EmotionLoss()
-        self.aux_tasks = list(aux_weights)
+        self.loss_fn = spec.loss()
+        self.aux_tasks = [t for t, _ in spec.aux_weights]
         self.cls_tasks = [t for t in self.aux_tasks if t != "asr"]
         self.val_metrics = torch.nn.ModuleDict(self._make_metrics())
         self.val_asr = ASRMetric()
@@ -76,17 +66,14 @@ class SERModule(pl.LightningModule):
     def forward(self, batch: Batch, compute_emotion: bool | None = None):
         if compute_emotion is None:
             compute_emotion = self.objective == "emotion"
-        return self.model(
-            batch.waveforms,
-            batch.lengths,
-            compute_emotion=compute_emotion,
-            features=batch.features,
-            frame_lengths=batch.frame_lengths,
-            feature_layer=batch.feature_layer,
-        )
+        b = self.boundary
+        features = self.model.encoder.prefix(batch.inputs, b.layers, independent=b.independent)
+        return self.model(features, compute_emotion=compute_emotion)
 
-    def _loss(self, out, batch: Batch):
-        return self.loss_fn(out, batch)
+    def loss_on(self, batch: Batch) -> LossOutput:
+        """Forward and the stage's weighted loss: the computation of one training step (the
+        training loop and ``metaser bench train`` both run it)."""
+        return self.loss_fn(self(batch), batch)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return (
@@ -109,19 +96,18 @@ class SERModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Re-seed at every epoch so that a run resumed from an epoch checkpoint continues
         # with exactly the random stream (dropout, augmentation) of an uninterrupted run.
-        seed_all(self.seed * 1000 + self.current_epoch + 500 * _STAGE_SEED[self.stage])
+        seed_all(self.seed * 1000 + self.current_epoch + 500 * self.spec.seed_offset)
         self.model.train()  # MetaSERModel.train keeps frozen modules in eval (no dropout there)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # Re-seed per step too: Lightning creates the epoch's data iterator (which draws from
         # the global torch RNG) after on_train_epoch_start on a fresh epoch but before it on a
         # resumed one, so only a per-step seed gives a resumed run the same dropout masks.
-        seq = np.random.SeedSequence([self.seed, _STAGE_SEED[self.stage], self.current_epoch, batch_idx])
+        seq = np.random.SeedSequence([self.seed, self.spec.seed_offset, self.current_epoch, batch_idx])
         seed_all(int(seq.generate_state(1)[0]))
 
     def training_step(self, batch: Batch, batch_idx: int):
-        out = self(batch)
-        lo = self._loss(out, batch)
+        lo = self.loss_on(batch)
         bs = len(batch)
         self.log(
             "train/loss", lo.total.detach(), batch_size=bs, prog_bar=True, on_step=True, on_epoch=True, sync_dist=False
@@ -147,7 +133,7 @@ class SERModule(pl.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         out = self(batch)
-        lo = self._loss(out, batch)
+        lo = self.loss_fn(out, batch)
         self.val_loss.update(lo.total.detach().float(), weight=len(batch))
         if "emotion" in self.val_metrics:
             self.val_metrics["emotion"].update(out.emotion_logits, batch.targets["emotion"])
@@ -198,6 +184,25 @@ class SERModule(pl.LightningModule):
             self.test_rows.append(row)
 
     # ------------------------------------------------------------- optimisers
+    def _fused(self) -> bool:
+        """Whether Adam runs torch's fused kernel. Under fp16 mixed precision with clipping it
+        cannot: the gradient scaler unscales inside a fused step, after clipping would have run
+        on scaled gradients; the per-parameter loop is used then, and the log says why."""
+        o = self.stage_cfg.optim
+        if not o.fused:
+            return False
+        precision = str(getattr(getattr(self, "_trainer", None), "precision", "") or "")
+        if o.grad_clip and precision.startswith("16"):
+            log.info(
+                "%s: torch's per-parameter Adam instead of the fused kernel (optim.fused): with precision %s "
+                "the fused kernel unscales gradients itself, after clipping (optim.grad_clip=%s) would run",
+                self.stage,
+                precision,
+                o.grad_clip,
+            )
+            return False
+        return True
+
     def configure_optimizers(self):
         o = self.stage_cfg.optim
         enc = [p for p in self.model.encoder_parameters() if p.requires_grad]
@@ -211,12 +216,13 @@ class SERModule(pl.LightningModule):
             if g["params"]
         ]
         kw = {"betas": tuple(o.betas), "weight_decay": o.weight_decay}
-        if o.fused:
+        if self._fused():
             kw["fused"] = True  # one kernel over all parameters (CPU: about 2.5x the loop's speed at base size)
         cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
         opt = cls(groups, **kw)
         scheds = []
         if o.warmup_steps > 0 or o.scheduler in ("cosine", "linear"):
+            # imported here, not at the top: transformers' optimization module is slow to import
             from transformers import (
                 get_constant_schedule_with_warmup,
                 get_cosine_schedule_with_warmup,
@@ -232,7 +238,7 @@ class SERModule(pl.LightningModule):
                 sched = get_constant_schedule_with_warmup(opt, o.warmup_steps)
             scheds.append({"scheduler": sched, "interval": "step"})
         if o.scheduler == "plateau":
-            mode, monitor = ("min", "val/loss") if self.objective == "aux" else ("max", "val/ua")
+            monitor, mode = self.spec.monitor
             scheds.append(
                 {
                     "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -245,3 +251,13 @@ class SERModule(pl.LightningModule):
         if not scheds:
             return opt
         return [opt], scheds
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip the gradient norm to ``optim.grad_clip``, as Lightning's own clipping does, but
+        without its precision plugin's refusal of fused optimizers under mixed precision: with
+        bf16 there is no gradient scaler, so the gradients are already true here (under fp16
+        the fused kernel is not used, :meth:`_fused`)."""
+        clip = self.stage_cfg.optim.grad_clip
+        if clip:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip)

@@ -1,7 +1,9 @@
-"""Lightning ``Trainer`` factories and the quiet console setting of the training commands.
+"""Lightning ``Trainer`` factories, the torch runtime settings and the quiet console setting of
+the training commands.
 
-:func:`quiet_lightning` is called by the commands that train (never at import), so importing
-metaser changes no global warning filter or logger level.
+:func:`quiet_lightning` and :func:`configure_torch` are called by the commands that train (never
+at import, never as a side effect of preparing data), so importing metaser changes no global
+warning filter, logger level or torch setting.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
 from metaser.data.sampling import count_batches
-from metaser.training.config import RunConfig, StageConfig
+from metaser.training.config import RunConfig, TrainerConfig
 
-__all__ = ["quiet_lightning", "make_trainer", "eval_trainer", "LIGHTNING_NOISE"]
+__all__ = ["quiet_lightning", "configure_torch", "trainer_kwargs", "make_trainer", "eval_trainer", "LIGHTNING_NOISE"]
 
 #: Lightning's banners and tips ("GPU available", "try installing ...") and warnings about
 #: choices made here on purpose (frozen modules in eval mode, lhotse samplers, our own batch
@@ -46,6 +49,14 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def configure_torch(t: TrainerConfig) -> None:
+    """torch's process-wide settings of a training run: fp32 matrix-product precision
+    (``trainer.matmul_precision``) and intra-op threads (``trainer.num_threads``)."""
+    torch.set_float32_matmul_precision(t.matmul_precision)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+
+
 class _ProgressBar(RichProgressBar):
     """Lightning's rich progress bar without the logger's version number ("v_num"), with a
     total for samplers that have no ``len`` (length-bucketed epochs): the epoch's batch count
@@ -70,16 +81,32 @@ class _ProgressBar(RichProgressBar):
         return items
 
 
-def make_trainer(
-    cfg: RunConfig,
-    stage_cfg: StageConfig,
-    stage_dir: Path,
-    monitor: str,
-    mode: str,
-    extra_callbacks: list | None = None,
-) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """The fit trainer of one stage: best + last checkpoint every epoch, optional early stop."""
+def trainer_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """The ``lightning.Trainer`` arguments of a training step, shared by :func:`make_trainer` and
+    ``metaser bench train`` (so the bench times the same step). Gradient clipping is not here:
+    the module clips itself (``SERModule.configure_gradient_clipping``, ``optim.grad_clip``)."""
     t = cfg.trainer
+    return dict(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        deterministic=t.deterministic,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
+    )
+
+
+def make_trainer(
+    cfg: RunConfig, spec, stage_dir: Path, extra_callbacks: list | None = None
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """The fit trainer of one stage (``spec``: its StageSpec): best checkpoint by the stage's
+    selection metric and last checkpoint every epoch, optional early stop."""
+    t, stage_cfg = cfg.trainer, spec.config
+    monitor, mode = spec.monitor
     ckpt = ModelCheckpoint(
         dirpath=stage_dir,
         filename="best",
@@ -100,21 +127,11 @@ def make_trainer(
         callbacks.append(_ProgressBar())
     if stage_cfg.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stage_cfg.early_stopping_patience))
-    kwargs: dict[str, Any] = dict(
+    kwargs = trainer_kwargs(cfg)
+    kwargs.update(
         max_epochs=stage_cfg.epochs,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        num_nodes=t.num_nodes,
-        precision=t.precision,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=stage_cfg.optim.grad_clip,
         log_every_n_steps=t.log_every_n_steps,
-        deterministic=t.deterministic,
         enable_progress_bar=t.enable_progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # lhotse samplers shard by rank themselves
         logger=CSVLogger(stage_dir, name="", version="logs"),
         callbacks=callbacks,
         default_root_dir=stage_dir,

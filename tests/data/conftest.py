@@ -27,8 +27,9 @@ def tone(seconds: float = 0.25, sr: int = 16000, channels: int = 1, freq: float 
     return np.stack([0.5 / (c + 1) * x for c in range(channels)], axis=1).astype(np.float32)
 
 
-def write_tone(path: Path, seconds: float = 0.25, sr: int = 16000, channels: int = 1,
-               subtype: str = "PCM_16", freq: float = 220.0) -> np.ndarray:
+def write_tone(
+    path: Path, seconds: float = 0.25, sr: int = 16000, channels: int = 1, subtype: str = "PCM_16", freq: float = 220.0
+) -> np.ndarray:
     """Write a tone and return the (S, C) float32 samples written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     x = tone(seconds, sr, channels, freq)
@@ -116,6 +117,31 @@ IEMOCAP_KEPT = {  # utt_id -> (emotion, emotion_raw, speaker, gender, session, s
     "Ses05M_script01_1b_F003": ("ang", "ang", "Ses05F", "female", "5", "script", "Ses05M_script01_1b"),
 }
 
+# utt_id -> the categorical annotator lines under its turn (default: one "C-E1: Neutral state")
+IEMOCAP_ANNOTATIONS = {
+    "Ses01F_impro01_F000": [
+        "C-E1:\tNeutral state;\t()",
+        "C-E2:\tNeutral state;\t()",
+        "C-E3:\tFrustration; Neutral state;\t(a bit (tired); bored)",
+        "C-F1:\tAnger;\t()",
+    ],
+    "Ses01F_impro01_M000": ["C-E2:\tAnger;\t()", "C-E3:\tAnger;\t()", "C-E4:\tOther:annoyed;\t()"],
+    "Ses01M_script01_1_F000": ["C-E1:\tExcited;\t()", "C-E2:\tHappiness; Excited;\t()", "C-E3:\tSurprise;\t()"],
+    "Ses01M_script01_1_M000": ["C-E1:\tSadness;\t()", "C-M1:\tSadness;\t()"],
+    "Ses02M_impro01_F000": [],
+}
+# utt_id -> (vote_ang, vote_hap, vote_neu, vote_sad, votes_dropped) without self-evaluations;
+# None: no annotator line, no vote fields
+IEMOCAP_VOTES = {
+    "Ses01F_impro01_F000": (0.0, 0.0, 2.5, 0.0, 0.5),
+    "Ses01F_impro01_M000": (2.0, 0.0, 0.0, 0.0, 1.0),
+    "Ses01M_script01_1_F000": (0.0, 2.0, 0.0, 0.0, 1.0),
+    "Ses01M_script01_1_M000": (0.0, 0.0, 0.0, 1.0, 0.0),
+    "Ses02M_impro01_F000": None,
+    "Ses03M_impro05a_F000": (0.0, 0.0, 1.0, 0.0, 0.0),
+    "Ses05M_script01_1b_F003": (0.0, 0.0, 1.0, 0.0, 0.0),
+}
+
 IEMOCAP_SKIPPED = {  # utt_id -> reason
     "Ses02M_impro01_M000": "missing",
     "Ses02M_impro01_F001": "empty",
@@ -138,8 +164,8 @@ def build_iemocap(root: Path) -> Path:
             t = 1.0
             for utt, label, (v, a, d), kind in turns:
                 lines.append(f"[{t:.4f} - {t + 1.5:.4f}]\t{utt}\t{label}\t[{v:.4f}, {a:.4f}, {d:.4f}]\n")
-                lines.append("C-E1:\tNeutral state;\t()\n")
-                lines.append(f"A-E1:\tval 3; act 2; dom  2;\t()\n\n")
+                lines += [f"{a}\n" for a in IEMOCAP_ANNOTATIONS.get(utt, ["C-E1:\tNeutral state;\t()"])]
+                lines.append("A-E1:\tval 3; act 2; dom  2;\t()\n\n")
                 if utt in IEMOCAP_TEXTS:
                     trans.append(f"{utt} [{t:08.4f}-{t + 1.5:08.4f}]: {IEMOCAP_TEXTS[utt]}\n")
                 t += 2.0
@@ -169,7 +195,8 @@ def build_iemocap(root: Path) -> Path:
     cat.mkdir(parents=True, exist_ok=True)
     (cat / "Ses01F_impro01_e2_cat.txt").write_text(
         "[1.0000 - 2.5000]\tSes01F_impro01_F099\tang\t[1.0000, 1.0000, 1.0000]\n"
-        "Ses01F_impro01_F000 :Neutral state; ()\n")
+        "Ses01F_impro01_F000 :Neutral state; ()\n"
+    )
     write_tone(root / "Session1" / "sentences" / "wav" / "Ses01F_impro01" / "Ses01F_impro01_F099.wav")
     return root
 
@@ -183,8 +210,12 @@ EMODB_FILES = {  # name -> (recognition rate, naturalness) in erkennung.txt, or 
     "16b10Lc": (62.5, 40.0),
     "13b03Ta": None,
 }
-EMODB_BAD = {"not_emodb": "malformed file name", "99a01Fa": "unknown speaker",
-             "03z01Fa": "malformed file name", "03a03Fa": "unknown text"}
+EMODB_BAD = {
+    "not_emodb": "malformed file name",
+    "99a01Fa": "unknown speaker",
+    "03z01Fa": "malformed file name",
+    "03a03Fa": "unknown text",
+}
 
 
 def build_emodb(root: Path) -> Path:
@@ -209,15 +240,17 @@ RAVDESS_KEPT = {  # stem -> (emotion, raw, intensity, statement, repetition, spe
     "03-01-01-01-02-02-02": ("neutral", "01", "normal", "02", "02", "02", "female", 2),
     "03-01-08-01-01-02-02": ("surprised", "08", "normal", "01", "02", "02", "female", 1),
 }
-RAVDESS_SKIPPED = {"03-01-09-01-01-01-02": "malformed file name", "notes": "malformed file name",
-                   "03-01-03-01-01-01-05": "actor mismatch"}
+RAVDESS_SKIPPED = {
+    "03-01-09-01-01-01-02": "malformed file name",
+    "notes": "malformed file name",
+    "03-01-03-01-01-01-05": "actor mismatch",
+}
 
 
 def build_ravdess(root: Path) -> Path:
     """Write a tiny Audio_Speech_Actors tree (48 kHz, one stereo file, one song file)."""
     for stem, kept in RAVDESS_KEPT.items():
-        write_tone(root / f"Actor_{stem[-2:]}" / f"{stem}.wav", seconds=0.2, sr=48000,
-                   channels=kept[-1])
+        write_tone(root / f"Actor_{stem[-2:]}" / f"{stem}.wav", seconds=0.2, sr=48000, channels=kept[-1])
     write_tone(root / "Actor_01" / "03-02-03-01-01-01-01.wav", seconds=0.2, sr=48000)  # song
     for stem in RAVDESS_SKIPPED:
         write_tone(root / "Actor_02" / f"{stem}.wav", seconds=0.2, sr=48000)

@@ -22,10 +22,17 @@ def test_probe_reads_header(tmp_path):
     assert info.format == "WAV" and info.subtype == "PCM_16"
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("missing", "missing"), ("empty", "empty"), ("garbage", "unreadable"),
-    ("truncated", "corrupt"), ("header_only", "empty"), ("directory", "unreadable"),
-])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("missing", "missing"),
+        ("empty", "empty"),
+        ("garbage", "unreadable"),
+        ("truncated", "corrupt"),
+        ("header_only", "empty"),
+        ("directory", "unreadable"),
+    ],
+)
 def test_probe_reasons(tmp_path, kind, reason):
     p = tmp_path / "x.wav"
     if kind == "empty":

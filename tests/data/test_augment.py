@@ -22,13 +22,12 @@ from metaser.data.config import AugmentConfig
 from metaser.errors import ConfigError
 from tests.data.helpers import make_cut
 
-
 # (convention, factor, samples of a 1 s and of a 0.1 s clip at 16 kHz)
 SPEED_CASES = [
-    ("length", 0.8, 12800, 1280),    # the paper's / SpeechBrain's reading: 0.8x the samples
+    ("length", 0.8, 12800, 1280),  # the paper's / SpeechBrain's reading: 0.8x the samples
     ("length", 1.0, 16000, 1600),
-    ("length", 1.2, 19208, 1921),    # 1.2x, applied as 1.20048x (rate 13328 Hz, see below)
-    ("lhotse", 0.8, 20000, 2000),    # lhotse's reading: 1 / 0.8 = 1.25x
+    ("length", 1.2, 19208, 1921),  # 1.2x, applied as 1.20048x (rate 13328 Hz, see below)
+    ("lhotse", 0.8, 20000, 2000),  # lhotse's reading: 1 / 0.8 = 1.25x
     ("lhotse", 1.2, 13333, 1333),
 ]
 
@@ -175,3 +174,153 @@ def test_augment_config_validation():
         from_dict(AugmentConfig, {"speed_prob": 1.5})
     with pytest.raises(ConfigError, match="band_drop_max_hz"):
         from_dict(AugmentConfig, {"band_drop_min_hz": 500, "band_drop_max_hz": 100})
+
+
+# ----------------------------------------------------------------------------- presets / SpeechBrain
+
+
+def test_presets_resolve_and_explicit_values_win():
+    paper = AugmentConfig().resolved()
+    assert (paper.preset, paper.speed_per, paper.drop_freq_prob, paper.drop_chunk_prob) == (
+        "paper",
+        "utterance",
+        0.0,
+        0.0,
+    )
+    assert not AugmentConfig().waveform_enabled and AugmentConfig().enabled
+    sb = AugmentConfig(preset="speechbrain").resolved()
+    assert (sb.speed_per, sb.drop_freq_prob, sb.drop_chunk_prob) == ("batch", 1.0, 1.0)
+    assert (
+        sb.drop_freq_count_low,
+        sb.drop_freq_count_high,
+        sb.drop_chunk_count_low,
+        sb.drop_chunk_count_high,
+        sb.drop_chunk_length_low,
+        sb.drop_chunk_length_high,
+    ) == (0, 3, 0, 5, 1000, 2000)
+    assert sb.speeds == [0.8, 1.0, 1.2]  # the paper's rates under either reading
+    assert AugmentConfig(preset="speechbrain").waveform_enabled
+    own = AugmentConfig(preset="speechbrain", speed_per="utterance", drop_chunk_prob=0.0).resolved()
+    assert (own.speed_per, own.drop_freq_prob, own.drop_chunk_prob) == ("utterance", 1.0, 0.0)
+    assert AugmentConfig(drop_freq_prob=0.5).resolved().drop_freq_prob == 0.5
+
+
+def test_preset_survives_override_round_trip():
+    """`data.augment.preset=speechbrain` on a loaded config must switch the preset's values:
+    overrides go through to_dict / from_dict, so the preset fields stay unresolved (None)."""
+    from metaser.config import apply_overrides, to_dict
+
+    cfg = apply_overrides(AugmentConfig(), ["preset=speechbrain"])
+    assert to_dict(cfg)["drop_freq_prob"] is None and to_dict(cfg)["speed_per"] == "preset"
+    assert cfg.resolved().speed_per == "batch" and cfg.waveform_enabled
+    back = apply_overrides(cfg, ["preset=paper"])
+    assert back.resolved().speed_per == "utterance" and not back.waveform_enabled
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"preset": "kaldi"}, "preset"),
+        ({"speed_per": "epoch"}, "speed_per"),
+        ({"drop_freq_prob": 1.5}, "drop_freq_prob"),
+        ({"drop_freq_count_low": 3, "drop_freq_count_high": 1}, "drop_freq_count"),
+        ({"drop_chunk_length_low": 0}, "drop_chunk_length"),
+        ({"drop_freq_width": 0.7}, "drop_freq_width"),
+    ],
+)
+def test_sb_config_validation(data, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(AugmentConfig, data)
+
+
+def _response(kernel: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """|H| of an FIR kernel at frequencies given as fractions of Nyquist."""
+    n = np.arange(len(kernel)) - len(kernel) // 2
+    return np.abs(np.exp(-1j * np.pi * np.outer(freqs, n)) @ kernel)
+
+
+def test_notch_filter_rejects_its_band_only():
+    from metaser.data.augment import notch_filter
+
+    for f in (0.1, 0.4, 0.7):
+        k = notch_filter(f, 0.05)
+        assert k.shape == (101,) and np.allclose(k, k[::-1])  # linear phase
+        centre, far = _response(k, np.array([f + 0.05])), _response(k, np.array([f - 0.2, f + 0.3]))
+        assert centre[0] < 0.01  # the band's centre: below -40 dB
+        assert np.allclose(far[(np.array([f - 0.2, f + 0.3]) > 0) & (np.array([f - 0.2, f + 0.3]) < 1)], 1.0, atol=0.01)
+    assert np.allclose(_response(notch_filter(0.97, 0.05), np.array([0.0, 0.5])), 1.0, atol=0.01)  # only low-pass
+
+
+def test_drop_freq_follows_its_draws():
+    from metaser.data.augment import drop_freq
+
+    sr, n = 16000, 16000
+    t = torch.arange(n, dtype=torch.float64) / sr
+    tones = list(range(200, 8000, 200))
+    wave = sum(torch.sin(2 * torch.pi * f * t) for f in tones).float()  # (S,)
+    seed = 4
+    rng, replay = np.random.default_rng(seed), np.random.default_rng(seed)
+    out = drop_freq(wave, rng, 1, 3, 0.05)
+    count = int(replay.integers(1, 4))
+    centres = replay.uniform(1e-14, 1.0, size=count) + 0.05  # band centres, fractions of Nyquist
+    assert out.shape == wave.shape and out.dtype == torch.float32
+    spec_in, spec_out = (torch.fft.rfft(x.double()).abs() for x in (wave, out))
+    for c in centres:
+        tone = min(tones, key=lambda f: abs(f - c * sr / 2))
+        if abs(tone - c * sr / 2) < 100 and 300 < tone < 7700:
+            assert spec_out[tone] < 0.05 * spec_in[tone]
+    far = [f for f in tones if all(abs(f - c * sr / 2) > 1600 for c in centres)]
+    assert far and torch.allclose(spec_out[far], spec_in[far], rtol=0.03)
+    assert torch.equal(drop_freq(wave, np.random.default_rng(0), 0, 0), wave)  # no notch: a copy
+    assert torch.equal(drop_freq(wave, np.random.default_rng(seed), 1, 3, 0.05), out)  # deterministic
+
+
+def test_drop_chunk_counts_and_lengths():
+    from metaser.data.augment import drop_chunk
+
+    wave = torch.ones(20000)
+    counts = set()
+    for seed in range(40):
+        rng, replay = np.random.default_rng(seed), np.random.default_rng(seed)
+        out = drop_chunk(wave, rng, 0, 5, 1000, 2000)
+        count = int(replay.integers(0, 6))
+        counts.add(count)
+        lengths = replay.integers(1000, 2001, size=count) if count else np.array([], dtype=int)
+        starts = replay.integers(0, 20000 - (lengths.max() if count else 0) + 1, size=count)
+        expected = torch.ones(20000)
+        for s0, ln in zip(starts.tolist(), lengths.tolist()):
+            expected[s0 : s0 + ln] = 0
+        assert torch.equal(out, expected)
+    assert counts == {0, 1, 2, 3, 4, 5}
+    assert torch.equal(wave, torch.ones(20000))  # input untouched
+    short = drop_chunk(torch.ones(500), np.random.default_rng(1), 1, 1, 1000, 2000)
+    assert torch.equal(short, torch.zeros(500))  # a chunk longer than the clip zeroes all of it
+
+
+def test_batch_rng_and_batch_factor():
+    from metaser.data.augment import batch_rng
+
+    ids = ["b", "a", "c"]
+    first = batch_rng(0, 3, ids).random(4)
+    assert np.array_equal(first, batch_rng(0, 3, ["c", "b", "a"]).random(4))  # order-free
+    for other in (batch_rng(1, 3, ids), batch_rng(0, 4, ids), batch_rng(0, 3, ["a", "b"])):
+        assert not np.array_equal(first, other.random(4))
+    sp = SpeedPerturb([0.8, 1.0, 1.2], prob=1.0)
+    factors = [sp.draw_batch_factor(batch_rng(0, e, ids)) for e in range(60)]
+    assert set(factors) == {0.8, 1.0, 1.2}
+    assert factors == [sp.draw_batch_factor(batch_rng(0, e, ids)) for e in range(60)]
+    assert sp.draw_batch_factor(batch_rng(0, 0, ids)) == sp.draw(batch_rng(0, 0, ids))
+
+
+def test_waveform_augment_presets():
+    wave = 1.0 + torch.from_numpy(np.random.default_rng(3).standard_normal(16000)).float()  # (S,)
+    paper = WaveformAugment(AugmentConfig())
+    rng = np.random.default_rng(5)
+    before = rng.bit_generator.state
+    assert torch.equal(paper(wave, rng), wave) and rng.bit_generator.state == before  # draws nothing
+    sb = WaveformAugment(AugmentConfig(preset="speechbrain"))
+    assert sb.enabled and not paper.enabled
+    outs = [sb(wave, np.random.default_rng(s)) for s in range(20)]
+    assert sum(not torch.equal(o, wave) for o in outs) >= 15  # 0 notches and 0 chunks: 1 in 24
+    assert sum(bool((o == 0).any()) for o in outs) >= 10  # chunks zeroed in most
+    assert torch.equal(sb(wave, np.random.default_rng(7)), sb(wave, np.random.default_rng(7)))

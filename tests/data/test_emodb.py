@@ -15,8 +15,7 @@ from tests.data.conftest import EMODB_BAD, EMODB_FILES, EMODB_ROOT
 
 def test_parse_erkennung_latin1_nbsp(emodb_root):
     rates = parse_erkennung(emodb_root / "erkennung.txt")
-    assert rates == {"03a01Fa.wav": (90.0, 75.0), "08a02Wb.wav": (100.0, 95.5),
-                     "16b10Lc.wav": (62.5, 40.0)}
+    assert rates == {"03a01Fa.wav": (90.0, 75.0), "08a02Wb.wav": (100.0, 95.5), "16b10Lc.wav": (62.5, 40.0)}
 
 
 def test_prepare_emodb_fixture(emodb_root, tmp_path):
@@ -32,8 +31,7 @@ def test_prepare_emodb_fixture(emodb_root, tmp_path):
     assert (get_field(c, "recognition_rate"), get_field(c, "naturalness")) == (90.0, 75.0)
     assert get_field(c, SESSION) is None
     w = cuts["08a02Wb"]
-    assert (get_field(w, EMOTION), get_field(w, "gender"), get_field(w, "naturalness")) == (
-        "anger", "female", 95.5)
+    assert (get_field(w, EMOTION), get_field(w, "gender"), get_field(w, "naturalness")) == ("anger", "female", 95.5)
     assert get_field(cuts["16b10Lc"], EMOTION) == "boredom"
     t = cuts["13b03Ta"]  # not listed in erkennung.txt: rates absent, and said so
     assert get_field(t, EMOTION) == "sadness" and get_field(t, "recognition_rate") is None
@@ -41,8 +39,7 @@ def test_prepare_emodb_fixture(emodb_root, tmp_path):
     assert s["group_by"] == "speaker"
     assert s["emotions"] == {"anger": 1, "boredom": 1, "happiness": 1, "sadness": 1}
     assert {d["utt_id"]: d["reason"] for d in s["skipped"]} == EMODB_BAD
-    assert s["notes"] == ["1 file(s) not listed in erkennung.txt: no recognition_rate / "
-                          "naturalness for them"]
+    assert s["notes"] == ["1 file(s) not listed in erkennung.txt: no recognition_rate / naturalness for them"]
     assert len(load_manifest(tmp_path / "out")) == 4
 
 
@@ -66,10 +63,23 @@ def test_prepare_real_emodb(tmp_path):
     cuts = list(res.cuts)
     assert len(cuts) == 535
     assert Counter(get_field(c, EMOTION) for c in cuts) == {
-        "anger": 127, "boredom": 81, "neutral": 79, "happiness": 71, "fear": 69,
-        "sadness": 62, "disgust": 46}
+        "anger": 127,
+        "boredom": 81,
+        "neutral": 79,
+        "happiness": 71,
+        "fear": 69,
+        "sadness": 62,
+        "disgust": 46,
+    }
     assert Counter(get_field(c, EMOTION_RAW) for c in cuts) == {
-        "W": 127, "L": 81, "N": 79, "F": 71, "A": 69, "T": 62, "E": 46}
+        "W": 127,
+        "L": 81,
+        "N": 79,
+        "F": 71,
+        "A": 69,
+        "T": 62,
+        "E": 46,
+    }
     assert {get_field(c, "speaker") for c in cuts} == set(SPEAKERS)
     assert {get_field(c, "text_id") for c in cuts} == set(TEXTS)
     for c in cuts:

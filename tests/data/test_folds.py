@@ -89,7 +89,8 @@ def test_speaker_kfold_disjoint_and_covering(tmp_path):
 def test_speaker_kfold_balances_greedily(tmp_path):
     cuts = CutSet.from_cuts(
         make_cut(tmp_path, f"{spk}_{i}", 0.1, speaker=spk, emotion="neu", seed=i)
-        for spk, n in (("A", 5), ("B", 4), ("C", 3), ("D", 2), ("E", 1)) for i in range(n)
+        for spk, n in (("A", 5), ("B", 4), ("C", 3), ("D", 2), ("E", 1))
+        for i in range(n)
     )
     folds = make_folds(cuts, SplitConfig(group_by="speaker", num_folds=2, valid_fraction=0.0))
     assert [f.test_group for f in folds] == ["A+D+E", "B+C"]
@@ -99,12 +100,14 @@ def test_speaker_kfold_balances_greedily(tmp_path):
 
 
 def test_speaker_in_two_sessions_is_rejected(tmp_path):
-    cuts = CutSet.from_cuts([
-        make_cut(tmp_path, "a", 0.1, speaker="x", emotion="neu", session="1"),
-        make_cut(tmp_path, "b", 0.1, speaker="y", emotion="neu", session="1"),
-        make_cut(tmp_path, "c", 0.1, speaker="x", emotion="neu", session="2"),
-        make_cut(tmp_path, "d", 0.1, speaker="z", emotion="neu", session="2"),
-    ])
+    cuts = CutSet.from_cuts(
+        [
+            make_cut(tmp_path, "a", 0.1, speaker="x", emotion="neu", session="1"),
+            make_cut(tmp_path, "b", 0.1, speaker="y", emotion="neu", session="1"),
+            make_cut(tmp_path, "c", 0.1, speaker="x", emotion="neu", session="2"),
+            make_cut(tmp_path, "d", 0.1, speaker="z", emotion="neu", session="2"),
+        ]
+    )
     with pytest.raises(DataError, match=r"speaker 'x' occurs in sessions 1, 2"):
         make_folds(cuts, SplitConfig(valid_fraction=0.0))
 

@@ -27,19 +27,42 @@ from metaser.errors import DataError
 from tests.data.conftest import write_tone
 
 
-def _cut(tmp_path, utt="u1", *, sr=16000, channels=1, seconds=0.5, emotion="neu", session="1",
-         speaker="spk1", gender="female", style="impro", subtype="PCM_16"):
+def _cut(
+    tmp_path,
+    utt="u1",
+    *,
+    sr=16000,
+    channels=1,
+    seconds=0.5,
+    emotion="neu",
+    session="1",
+    speaker="spk1",
+    gender="female",
+    style="impro",
+    subtype="PCM_16",
+):
     wav = tmp_path / f"{utt}.wav"
     write_tone(wav, seconds=seconds, sr=sr, channels=channels, subtype=subtype)
-    return make_cut(utt, wav, emotion=emotion, emotion_raw=emotion.upper(), speaker=speaker,
-                    gender=gender, text="hello there",
-                    custom={TEXT_RAW: "Hello  there", SESSION: session, STYLE: style,
-                            "valence": 2.5, "empty": None})
+    return make_cut(
+        utt,
+        wav,
+        emotion=emotion,
+        emotion_raw=emotion.upper(),
+        speaker=speaker,
+        gender=gender,
+        text="hello there",
+        custom={TEXT_RAW: "Hello  there", SESSION: session, STYLE: style, "valence": 2.5, "empty": None},
+    )
 
 
 def test_constants():
     assert (EMOTION, EMOTION_RAW, STYLE, SESSION, TEXT_RAW) == (
-        "emotion", "emotion_raw", "style", "session", "text_raw")
+        "emotion",
+        "emotion_raw",
+        "style",
+        "session",
+        "text_raw",
+    )
 
 
 def test_make_cut_mono(tmp_path):
@@ -53,8 +76,14 @@ def test_make_cut_mono(tmp_path):
     sup = cut.supervisions[0]
     assert (sup.start, sup.duration, sup.channel) == (0.0, 0.5, 0)
     assert (sup.speaker, sup.gender, sup.text) == ("spk1", "female", "hello there")
-    assert sup.custom == {"emotion": "neu", "emotion_raw": "NEU", "text_raw": "Hello  there",
-                          "session": "1", "style": "impro", "valence": 2.5}
+    assert sup.custom == {
+        "emotion": "neu",
+        "emotion_raw": "NEU",
+        "text_raw": "Hello  there",
+        "session": "1",
+        "style": "impro",
+        "valence": 2.5,
+    }
 
 
 def test_make_cut_multichannel_covers_all_channels(tmp_path):
@@ -65,13 +94,16 @@ def test_make_cut_multichannel_covers_all_channels(tmp_path):
     assert cut.recording.sources[0].channels == [0, 1]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"gender": "F"}, "gender must be 'female' or 'male'"),
-    ({"emotion": ""}, "emotion must be a non-empty string"),
-    ({"custom": {"speaker": "x"}}, "'speaker' is reserved"),
-    ({"custom": {"valence": float("nan")}}, "'valence' is nan"),
-    ({"custom": {"tags": ["a"]}}, "'tags' must be a string or a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"gender": "F"}, "gender must be 'female' or 'male'"),
+        ({"emotion": ""}, "emotion must be a non-empty string"),
+        ({"custom": {"speaker": "x"}}, "'speaker' is reserved"),
+        ({"custom": {"valence": float("nan")}}, "'valence' is nan"),
+        ({"custom": {"tags": ["a"]}}, "'tags' must be a string or a number"),
+    ],
+)
 def test_make_cut_rejects_bad_fields(tmp_path, kwargs, match):
     wav = tmp_path / "a.wav"
     write_tone(wav)

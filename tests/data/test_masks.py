@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from metaser.boundary import FrozenFeatures, Waveforms
 from metaser.data.batch import Batch
 from metaser.data.sampling import padding_ratio
 from metaser.masks import lengths_to_mask
@@ -23,7 +24,10 @@ def test_lengths_to_mask_exact():
 
 def test_batch_mask_and_padding_counts():
     waveforms = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 0.0, 0.0]])  # (B, S)
-    batch = Batch(waveforms=waveforms, lengths=torch.tensor([4, 2]))
-    assert batch.mask.tolist() == [[True] * 4, [True, True, False, False]]
-    assert (batch.num_samples, batch.padded_samples, batch.padding_samples) == (6, 8, 2)
-    assert batch.padding_ratio == pytest.approx(2 / 6) == padding_ratio([batch])
+    batch = Batch(inputs=Waveforms(waveforms, torch.tensor([4, 2])))
+    assert batch.inputs.mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert batch.num_samples == 6 and batch.inputs.padding() == (2, 6)
+    assert padding_ratio([batch]) == pytest.approx(2 / 6)
+    feats = FrozenFeatures((torch.zeros(2, 5, 3),), torch.tensor([5, 2]), torch.tensor([1600, 720]))
+    assert len(feats) == 2 and feats.padding() == (3, 7)  # frames
+    assert Batch(inputs=feats).num_samples == 2320

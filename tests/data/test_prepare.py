@@ -20,16 +20,18 @@ from tests.data.helpers import summary_corpus
 def test_finish_prepare(tmp_path, capsys):
     cuts = summary_corpus(tmp_path)
     skipped = [SkippedItem("x", "/p/x.wav", "missing")]
-    with pytest.raises(DataError, match=r"1 utterance\(s\) cannot be used \(strict mode\):\n"
-                                        r"  x \(/p/x.wav\): missing"):
+    with pytest.raises(
+        DataError,
+        match=r"1 utterance\(s\) cannot be used \(strict mode\):\n"
+        r"  x \(/p/x.wav\): missing",
+    ):
         finish_prepare(cuts, skipped, corpus="toy", out_dir=tmp_path / "s", strict=True)
     assert not (tmp_path / "s").exists()  # nothing written in strict mode
     with pytest.raises(DataError, match=r"no usable utterances found \(skipped: 1: missing 1"):
         finish_prepare([], skipped, corpus="toy", out_dir=tmp_path / "e")
     res = finish_prepare(cuts, skipped, corpus="toy", out_dir=tmp_path / "ok", excluded={"fru": 2})
     assert isinstance(res, PrepareResult) and res.out_dir == tmp_path / "ok"
-    assert (res.cuts_path, res.summary_path) == (tmp_path / "ok" / MANIFEST_NAME,
-                                                 tmp_path / "ok" / SUMMARY_NAME)
+    assert (res.cuts_path, res.summary_path) == (tmp_path / "ok" / MANIFEST_NAME, tmp_path / "ok" / SUMMARY_NAME)
     assert [c.id for c in load_manifest(res.cuts_path)] == ["a", "b", "c"] == [c.id for c in res.cuts]
     assert json.loads(res.summary_path.read_text()) == res.summary
     assert res.summary["num_excluded"] == 2 and res.summary["num_skipped"] == 1
@@ -39,8 +41,7 @@ def test_finish_prepare(tmp_path, capsys):
 
 def test_finish_prepare_deprecated_console_still_prints(tmp_path, quiet_console):
     with pytest.warns(DeprecationWarning, match="console"):
-        finish_prepare(summary_corpus(tmp_path), [], corpus="toy", out_dir=tmp_path / "o",
-                       console=quiet_console)
+        finish_prepare(summary_corpus(tmp_path), [], corpus="toy", out_dir=tmp_path / "o", console=quiet_console)
     assert "toy: 3 utterances" in quiet_console.file.getvalue()
 
 
@@ -56,13 +57,24 @@ def test_default_min_duration_covers_every_paper_speed():
 def short_clips_table(tmp_path):
     """A user's CSV corpus: three normal clips and a 10 ms and a 30 ms one (8 kHz for one)."""
     audio = tmp_path / "audio"
-    for name, seconds, sr in (("ok1", 0.5, 16000), ("ok2", 0.2, 16000), ("ok3", 0.04, 8000),
-                              ("ten_ms", 0.01, 16000), ("thirty_ms", 0.03, 8000)):
+    for name, seconds, sr in (
+        ("ok1", 0.5, 16000),
+        ("ok2", 0.2, 16000),
+        ("ok3", 0.04, 8000),
+        ("ten_ms", 0.01, 16000),
+        ("thirty_ms", 0.03, 8000),
+    ):
         write_tone(audio / f"{name}.wav", seconds=seconds, sr=sr)
     table = tmp_path / "corpus.csv"
-    table.write_text("path,emotion,speaker\n" + "".join(
-        f"audio/{n}.wav,{e},s{i % 2}\n" for i, (n, e) in enumerate(
-            [("ok1", "neu"), ("ten_ms", "ang"), ("ok2", "sad"), ("thirty_ms", "neu"), ("ok3", "ang")])))
+    table.write_text(
+        "path,emotion,speaker\n"
+        + "".join(
+            f"audio/{n}.wav,{e},s{i % 2}\n"
+            for i, (n, e) in enumerate(
+                [("ok1", "neu"), ("ten_ms", "ang"), ("ok2", "sad"), ("thirty_ms", "neu"), ("ok3", "ang")]
+            )
+        )
+    )
     return table
 
 
@@ -73,15 +85,18 @@ def test_short_clips_are_dropped_and_listed_as_too_short(short_clips_table, tmp_
     assert summary["skipped_by_reason"] == {TOO_SHORT: 2} and summary["num_skipped"] == 2
     assert [(s["utt_id"], s["reason"], s["detail"]) for s in summary["skipped"]] == [
         ("ten_ms", TOO_SHORT, "10.00 ms < min_duration 31.25 ms"),
-        ("thirty_ms", TOO_SHORT, "30.00 ms < min_duration 31.25 ms")]
+        ("thirty_ms", TOO_SHORT, "30.00 ms < min_duration 31.25 ms"),
+    ]
     assert summary["skipped"][0]["path"].endswith("ten_ms.wav")
     assert "2 clip(s) shorter than min_duration 0.03125 s dropped (reason too_short)" in summary["notes"]
     # a deliberate filter, not a broken file: strict mode still prepares
     assert len(prepare_csv(short_clips_table, tmp_path / "strict", strict=True).cuts) == 3
     kept = prepare_csv(short_clips_table, tmp_path / "all", min_duration=0)
     assert len(kept.cuts) == 5 and kept.summary["num_skipped"] == 0
-    assert sorted(c.id for c in prepare_csv(short_clips_table, tmp_path / "long",
-                                            min_duration=0.1).cuts) == ["ok1", "ok2"]
+    assert sorted(c.id for c in prepare_csv(short_clips_table, tmp_path / "long", min_duration=0.1).cuts) == [
+        "ok1",
+        "ok2",
+    ]
     with pytest.raises(DataError, match="no usable utterances found"):
         prepare_csv(short_clips_table, tmp_path / "none", min_duration=1.0)
 
@@ -94,11 +109,9 @@ def test_cli_prepare_prints_the_summary_and_takes_min_duration(short_clips_table
     assert "skipped: 2 (too_short 2)" in result.output
     assert "ten_ms: too_short - 10.00 ms < min_duration 31.25 ms" in result.output
     assert f"wrote {out / MANIFEST_NAME} and {out / SUMMARY_NAME}" in " ".join(result.output.split())
-    result = CliRunner().invoke(main, ["prepare", "csv", str(short_clips_table), "-o", str(out),
-                                       "--min-duration", "0"])
+    result = CliRunner().invoke(main, ["prepare", "csv", str(short_clips_table), "-o", str(out), "--min-duration", "0"])
     assert result.exit_code == 0 and "corpus: 5 utterances" in result.output
-    bad = CliRunner().invoke(main, ["prepare", "csv", str(short_clips_table), "-o", str(out),
-                                    "--min-duration", "-1"])
+    bad = CliRunner().invoke(main, ["prepare", "csv", str(short_clips_table), "-o", str(out), "--min-duration", "-1"])
     assert bad.exit_code == 2 and "--min-duration" in bad.output
 
 

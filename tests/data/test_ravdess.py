@@ -14,8 +14,14 @@ from tests.data.conftest import RAVDESS_KEPT, RAVDESS_SKIPPED
 
 def test_parse_ravdess_name():
     assert parse_ravdess_name("03-01-06-01-02-01-12") == {
-        "modality": "03", "channel": "01", "emotion": "06", "intensity": "01",
-        "statement": "02", "repetition": "01", "actor": "12"}
+        "modality": "03",
+        "channel": "01",
+        "emotion": "06",
+        "intensity": "01",
+        "statement": "02",
+        "repetition": "01",
+        "actor": "12",
+    }
     with pytest.raises(DataError, match="emotion code 09"):
         parse_ravdess_name("03-01-09-01-01-01-02")
     with pytest.raises(DataError, match="actor code 25"):
@@ -30,10 +36,16 @@ def test_prepare_ravdess(ravdess_root, tmp_path):
     assert set(cuts) == set(RAVDESS_KEPT)
     for stem, (emo, raw, inten, stmt, rep, spk, gender, channels) in RAVDESS_KEPT.items():
         c = cuts[stem]
-        assert (get_field(c, EMOTION), get_field(c, EMOTION_RAW), get_field(c, "intensity"),
-                get_field(c, "statement"), get_field(c, "repetition"), get_field(c, "speaker"),
-                get_field(c, "gender"), c.num_channels) == (emo, raw, inten, stmt, rep, spk,
-                                                            gender, channels), stem
+        assert (
+            get_field(c, EMOTION),
+            get_field(c, EMOTION_RAW),
+            get_field(c, "intensity"),
+            get_field(c, "statement"),
+            get_field(c, "repetition"),
+            get_field(c, "speaker"),
+            get_field(c, "gender"),
+            c.num_channels,
+        ) == (emo, raw, inten, stmt, rep, spk, gender, channels), stem
         assert c.sampling_rate == 48000 and c.recording.num_samples == 9600
         assert get_field(c, SESSION) is None
     c = cuts["03-01-01-01-02-02-02"]

@@ -8,6 +8,7 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
+from metaser.boundary import Waveforms
 from metaser.config import from_dict
 from metaser.data.batch import Batch
 from metaser.data.config import SamplerConfig
@@ -22,8 +23,7 @@ def varied(tmp_path_factory) -> CutSet:
     root = tmp_path_factory.mktemp("varied")
     rng = np.random.default_rng(0)
     return CutSet.from_cuts(
-        make_cut(root, f"u{i:02d}", float(np.round(rng.uniform(0.5, 6.0), 2)),
-                 sample_rate=8000, emotion="neu", seed=i)
+        make_cut(root, f"u{i:02d}", float(np.round(rng.uniform(0.5, 6.0), 2)), sample_rate=8000, emotion="neu", seed=i)
         for i in range(48)
     )
 
@@ -60,8 +60,7 @@ def test_eval_is_ordered_deterministic_and_never_drops(varied):
 
 def test_bucketing_pads_much_less_than_random_fixed_batches(varied):
     fixed = list(make_sampler(varied, SamplerConfig(mode="fixed", batch_size=4), train=True))
-    buck = list(make_sampler(varied, SamplerConfig(mode="bucketing", max_duration=12.0,
-                                                   num_buckets=4), train=True))
+    buck = list(make_sampler(varied, SamplerConfig(mode="bucketing", max_duration=12.0, num_buckets=4), train=True))
     assert isinstance(make_sampler(varied, SamplerConfig(), train=True), DynamicBucketingSampler)
     r_fixed, r_buck = padding_ratio(fixed), padding_ratio(buck)
     assert r_fixed > 0.3
@@ -74,7 +73,7 @@ def test_bucketing_pads_much_less_than_random_fixed_batches(varied):
 def test_padding_ratio_exact():
     assert padding_ratio([[3, 1], [2, 2]]) == pytest.approx(2 / 8)
     assert padding_ratio([torch.tensor([5, 5, 5])]) == 0.0
-    batch = Batch(waveforms=torch.zeros(2, 10), lengths=torch.tensor([10, 4]))
+    batch = Batch(inputs=Waveforms(torch.zeros(2, 10), torch.tensor([10, 4])))
     assert padding_ratio([batch]) == pytest.approx(6 / 14)
     with pytest.raises(ValueError):
         padding_ratio([])
@@ -137,8 +136,9 @@ def test_count_batches_equals_the_real_count(tmp_path):
 
     cuts = tiny_corpus(tmp_path, sessions=3, per_speaker=10, min_seconds=0.5, max_seconds=6.0)
     labels = build_label_space(cuts, [])
-    cfg = DataConfig(sampler=SamplerConfig(max_duration=10.0, num_buckets=4, num_workers=0),
-                     augment=AugmentConfig(speeds=[0.8, 1.2]))
+    cfg = DataConfig(
+        sampler=SamplerConfig(max_duration=10.0, num_buckets=4, num_workers=0), augment=AugmentConfig(speeds=[0.8, 1.2])
+    )
     loader = make_dataloader(cuts, labels, [], cfg, train=True)
     sampler = loader.sampler
     counts = []

@@ -11,10 +11,11 @@ from tests.data.helpers import make_cut, summary_corpus
 
 
 def test_summarize_exact(tmp_path):
-    skipped = [SkippedItem("x", "/p/x.wav", "missing", "audio file not found: /p/x.wav"),
-               SkippedItem("y", "/p/y.wav", "corrupt")]
-    s = summarize(summary_corpus(tmp_path), skipped, "toy", excluded={"fru": 3, "xxx": 1, "oth": 0},
-                  notes=["hello"])
+    skipped = [
+        SkippedItem("x", "/p/x.wav", "missing", "audio file not found: /p/x.wav"),
+        SkippedItem("y", "/p/y.wav", "corrupt"),
+    ]
+    s = summarize(summary_corpus(tmp_path), skipped, "toy", excluded={"fru": 3, "xxx": 1, "oth": 0}, notes=["hello"])
     assert s["corpus"] == "toy" and s["utterances"] == 3
     assert s["seconds"] == 1.5 and s["hours"] == round(1.5 / 3600, 4)
     assert s["emotions"] == {"ang": 1, "neu": 2}
@@ -29,23 +30,34 @@ def test_summarize_exact(tmp_path):
     assert s["fields"] == ["gender", "session", "speaker", "style", "text", "text_raw", "valence"]
     assert s["excluded"] == {"fru": 3, "xxx": 1} and s["num_excluded"] == 4
     assert s["num_skipped"] == 2 and s["skipped_by_reason"] == {"corrupt": 1, "missing": 1}
-    assert s["skipped"][0] == {"utt_id": "x", "path": "/p/x.wav", "reason": "missing",
-                               "detail": "audio file not found: /p/x.wav"}
+    assert s["skipped"][0] == {
+        "utt_id": "x",
+        "path": "/p/x.wav",
+        "reason": "missing",
+        "detail": "audio file not found: /p/x.wav",
+    }
     assert s["notes"] == ["hello"]
     json.dumps(s)  # serialisable
 
 
 def test_summarize_groups_by_speaker_without_sessions(tmp_path):
-    cuts = [make_cut(tmp_path, "a", 0.1, emotion="fear", emotion_raw="A", speaker="03"),
-            make_cut(tmp_path, "b", 0.1, emotion="fear", emotion_raw="A", speaker="10")]
+    cuts = [
+        make_cut(tmp_path, "a", 0.1, emotion="fear", emotion_raw="A", speaker="03"),
+        make_cut(tmp_path, "b", 0.1, emotion="fear", emotion_raw="A", speaker="10"),
+    ]
     s = summarize(cuts, [], "emo")
     assert s["group_by"] == "speaker"
     assert s["emotion_by_group"] == {"03": {"fear": 1}, "10": {"fear": 1}}
 
 
 def test_print_and_write_summary(tmp_path, quiet_console):
-    s = summarize(summary_corpus(tmp_path), [SkippedItem("x", "/p/x.wav", "missing", "gone")], "toy",
-                  excluded={"fru": 3}, notes=["sessions found: 1, 2"])
+    s = summarize(
+        summary_corpus(tmp_path),
+        [SkippedItem("x", "/p/x.wav", "missing", "gone")],
+        "toy",
+        excluded={"fru": 3},
+        notes=["sessions found: 1, 2"],
+    )
     print_summary(s, quiet_console)
     out = quiet_console.file.getvalue()
     assert "toy: 3 utterances" in out
@@ -63,8 +75,7 @@ def test_print_and_write_summary(tmp_path, quiet_console):
 
 def test_render_lists_the_first_skips_and_keeps_brackets(tmp_path, quiet_console):
     """Ids and paths are plain text (a "[old]" is not rich markup); long skip lists are cut."""
-    skipped = [SkippedItem(f"[old]_{i}", None, "too_short", "10.00 ms < 31.25 ms")
-               for i in range(SHOWN_SKIPPED + 3)]
+    skipped = [SkippedItem(f"[old]_{i}", None, "too_short", "10.00 ms < 31.25 ms") for i in range(SHOWN_SKIPPED + 3)]
     s = summarize(summary_corpus(tmp_path), skipped, "toy", notes=["see [bold]x[/bold]"])
     quiet_console.print(render_summary(s))
     out = quiet_console.file.getvalue()

@@ -40,14 +40,18 @@ def test_summary_has_table2_rows_from_each_variants_results(ablation):
     root, output = ablation
     md = (root / "summary.md").read_text()
     assert md.startswith("# Table II layout: module ablation (abl)\n")
-    assert "| variant | UA | WA |" in md
-    rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+ ± [\d.]+) \| ([\d.]+ ± [\d.]+) \|$", md, re.M)
+    assert "| variant | UA | WA | UA pooled | WA pooled |" in md
+    num, mean_std = r"([\d.]+)", r"([\d.]+ ± [\d.]+)"
+    rows = re.findall(rf"^\| ([^|]+?) \| {mean_std} \| {mean_std} \| {num} \| {num} \|$", md, re.M)
     assert [r[0] for r in rows] == [v[0] for v in VARIANTS.values()]
-    for (_label, ua_cell, wa_cell), slug in zip(rows, VARIANTS):
+    for (_label, ua_cell, wa_cell, ua_pooled, wa_pooled), slug in zip(rows, VARIANTS):
         res = json.loads((root / slug / "results.json").read_text())
         assert [f["fold"] for f in res["folds"]] == [1]
         ua, wa = res["test"]["ua"], res["test"]["wa"]
         assert ua_cell == f"{100 * ua['mean']:.2f} ± 0.00" and wa_cell == f"{100 * wa['mean']:.2f} ± 0.00"
+        # one fold: pooled over its test utterances is the fold's own figure
+        assert (ua_pooled, wa_pooled) == (f"{100 * ua['mean']:.2f}", f"{100 * wa['mean']:.2f}")
+        assert res["test_pooled"]["ua"] == pytest.approx(ua["mean"], abs=1e-12)
         # and those are the fold's own predictions
         preds = [json.loads(x) for x in (root / slug / "fold1" / "predictions.jsonl").read_text().splitlines()]
         assert wa["mean"] == pytest.approx(sum(p["pred"] == p["emotion"] for p in preds) / len(preds), abs=1e-12)

@@ -229,3 +229,38 @@ def test_fold_discovery_is_one_function_for_report_and_export(tmp_path):
         (tmp_path / name).mkdir()
     assert [p.name for p in fold_dirs(tmp_path)] == ["fold1", "fold2", "fold10"]
     assert [f.fold for f in list_folds(tmp_path)] == [1, 2, 10]
+
+
+def test_pooled_figures_and_paper_tables_on_a_real_run(cv_run: Path, tmp_path):
+    """results.json's test_pooled is the pooled confusion's UA/WA; paper-tables places the tiny run
+    in the WavLM column only through --encoder-as, and then without Δ."""
+    res = json.loads((cv_run / "results.json").read_text())
+    cm = np.array(res["pooled_confusion"])
+    assert res["test_pooled"]["ua"] == pytest.approx(float(np.mean(np.diag(cm) / cm.sum(1))), abs=1e-12)
+    assert res["test_pooled"]["wa"] == pytest.approx(float(np.trace(cm) / cm.sum()), abs=1e-12)
+    assert res["test_pooled"]["num_utterances"] == 37
+    rows = [r for k in range(1, NUM_FOLDS + 1) for r in read_jsonl(cv_run / f"fold{k}" / "aux_predictions.jsonl")]
+    pairs = [(r["gender"], r["gender_pred"]) for r in rows if r.get("gender") is not None]
+    assert res["test_pooled"]["gender_acc"] == pytest.approx(sum(a == b for a, b in pairs) / len(pairs))
+    assert "| **pooled** | |" in (cv_run / "report.md").read_text()
+
+    plain = CliRunner().invoke(main, ["paper-tables", str(cv_run)])
+    assert plain.exit_code == 0, plain.output
+    assert "'tiny-wavlm' is not one of the paper's" in plain.output
+    out = tmp_path / "tables.json"
+    mapped = CliRunner().invoke(
+        main, ["paper-tables", str(cv_run), "--encoder-as", "tiny-wavlm=wavlm", "--json", str(out)]
+    )
+    assert mapped.exit_code == 0, mapped.output
+    doc = json.loads(out.read_text())
+    assert doc["unplaced"] == [] and doc["runs"][0]["cells"] == [
+        ["I", "proposed"],
+        ["II", "full"],
+        ["III", "ari"],
+        ["IV", "gender_speaker_style_asr"],
+    ]
+    cell = next(r for r in doc["tables"]["II"]["rows"] if r["id"] == "full")["cells"]["wavlm"]
+    assert cell["ours"]["mean"]["ua"] == pytest.approx(100 * res["test"]["ua"]["mean"])
+    assert cell["ours"]["pooled"]["wa"] == pytest.approx(100 * res["test_pooled"]["wa"])
+    assert cell["comparable"] is False and cell["delta"] is None and cell["n_folds"] == NUM_FOLDS
+    assert "|  | Δ | – | – | – | – | n/c | n/c |" in mapped.output

@@ -32,7 +32,7 @@ TURN_RE = re.compile(
     r"^\[(\d+\.\d{4}) - (\d+\.\d{4})\]\t(Ses\d\d[FM]_\S+)\t([a-z]{3})\t"
     r"\[(\d\.\d{4}), (\d\.\d{4}), (\d\.\d{4})\]$"
 )
-CAT_RE = re.compile(r"^C-E\d:\t[A-Z][a-z]+( [a-z]+)?;\t\(\)$")
+CAT_RE = re.compile(r"^C-[EFM]\d:\t[A-Z][a-z]+( [a-z]+)?(; [A-Z][a-z]+( [a-z]+)?)?;\t\(\)$")
 DIM_RE = re.compile(r"^A-E\d:\tval [1-5]; act [1-5]; dom  [1-5];\t\(\)$")
 TRANS_RE = re.compile(r"^(Ses\d\d[FM]_\S+) \[(\d{3}\.\d{4})-(\d{3}\.\d{4})\]: (.+)$")
 
@@ -84,9 +84,11 @@ def parse_emo_file(path: Path) -> list[tuple[float, float, str, str]]:
             if nxt == "":
                 break
             block.append(nxt)
-        assert [b[:2] for b in block] == ["C-", "C-", "C-", "A-", "A-", "A-"], block
-        assert all(CAT_RE.match(b) for b in block[:3]), block
-        assert all(DIM_RE.match(b) for b in block[3:]), block
+        cats = [b for b in block if b.startswith("C-")]
+        assert 3 <= len(cats) <= 5 and [b[:2] for b in block] == ["C-"] * len(cats) + ["A-"] * 3, block
+        assert all(CAT_RE.match(b) for b in cats), block
+        assert sum(b.startswith("C-E") for b in cats) in (3, 4), block  # 3-4 evaluators, maybe a self line
+        assert all(DIM_RE.match(b) for b in block[len(cats) :]), block
         turns.append((float(m.group(1)), float(m.group(2)), m.group(3), m.group(4)))
     assert sum(bool(TURN_RE.match(ln)) for ln in lines) == len(turns) > 0
     return turns
@@ -375,6 +377,77 @@ def test_prepare_iemocap_reads_what_was_written(tiny, tmp_path):
         assert "[" not in get_field(cut, "text")
 
 
+# IEMOCAP's evaluator categories -> the 4 classes (exc merged), written here independently
+CLASS_OF = {"Neutral state": "neu", "Happiness": "hap", "Excited": "hap", "Anger": "ang", "Sadness": "sad"}
+
+
+def test_annotator_lines_are_realistic(tiny):
+    root, report = tiny
+    agree = total = several = non_target = selves = 0
+    for u in report.utterances:
+        evaluators = [(w, c) for w, c in u.annotations if w.startswith("E")]
+        selves += len(u.annotations) - len(evaluators)
+        assert len({w for w, _ in evaluators}) == len(evaluators) in (3, 4)
+        several += sum(len(c) > 1 for _, c in evaluators)
+        non_target += sum(cat not in CLASS_OF for _, c in evaluators for cat in c)
+        if u.label in ("neu", "hap", "exc", "ang", "sad"):
+            own = {"neu": "Neutral state", "hap": "Happiness", "exc": "Excited", "ang": "Anger", "sad": "Sadness"}
+            votes = sum(own[u.label] in c for _, c in evaluators)
+            assert votes > len(evaluators) / 2, u  # the label is the evaluators' majority
+            agree += votes
+            total += len(evaluators)
+    assert 0.6 < agree / total < 0.95 and several > 0 and non_target > 0 and selves > 0
+
+
+def test_annotator_lines_change_nothing_else(tiny, tmp_path, monkeypatch):
+    """The C- lines come from their own generator: with other lines, every wav, transcript,
+    turn line and rating line of the corpus is byte-identical."""
+    from metaser.experiments.demo.corpus import iemocap_layout
+
+    root, _ = tiny
+    monkeypatch.setattr(
+        iemocap_layout, "evaluator_lines", lambda label, gender, rng: (["C-E1:\tOther;\t()"], [("E1", ["Other"])])
+    )
+    synthesize_demo_corpus(tmp_path / "other", seed=0, size=TINY)
+    a, b = read_tree(root), read_tree(tmp_path / "other")
+    assert a.keys() == b.keys()
+    for name in a:
+        if "/EmoEvaluation/" in name and name.count("/") == 3:
+            keep = [ln for ln in a[name].decode().split("\n") if not ln.startswith("C-")]
+            assert keep == [ln for ln in b[name].decode().split("\n") if not ln.startswith("C-")], name
+            assert a[name] != b[name]
+        else:
+            assert a[name] == b[name], name
+
+
+def test_prepare_iemocap_reads_the_votes(tiny, tmp_path):
+    from metaser.data.manifest import get_field
+    from metaser.data.recipes.iemocap import prepare_iemocap
+
+    root, report = tiny
+    res = prepare_iemocap(root, tmp_path / "prepared")
+    by_id = {u.utt_id: u for u in report.utterances}
+    dropped_total = 0.0
+    for cut in res.cuts:
+        expected = dict.fromkeys(("ang", "hap", "neu", "sad"), 0.0)
+        dropped = 0.0
+        for who, cats in by_id[cut.id].annotations:
+            if not who.startswith("E"):
+                continue  # self-evaluations are not counted by default
+            for cat in cats:
+                if cat in CLASS_OF:
+                    expected[CLASS_OF[cat]] += 1 / len(cats)
+                else:
+                    dropped += 1 / len(cats)
+        for cls, value in expected.items():
+            assert get_field(cut, f"vote_{cls}") == pytest.approx(value, abs=1e-6)
+        assert get_field(cut, "votes_dropped") == pytest.approx(dropped, abs=1e-6)
+        dropped_total += dropped
+    votes = res.summary["votes"]
+    assert votes["cuts_with_votes"] == len(res.cuts) and votes["cuts_without_votes"] == 0
+    assert votes["votes_dropped"] == pytest.approx(dropped_total, abs=1e-3) and dropped_total > 0
+
+
 def test_cli_synth_demo_prints_progress_and_report(tmp_path):
     from click.testing import CliRunner
 
@@ -400,9 +473,3 @@ def test_deprecated_console_argument_still_reports(tmp_path):
         synthesize_demo_corpus(tmp_path / "c", size=20, console=console)
     printed = console.file.getvalue()
     assert "synth-demo: Session5 done" in printed and "20 utterances" in printed
-
-
-def test_old_module_name_still_imports():
-    from metaser.data import synth
-
-    assert synth.synthesize_demo_corpus is synthesize_demo_corpus and synth.SynthConfig is SynthConfig

@@ -128,7 +128,8 @@ def test_stage_keys_follow_what_decides_the_result(change):
         "data.sampler.num_workers=3",
         "name=x",
         "output_dir=y",
-        "cache.mode=force",
+        "trainer.num_threads=1",
+        "trainer.log_every_n_steps=3",
         "cache.dir=z",
         "cache.storage=disk",
     ]

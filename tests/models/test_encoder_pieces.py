@@ -1,6 +1,7 @@
-"""SSLEncoder run in pieces: features -> forward_features, prefix -> forward_from_layer.
+"""SSLEncoder run in two pieces at the frozen boundary: prefix(n) -> suffix.
 
-What an exact frozen-prefix cache relies on: every path gives forward()'s outputs and gradients.
+What an exact frozen-prefix cache relies on: the pieces give forward()'s outputs and gradients,
+and the independent computation gives every utterance its outputs alone, whatever its batch.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from metaser.boundary import FrozenFeatures, Waveforms
 from metaser.models.config import EncoderConfig
 from metaser.models.encoder import SSLEncoder, preset_config
 from tests.models.helpers import TINY_PRESETS, make_batch
@@ -52,38 +54,46 @@ def assert_same(a, b, atol=1e-6):
         torch.testing.assert_close(x, y, rtol=0, atol=atol)
 
 
+def stored(feats: FrozenFeatures) -> FrozenFeatures:
+    """What a store gives back: contiguous copies without autograd history."""
+    return FrozenFeatures(
+        tuple(_stored(h) for h in feats.hidden),
+        feats.frame_lengths,
+        feats.num_samples,
+        layer=feats.layer,
+        independent=feats.independent,
+    )
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("frozen", [0, 4])
-def test_features_then_forward_features_equals_forward(variant, frozen):
-    enc = build_frozen(variant, frozen)
+@pytest.mark.parametrize("n", [0, 1, 4])
+def test_prefix_then_suffix_equals_forward(variant, n):
+    enc = build_frozen(variant, n)
     waves, lengths = make_batch(LENGTHS)
     ref = enc(waves, lengths)
-    feats, frame_lengths = enc.features(waves, lengths)
-    assert feats.shape == (3, ref.frame_mask.shape[1], enc.feature_size) and not feats.requires_grad
-    assert torch.equal(frame_lengths, ref.frame_lengths)
-    out = enc.forward_features(_stored(feats), frame_lengths)
-    assert out.first_layer == 0 and torch.equal(out.frame_mask, ref.frame_mask)
+    feats = enc.prefix(Waveforms(waves, lengths), n, independent=False)
+    assert feats.layer == n and len(feats.hidden) == max(n, 1)
+    assert all(h.grad_fn is None and not h.requires_grad for h in feats.hidden)  # frozen: no graph kept
+    if n == 0:
+        assert feats.hidden[0].shape == (3, ref.frame_mask.shape[1], enc.feature_size)
+    assert torch.equal(feats.frame_lengths, ref.frame_lengths) and feats.num_samples.tolist() == LENGTHS
+    out = enc.suffix(stored(feats))
+    assert torch.equal(out.frame_mask, ref.frame_mask)
     assert_same(out.hidden_states, ref.hidden_states)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("n", [1, 4])
-def test_prefix_then_forward_from_layer_equals_forward(variant, n):
-    enc = build_frozen(variant, n)
+@pytest.mark.parametrize("variant", ["tiny-wavlm", "tiny-wav2vec2", "stable-wavlm"])
+@pytest.mark.parametrize("independent", [False, True])
+def test_a_cnn_store_advances_to_the_boundary(variant, independent):
+    """Boundary features at layer 0 (a CNN store) advanced to layer n equal prefix(n) from audio."""
+    enc = build_frozen(variant, 4)
     waves, lengths = make_batch(LENGTHS)
-    ref = enc(waves, lengths).hidden_states
-    feats, frame_lengths = enc.features(waves, lengths)
-    kept = enc.prefix(_stored(feats), frame_lengths, n)
-    assert len(kept) == n and all(h.grad_fn is None for h in kept)  # frozen: no graph kept
-    out = enc.forward_from_layer(tuple(_stored(h) for h in kept), frame_lengths, n)
-    assert out.first_layer == 0
-    assert_same(out.hidden_states, ref)
-    # resuming from the input of layer n alone gives layers n..L-1
-    hidden_n = enc.prefix_hidden(_stored(feats), frame_lengths, n)
-    torch.testing.assert_close(hidden_n, ref[n - 1], rtol=0, atol=1e-6)
-    alone = enc.forward_features(None, frame_lengths, start_layer=n, hidden=_stored(hidden_n))
-    assert alone.first_layer == n
-    assert_same(alone.hidden_states, ref[n:])
+    direct = enc.prefix(Waveforms(waves, lengths), 4, independent=independent)
+    cnn = stored(enc.prefix(Waveforms(waves, lengths), 0, independent=independent))
+    advanced = enc.prefix(cnn, 4, independent=independent)
+    assert advanced.layer == 4
+    assert_same(advanced.hidden, direct.hidden)
+    assert enc.prefix(advanced, 4, independent=independent) is advanced  # already at the boundary
 
 
 def _grads(enc: SSLEncoder) -> dict[str, torch.Tensor]:
@@ -105,10 +115,8 @@ def test_cached_prefix_gives_the_same_gradients(variant, checkpointing):
     _loss(enc(waves, lengths).hidden_states).backward()
     ref = _grads(enc)
     enc.zero_grad(set_to_none=True)
-    with torch.no_grad():  # what builds the cache
-        feats, frame_lengths = enc.features(waves, lengths)
-        kept = tuple(_stored(h) for h in enc.prefix(_stored(feats), frame_lengths, 4))
-    out = enc.forward_from_layer(kept, frame_lengths, 4)
+    feats = stored(enc.prefix(Waveforms(waves, lengths), 4, independent=False))  # what builds the cache
+    out = enc.suffix(feats)
     assert [h.requires_grad for h in out.hidden_states] == [False] * 4 + [True] * 8
     _loss(out.hidden_states).backward()
     got = _grads(enc)
@@ -119,72 +127,72 @@ def test_cached_prefix_gives_the_same_gradients(variant, checkpointing):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_features_path_gives_the_same_gradients_with_nothing_frozen(variant):
+def test_cnn_boundary_gives_the_same_gradients_with_nothing_frozen(variant):
     waves, lengths = make_batch(LENGTHS)
     enc = build_frozen(variant, 0)
     _loss(enc(waves, lengths).hidden_states).backward()
     ref = _grads(enc)
     enc.zero_grad(set_to_none=True)
-    feats, frame_lengths = enc.features(waves, lengths)
-    _loss(enc.forward_features(_stored(feats), frame_lengths).hidden_states).backward()
+    feats = stored(enc.prefix(Waveforms(waves, lengths), 0, independent=False))
+    _loss(enc.suffix(feats).hidden_states).backward()
     got = _grads(enc)
     assert set(ref) == set(got) and any(n.startswith("feature_projection.") for n in got)
     for name in ref:
         torch.testing.assert_close(got[name], ref[name], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("variant", ["tiny-wavlm", "tiny-data2vec", "stable-wav2vec2"])
-def test_layer_norm_cnn_features_do_not_depend_on_the_batch(variant):
-    """What makes a per-utterance cache exact: each utterance's CNN features on its valid frames
-    equal those of the padded batch; with the attention mask and one positional conv, so do its
-    layer outputs. data2vec-audio's stacked positional convs carry the padding into the last
-    valid frames (HF zeroes padded frames only before the first), so its layers are not.
-
-    Equal up to float rounding, not bit for bit: the convolution kernels sum in a different
-    order for a different input length (measured: at most ~2e-6 on the features here)."""
-    enc = build(variant).eval()
-    assert enc.batch_independent
-    assert enc.batch_independent_layers is (variant != "tiny-data2vec")
+def _alone_worst(enc: SSLEncoder, independent: bool, n: int = 0) -> float:
+    """Largest difference, over utterances and all layer outputs on valid frames, between the
+    batch and each utterance alone."""
     waves, lengths = make_batch(LENGTHS)
-    feats, frame_lengths = enc.features(waves, lengths)
-    batch_out = enc.forward_features(feats, frame_lengths).hidden_states
+    batch = enc.suffix(enc.prefix(Waveforms(waves, lengths), n, independent=independent)).hidden_states
     worst = 0.0
-    for i, n in enumerate(LENGTHS):
-        alone, alone_frames = enc.features(waves[i : i + 1, :n], lengths[i : i + 1])
-        t = int(alone_frames[0])
-        assert t == int(frame_lengths[i]) == alone.shape[1]
-        torch.testing.assert_close(alone[0], feats[i, :t], rtol=0, atol=1e-5)
-        alone_out = enc.forward_features(alone, alone_frames).hidden_states
-        worst = max(worst, (alone_out[-1][0] - batch_out[-1][i, :t]).abs().max().item())
-    if enc.batch_independent_layers:
-        assert worst < 1e-5
-    else:
-        assert worst > 1e-3
+    for i, s in enumerate(LENGTHS):
+        one = enc.prefix(Waveforms(waves[i : i + 1, :s], lengths[i : i + 1]), n, independent=independent)
+        alone = enc.suffix(one).hidden_states
+        t = alone[-1].shape[1]
+        worst = max(worst, max((a[0] - b[i, :t]).abs().max().item() for a, b in zip(alone, batch)))
+    return worst
 
 
-def test_group_norm_cnn_features_depend_on_the_padding():
-    """wav2vec2-base-style group-norm CNN without a mask: padding changes the valid frames, so
-    ``batch_independent`` is False and a per-utterance cache would not be exact."""
-    enc = build("tiny-wav2vec2").eval()
-    assert not enc.batch_independent and not enc.batch_independent_layers
-    waves, lengths = make_batch(LENGTHS)
-    feats, frame_lengths = enc.features(waves, lengths)
-    i, n = 1, LENGTHS[1]
-    alone, _ = enc.features(waves[i : i + 1, :n], lengths[i : i + 1])
-    t = int(frame_lengths[i])
-    assert (alone[0] - feats[i, :t]).abs().max() > 1e-4
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n", [0, 4])
+def test_independent_computation_gives_every_utterance_its_outputs_alone(variant, n):
+    """independent=True: group-norm CNNs normalise over the valid frames, every encoder gets an
+    attention mask, stacked positional convs are re-zeroed: the batch changes nothing beyond
+    float rounding (convolution kernels sum in another order for another input length)."""
+    assert _alone_worst(build_frozen(variant, n), True, n) < 1e-5
 
 
-def test_layer_indices_are_checked():
-    enc = build("tiny-wavlm").eval()
+@pytest.mark.parametrize("variant", ["tiny-wav2vec2", "tiny-hubert", "tiny-data2vec"])
+def test_padded_computation_depends_on_the_batch_where_hf_does(variant):
+    """independent=False is HF's padded batch: a group-norm CNN normalises over the padding and
+    gets no attention mask; data2vec's stacked positional convs carry padding into valid frames."""
+    enc = build_frozen(variant, 0)
+    assert not enc.padded_layers_exact
+    assert enc.padded_cnn_exact is (variant == "tiny-data2vec")
+    assert _alone_worst(enc, False) > 1e-4
+
+
+@pytest.mark.parametrize("variant", ["tiny-wavlm", "stable-wav2vec2"])
+def test_layer_norm_encoders_are_exact_padded_too(variant):
+    enc = build_frozen(variant, 0)
+    assert enc.padded_cnn_exact and enc.padded_layers_exact
+    assert _alone_worst(enc, False) < 1e-5
+
+
+def test_boundary_is_checked():
+    enc = build_frozen("tiny-wavlm", 3)
     waves, lengths = make_batch([8000])
-    feats, frame_lengths = enc.features(waves, lengths)
-    with pytest.raises(ValueError, match="layer index"):
-        enc.prefix(feats, frame_lengths, 0)
-    with pytest.raises(ValueError, match="layer index"):
-        enc.prefix(feats, frame_lengths, 13)
-    kept = enc.prefix(feats, frame_lengths, 3)
-    with pytest.raises(ValueError, match="layers 0..3"):
-        enc.forward_from_layer(kept, frame_lengths, 4)
-    with pytest.raises(ValueError, match="start_layer"):
-        enc.forward_features(feats, frame_lengths, start_layer=2)
+    audio = Waveforms(waves, lengths)
+    with pytest.raises(ValueError, match="boundary must be"):
+        enc.prefix(audio, 4, independent=True)  # beyond the frozen layers
+    with pytest.raises(ValueError, match="boundary must be"):
+        enc.prefix(audio, -1, independent=True)
+    feats = enc.prefix(audio, 3, independent=True)
+    with pytest.raises(ValueError, match="independent"):
+        enc.prefix(feats, 3, independent=False)
+    with pytest.raises(ValueError, match="cannot be advanced"):
+        enc.prefix(feats, 2, independent=True)
+    with pytest.raises(ValueError, match="hold 3 tensor"):
+        FrozenFeatures(feats.hidden[:2], feats.frame_lengths, feats.num_samples, layer=3)

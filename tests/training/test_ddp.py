@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent('''
 
     from metaser.config import load_config
     from metaser.training.config import RunConfig
-    from metaser.training.fold import train_fold
+    from metaser.training.fold_run import train_fold
 
 
     class RecordIds(pl.Callback):

@@ -90,7 +90,7 @@ def test_stage1_trains_all_layers_but_never_the_cnn(cv_run: Path):
 
 
 def test_finished_fold_is_returned_not_retrained(cv_run: Path, make_run_config):
-    from metaser.training.fold import train_fold
+    from metaser.training.fold_run import train_fold
 
     cfg = make_run_config(cv_run.parent, "name=cv")
     mtime = (cv_run / "fold2" / "model" / "model.safetensors").stat().st_mtime_ns
@@ -101,7 +101,7 @@ def test_finished_fold_is_returned_not_retrained(cv_run: Path, make_run_config):
 
 def test_fold_out_of_range(make_run_config, tmp_path):
     from metaser.experiments.cv import run_cv
-    from metaser.training.fold import train_fold
+    from metaser.training.fold_run import train_fold
 
     cfg = make_run_config(tmp_path)
     with pytest.raises(MetaserError, match=r"--fold 6 is out of range: this corpus has 5 folds \(1\.\.5\)"):

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from metaser.boundary import Waveforms
 from metaser.data.batch import Batch
 from metaser.training.losses import AuxiliaryLoss, EmotionLoss, ctc_loss
 
@@ -21,8 +22,7 @@ def _fake(B=3, T=20, V=6):
         ctc_lengths=torch.tensor([20, 15, 10]),
     )
     batch = Batch(
-        waveforms=torch.zeros(B, 100),
-        lengths=torch.tensor([100, 90, 80]),
+        inputs=Waveforms(torch.zeros(B, 100), torch.tensor([100, 90, 80])),
         targets={
             "emotion": torch.tensor([0, 1, 3]),
             "gender": torch.tensor([0, 1, -100]),

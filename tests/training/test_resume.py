@@ -45,7 +45,8 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def reference(make_run_config, tmp_path_factory):
     """(metrics, fold dir) of the uninterrupted run."""
-    from metaser.training.fold import fold_dir, train_fold
+    from metaser.training.fold import fold_dir
+    from metaser.training.fold_run import train_fold
 
     cfg = make_run_config(tmp_path_factory.mktemp("ref"), *EPOCHS)
     metrics = train_fold(cfg, 1)
@@ -90,7 +91,8 @@ def test_last_checkpoint_is_the_last_epoch(reference):
 def test_interrupt_in_stage1_then_resume(make_run_config, tmp_path, reference):
     """Ctrl+C in epoch 2 of stage 1: KeyboardInterrupt reaches the caller, --resume is required,
     and the resumed run matches the uninterrupted one exactly."""
-    from metaser.training.fold import fold_dir, train_fold
+    from metaser.training.fold import fold_dir
+    from metaser.training.fold_run import train_fold
 
     cfg = make_run_config(tmp_path, *EPOCHS)
     kill = KillAt(epoch=1, batch=1, exc=KeyboardInterrupt)
@@ -119,7 +121,8 @@ def test_interrupt_in_stage1_then_resume(make_run_config, tmp_path, reference):
 
 def test_crash_in_stage2_then_resume(make_run_config, tmp_path, reference):
     """A crash at the first batch of stage 2's epoch 2 (stage 1 done): resume skips stage 1."""
-    from metaser.training.fold import fold_dir, train_fold
+    from metaser.training.fold import fold_dir
+    from metaser.training.fold_run import train_fold
 
     cfg = make_run_config(tmp_path, *EPOCHS)
     kill = KillAt(epoch=1, batch=0, exc=SimulatedKill)

@@ -19,15 +19,23 @@ from metaser.data.manifest import TEXT_RAW, clean_text, make_cut
 from metaser.data.prepare import PrepareResult, SkippedItem, finish_prepare, probe_or_skip
 from metaser.errors import DataError
 
-__all__ = ["prepare_emodb", "parse_erkennung", "EMOTIONS", "SPEAKERS", "TEXTS"]
+__all__ = ["prepare_emodb", "parse_erkennung", "parse_emodb_name", "EMOTIONS", "SPEAKERS", "TEXTS"]
 
-EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness",
-            "T": "sadness", "N": "neutral"}
+EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
 
 # speaker code -> (gender, age)
-SPEAKERS = {"03": ("male", 31), "08": ("female", 34), "09": ("female", 21), "10": ("male", 32),
-            "11": ("male", 26), "12": ("male", 30), "13": ("female", 32), "14": ("female", 35),
-            "15": ("male", 25), "16": ("female", 31)}
+SPEAKERS = {
+    "03": ("male", 31),
+    "08": ("female", 34),
+    "09": ("female", 21),
+    "10": ("male", 32),
+    "11": ("male", 26),
+    "12": ("male", 30),
+    "13": ("female", 32),
+    "14": ("female", 35),
+    "15": ("male", 25),
+    "16": ("female", 31),
+}
 
 TEXTS = {
     "a01": "Der Lappen liegt auf dem Eisschrank.",
@@ -47,6 +55,18 @@ _NAME_RE = re.compile(r"^(\d{2})([ab]\d{2})([A-Z])([a-z])$")
 
 def _number(s: str) -> float:
     return float(s.replace("\xa0", "").strip().replace(",", "."))
+
+
+def parse_emodb_name(stem: str) -> dict[str, str] | None:
+    """``03a01Fa`` -> {"speaker": "03", "text_id": "a01", "emotion": "F", "version": "a"}, or
+    None when the name does not follow ``SSTTTEV`` or names an unknown speaker / text / emotion."""
+    m = _NAME_RE.match(stem)
+    if m is None:
+        return None
+    spk, text_id, letter, version = m.groups()
+    if spk not in SPEAKERS or text_id not in TEXTS or letter not in EMOTIONS:
+        return None
+    return {"speaker": spk, "text_id": text_id, "emotion": letter, "version": version}
 
 
 def parse_erkennung(path: Path) -> dict[str, tuple[float, float]]:
@@ -69,8 +89,9 @@ def parse_erkennung(path: Path) -> dict[str, tuple[float, float]]:
     return out
 
 
-def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False,
-                  min_duration: float | None = None, console=None) -> PrepareResult:
+def prepare_emodb(
+    root: str | Path, out_dir: str | Path, *, strict: bool = False, min_duration: float | None = None, console=None
+) -> PrepareResult:
     """Prepare EmoDB into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``.
 
     Files whose name does not follow ``SSTTTEV.wav`` (or with an unknown speaker, text or
@@ -81,8 +102,9 @@ def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False
         raise DataError(f"EmoDB root not found: {root}")
     wav_dir = root / "wav"
     if not wav_dir.is_dir():
-        raise DataError(f"EmoDB directory missing: {wav_dir}",
-                        hint="pass the EmoDB root (it holds wav/ and erkennung.txt)")
+        raise DataError(
+            f"EmoDB directory missing: {wav_dir}", hint="pass the EmoDB root (it holds wav/ and erkennung.txt)"
+        )
     notes = []
     rates_file = root / "erkennung.txt"
     rates = parse_erkennung(rates_file) if rates_file.is_file() else {}
@@ -92,8 +114,7 @@ def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False
         notes.append(f"{rates_file} lists no files: no recognition_rate / naturalness fields")
     cuts = []
     skipped: list[SkippedItem] = []
-    wavs = sorted(p for p in wav_dir.iterdir() if p.suffix.lower() == ".wav"
-                  and not p.name.startswith("."))
+    wavs = sorted(p for p in wav_dir.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith("."))
     if not wavs:
         raise DataError(f"no .wav files in {wav_dir}")
     no_rate = 0
@@ -101,16 +122,22 @@ def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False
         utt_id = wav.stem
         m = _NAME_RE.match(utt_id)
         if m is None:
-            skipped.append(SkippedItem(utt_id, str(wav), "malformed file name",
-                                       "expected SSTTTEV.wav, e.g. 03a01Fa.wav"))
+            skipped.append(
+                SkippedItem(utt_id, str(wav), "malformed file name", "expected SSTTTEV.wav, e.g. 03a01Fa.wav")
+            )
             continue
         spk, text_id, letter, version = m.groups()
-        problem = ("unknown speaker" if spk not in SPEAKERS else
-                   "unknown text" if text_id not in TEXTS else
-                   "unknown emotion" if letter not in EMOTIONS else None)
+        problem = (
+            "unknown speaker"
+            if spk not in SPEAKERS
+            else "unknown text"
+            if text_id not in TEXTS
+            else "unknown emotion"
+            if letter not in EMOTIONS
+            else None
+        )
         if problem:
-            skipped.append(SkippedItem(utt_id, str(wav), problem,
-                                       f"speaker {spk}, text {text_id}, emotion {letter}"))
+            skipped.append(SkippedItem(utt_id, str(wav), problem, f"speaker {spk}, text {text_id}, emotion {letter}"))
             continue
         info = probe_or_skip(utt_id, wav, skipped)
         if info is None:
@@ -118,16 +145,35 @@ def prepare_emodb(root: str | Path, out_dir: str | Path, *, strict: bool = False
         gender, age = SPEAKERS[spk]
         rate = rates.get(wav.name)
         no_rate += rates != {} and rate is None
-        cuts.append(make_cut(
-            utt_id, wav, info=info, emotion=EMOTIONS[letter], emotion_raw=letter,
-            speaker=spk, gender=gender, text=clean_text(TEXTS[text_id]),
-            custom={TEXT_RAW: TEXTS[text_id], "text_id": text_id, "version": version,
+        cuts.append(
+            make_cut(
+                utt_id,
+                wav,
+                info=info,
+                emotion=EMOTIONS[letter],
+                emotion_raw=letter,
+                speaker=spk,
+                gender=gender,
+                text=clean_text(TEXTS[text_id]),
+                custom={
+                    TEXT_RAW: TEXTS[text_id],
+                    "text_id": text_id,
+                    "version": version,
                     "age": age,
                     "recognition_rate": rate[0] if rate else None,
-                    "naturalness": rate[1] if rate else None},
-        ))
+                    "naturalness": rate[1] if rate else None,
+                },
+            )
+        )
     if no_rate:
-        notes.append(f"{no_rate} file(s) not listed in {rates_file.name}: "
-                     f"no recognition_rate / naturalness for them")
-    return finish_prepare(cuts, skipped, corpus="emodb", out_dir=out_dir, strict=strict,
-                          min_duration=min_duration, console=console, notes=notes)
+        notes.append(f"{no_rate} file(s) not listed in {rates_file.name}: no recognition_rate / naturalness for them")
+    return finish_prepare(
+        cuts,
+        skipped,
+        corpus="emodb",
+        out_dir=out_dir,
+        strict=strict,
+        min_duration=min_duration,
+        console=console,
+        notes=notes,
+    )

@@ -26,8 +26,16 @@ from metaser.errors import DataError
 
 __all__ = ["prepare_ravdess", "parse_ravdess_name", "EMOTIONS", "INTENSITIES", "STATEMENTS"]
 
-EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
-            "06": "fearful", "07": "disgust", "08": "surprised"}
+EMOTIONS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 INTENSITIES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 REPETITIONS = ("01", "02")
@@ -45,9 +53,14 @@ def parse_ravdess_name(stem: str) -> dict[str, str]:
         raise DataError(f"{stem!r}: expected seven two-digit codes MM-VV-EE-II-SS-RR-AA")
     keys = ("modality", "channel", "emotion", "intensity", "statement", "repetition", "actor")
     codes = dict(zip(keys, m.groups()))
-    checks = (("modality", ("01", "02", "03")), ("channel", (SPEECH, SONG)),
-              ("emotion", tuple(EMOTIONS)), ("intensity", tuple(INTENSITIES)),
-              ("statement", tuple(STATEMENTS)), ("repetition", REPETITIONS))
+    checks = (
+        ("modality", ("01", "02", "03")),
+        ("channel", (SPEECH, SONG)),
+        ("emotion", tuple(EMOTIONS)),
+        ("intensity", tuple(INTENSITIES)),
+        ("statement", tuple(STATEMENTS)),
+        ("repetition", REPETITIONS),
+    )
     for key, allowed in checks:
         if codes[key] not in allowed:
             raise DataError(f"{stem!r}: {key} code {codes[key]} is not one of {', '.join(allowed)}")
@@ -65,13 +78,16 @@ def _resolve_root(root: Path) -> tuple[Path, list[Path]]:
             actors = sorted(p for p in sub.iterdir() if p.is_dir() and _ACTOR_DIR_RE.match(p.name))
             if actors:
                 return sub, actors
-        raise DataError(f"{root} does not look like RAVDESS: no Actor_XX directories found",
-                        hint="pass the folder of Audio_Speech_Actors_01-24 (it holds Actor_01..24)")
+        raise DataError(
+            f"{root} does not look like RAVDESS: no Actor_XX directories found",
+            hint="pass the folder of Audio_Speech_Actors_01-24 (it holds Actor_01..24)",
+        )
     return root, actors
 
 
-def prepare_ravdess(root: str | Path, out_dir: str | Path, *, strict: bool = False,
-                    min_duration: float | None = None, console=None) -> PrepareResult:
+def prepare_ravdess(
+    root: str | Path, out_dir: str | Path, *, strict: bool = False, min_duration: float | None = None, console=None
+) -> PrepareResult:
     """Prepare RAVDESS speech into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``."""
     root, actor_dirs = _resolve_root(Path(root))
     cuts = []
@@ -89,8 +105,9 @@ def prepare_ravdess(root: str | Path, out_dir: str | Path, *, strict: bool = Fal
                 skipped.append(SkippedItem(utt_id, str(wav), "malformed file name", e.message))
                 continue
             if codes["actor"] != folder_actor:
-                skipped.append(SkippedItem(utt_id, str(wav), "actor mismatch",
-                                           f"actor {codes['actor']} in {actor_dir.name}"))
+                skipped.append(
+                    SkippedItem(utt_id, str(wav), "actor mismatch", f"actor {codes['actor']} in {actor_dir.name}")
+                )
                 continue
             if codes["modality"] != AUDIO_ONLY:
                 excluded[f"modality {codes['modality']}"] += 1
@@ -102,15 +119,33 @@ def prepare_ravdess(root: str | Path, out_dir: str | Path, *, strict: bool = Fal
             if info is None:
                 continue
             statement = STATEMENTS[codes["statement"]]
-            cuts.append(make_cut(
-                utt_id, wav, info=info,
-                emotion=EMOTIONS[codes["emotion"]], emotion_raw=codes["emotion"],
-                speaker=codes["actor"],
-                gender="male" if int(codes["actor"]) % 2 == 1 else "female",
-                text=clean_text(statement),
-                custom={TEXT_RAW: statement, "intensity": INTENSITIES[codes["intensity"]],
-                        "statement": codes["statement"], "repetition": codes["repetition"]},
-            ))
+            cuts.append(
+                make_cut(
+                    utt_id,
+                    wav,
+                    info=info,
+                    emotion=EMOTIONS[codes["emotion"]],
+                    emotion_raw=codes["emotion"],
+                    speaker=codes["actor"],
+                    gender="male" if int(codes["actor"]) % 2 == 1 else "female",
+                    text=clean_text(statement),
+                    custom={
+                        TEXT_RAW: statement,
+                        "intensity": INTENSITIES[codes["intensity"]],
+                        "statement": codes["statement"],
+                        "repetition": codes["repetition"],
+                    },
+                )
+            )
     notes = [f"actors found: {len(actor_dirs)}"]
-    return finish_prepare(cuts, skipped, corpus="ravdess", out_dir=out_dir, strict=strict,
-                          min_duration=min_duration, console=console, excluded=dict(excluded), notes=notes)
+    return finish_prepare(
+        cuts,
+        skipped,
+        corpus="ravdess",
+        out_dir=out_dir,
+        strict=strict,
+        min_duration=min_duration,
+        console=console,
+        excluded=dict(excluded),
+        notes=notes,
+    )

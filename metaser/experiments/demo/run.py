@@ -36,10 +36,10 @@ def run_demo(
     overrides: list[str] | None = None,
     console: Console | None = None,
 ) -> dict:
-    from metaser.experiments.demo.corpus import synthesize_demo_corpus
     from metaser.data.recipes import RECIPES
     from metaser.data.summary import print_summary
     from metaser.experiments.cv import run_cv, run_dir
+    from metaser.experiments.demo.corpus import synthesize_demo_corpus
     from metaser.inference.export import export_model
 
     console = console or Console()

@@ -152,11 +152,7 @@ def create_app(recognizer, config: ServeConfig | None = None, *, model_name: str
             "backend": recognizer.backend_name,
             "emotions": recognizer.emotion_labels,
             "tasks": [
-                {
-                    "name": t["name"],
-                    "kind": t.get("kind"),
-                    "labels": t.get("labels") if t.get("kind") == "classification" else None,
-                }
+                {"name": t.name, "kind": t.kind, "labels": list(t.labels) if t.kind == "classification" else None}
                 for t in recognizer.tasks
             ],
             "synthetic": recognizer.synthetic,

@@ -5,7 +5,10 @@ transformers' wav2vec2, HuBERT, WavLM and data2vec-audio (read from the installe
 
 1. feature projection (HuBERT's returns a tensor, the others ``(hidden, normed_features)``);
    HF's SpecAugment masking is skipped: metaser forces it off;
-2. with an attention mask, padded frames are zeroed before the positional convolution;
+2. with an attention mask, padded frames are zeroed before the positional convolution (with
+   ``independent=True`` also between the convolutions of a stacked positional embedding, as
+   data2vec-audio has: HF zeroes them before the first one only, so padding would leak into the
+   valid frames near an utterance's end);
 3. ``hidden + pos_conv_embed(hidden)``, then the encoder's layer norm for post-LN encoders
    (stable-layer-norm encoders apply theirs after the last layer, which is not one of our
    outputs), then dropout: this is the input of layer 0;
@@ -36,7 +39,23 @@ def _stable_layer_norm(model: nn.Module) -> bool:
     return bool(getattr(model.config, "do_stable_layer_norm", False))
 
 
-def embed(model: nn.Module, features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def _positional(model: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None, independent: bool) -> torch.Tensor:
+    """``pos_conv_embed(hidden)`` (B, T, D); with ``independent`` and a stack of positional
+    convolutions, padded frames are zeroed again before each of them."""
+    pos = model.encoder.pos_conv_embed
+    layers = getattr(pos, "layers", None)
+    if not (independent and mask is not None and layers is not None and len(layers) > 1):
+        return pos(hidden)
+    keep = mask[:, None, :].to(hidden.dtype)  # (B, 1, T)
+    x = hidden.transpose(1, 2)  # (B, D, T)
+    for layer in layers:
+        x = layer(x) * keep
+    return x.transpose(1, 2)  # (B, T, D)
+
+
+def embed(
+    model: nn.Module, features: torch.Tensor, mask: torch.Tensor | None, independent: bool = False
+) -> torch.Tensor:
     """CNN features (B, T, C) -> the input of transformer layer 0 (B, T, D).
 
     mask: (B, T) bool, True = valid frame, or None (the encoder gets no attention mask).
@@ -47,7 +66,7 @@ def embed(model: nn.Module, features: torch.Tensor, mask: torch.Tensor | None) -
     if mask is not None:  # HF: hidden_states[~expand_attention_mask] = 0
         hidden = hidden.masked_fill(~mask[..., None], 0.0)
     enc = model.encoder
-    hidden = hidden + enc.pos_conv_embed(hidden)  # (B, T, D)
+    hidden = hidden + _positional(model, hidden, mask, independent)  # (B, T, D)
     if not _stable_layer_norm(model):
         hidden = enc.layer_norm(hidden)
     return enc.dropout(hidden)

@@ -6,27 +6,28 @@
 It maps zero-padded waveforms ``(B, S)`` with true lengths ``(B,)`` to the outputs of the L
 transformer layers, each ``(B, T, D)``, plus the true number of frames per utterance.
 
-Execution policy (docs/method.md has the details):
+One frozen boundary (docs/method.md has the details):
 
-* The forward runs in pieces that mirror HF's (:mod:`~metaser.models.encoder.execution`):
-  :meth:`~SSLEncoder.features` (the CNN) -> :meth:`~SSLEncoder.forward_features` (projection,
-  positional conv, layers); :meth:`~SSLEncoder.prefix` runs layers[:n] and
-  :meth:`~SSLEncoder.forward_from_layer` continues from there, so a cache can stand in for the
-  frozen prefix. Every path gives ``model(..., output_hidden_states=True).hidden_states[1:]``.
-* The CNN is always frozen. ``freeze_layers(n)`` also freezes the feature projection, the
-  positional conv, the pre-layer layer norm and layers[:n]. Frozen pieces run under
-  ``torch.no_grad()`` and stay in eval mode (no dropout), also after ``.train()``.
+* :meth:`~SSLEncoder.prefix` (n) runs the frozen part, without autograd and in eval mode: the CNN
+  (n = 0), or the CNN, the input prefix (projection, positional conv) and layers[:n]. It takes
+  :class:`~metaser.boundary.Waveforms` (or boundary features at layer 0, e.g. from a feature
+  store) and returns :class:`~metaser.boundary.FrozenFeatures` at layer n.
+* :meth:`~SSLEncoder.suffix` runs the trainable part from those features: all L layer outputs
+  (the frozen layers' outputs come from the boundary features; ARI reads them too).
+  ``suffix(prefix(w, n))`` gives ``model(..., output_hidden_states=True).hidden_states[1:]``.
+* The CNN is always frozen; ``freeze_layers(n)`` also freezes the input prefix and layers[:n].
+  ``prefix(n)`` needs ``n <= frozen_layers``. Frozen modules stay in eval mode (no dropout).
+* Padding: ``independent=True`` computes every utterance as if it were alone (a group-norm CNN
+  normalises over the valid frames only, every encoder gets an attention mask); ``False`` is
+  HF's padded-batch computation, where ``attention_mask`` goes only to layer-norm CNN encoders
+  (group-norm ones were pre-trained without one). Inference always runs independent.
 * ``layerdrop`` is 0 (layer fusion needs every layer at every step); HF's SpecAugment masking is off.
-* ``attention_mask`` goes only to encoders whose CNN uses layer norm; group-norm encoders
-  (wavlm-base, ...) get zero-padded input without a mask, as in their pre-training. Whether an
-  utterance's outputs depend on the batch it is padded into: :attr:`SSLEncoder.batch_independent`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from metaser.boundary import BoundaryInput, FrozenFeatures, Waveforms
 from metaser.constants import receptive_field
 from metaser.errors import ConfigError
 from metaser.masks import lengths_to_mask
 from metaser.models.config import EncoderConfig
 from metaser.models.encoder import execution
+from metaser.models.encoder.cnn import cnn_features
 from metaser.models.encoder.loading import load_model, model_from_hf_config, write_preprocessor_config
 from metaser.models.encoder.presets import FORCED
 from metaser.models.encoder.waveform import check_min_length, conv_output_lengths, normalize_waveforms
@@ -52,15 +55,12 @@ _MASK_WARNING = "Support for mismatched key_padding_mask and attn_mask"
 
 @dataclass
 class EncoderOutput:
-    """hidden_states: the outputs of transformer layers ``first_layer .. L-1``, each (B, T, D)
-    (HF ``hidden_states[1 + first_layer:]``; ``first_layer`` is 0, i.e. all L layers, except
-    after :meth:`SSLEncoder.forward_from_layer` from a single hidden state);
-    frame_lengths: (B,) true frames; frame_mask: (B, T) bool, True = valid."""
+    """hidden_states: the outputs of the L transformer layers, each (B, T, D) (HF
+    ``hidden_states[1:]``); frame_lengths: (B,) true frames; frame_mask: (B, T) bool, True = valid."""
 
     hidden_states: tuple[torch.Tensor, ...]
     frame_lengths: torch.Tensor
     frame_mask: torch.Tensor
-    first_layer: int = 0
 
 
 class SSLEncoder(nn.Module):
@@ -167,30 +167,29 @@ class SSLEncoder(nn.Module):
         return receptive_field(self._conv_kernel, self._conv_stride)
 
     @property
-    def batch_independent(self) -> bool:
-        """Whether an utterance's CNN features (:meth:`features`) on its valid frames do not
-        depend on the batch it is padded into, up to float rounding (~1e-6: conv kernels sum in
-        a different order for another input length). What a per-utterance stage-1 cache needs.
+    def padded_cnn_exact(self) -> bool:
+        """Whether the padded-batch CNN (``prefix(..., independent=False)``) gives an utterance the
+        same features on its valid frames as alone, up to float rounding (~1e-6: conv kernels sum
+        in a different order for another input length).
 
         True for layer-norm CNNs (``tiny-wavlm``, data2vec-audio, the large LV-60 wav2vec2).
-        False for group-norm CNNs (wav2vec2-base, hubert-base, wavlm-base): their first conv
-        layer normalises each channel over all frames, padding included, so the padded batch's
-        frames depend on the padding and a per-utterance cache is not exact there.
+        False for group-norm CNNs (wav2vec2-base, hubert-base, wavlm-base): their first conv layer
+        normalises each channel over all frames, padding included. (``independent=True`` is exact
+        for every encoder.)
         """
         return getattr(self.model.config, "feat_extract_norm", "group") == "layer"
 
     @property
-    def batch_independent_layers(self) -> bool:
-        """Whether the transformer layer outputs on valid frames are batch independent too
-        (what a per-utterance stage-2 cache of the frozen prefix needs).
+    def padded_layers_exact(self) -> bool:
+        """Whether the padded-batch transformer layers are exact in the same sense.
 
-        Needs :attr:`batch_independent`, the attention mask (given to exactly the layer-norm
+        Needs :attr:`padded_cnn_exact`, the attention mask (HF gives it to exactly the layer-norm
         CNNs) and a single positional conv: HF zeroes padded frames only before the first one,
         so data2vec-audio's stack of positional convs carries padding into the valid frames
         near the end of an utterance.
         """
         pos = self.model.encoder.pos_conv_embed
-        return self.batch_independent and self.uses_attention_mask and len(getattr(pos, "layers", [pos])) <= 1
+        return self.padded_cnn_exact and self.uses_attention_mask and len(getattr(pos, "layers", [pos])) <= 1
 
     @property
     def attn_implementation(self) -> str:
@@ -265,9 +264,9 @@ class SSLEncoder(nn.Module):
         """no_grad for a frozen piece."""
         return torch.no_grad() if frozen else contextlib.nullcontext()
 
-    def _hf_mask(self, frame_lengths: torch.Tensor, frames: int) -> torch.Tensor | None:
-        """The frame mask HF derives from the sample mask (B, T) bool, or None without a mask."""
-        return lengths_to_mask(frame_lengths, frames) if self.uses_attention_mask else None
+    def _mask(self, frame_lengths: torch.Tensor, frames: int, independent: bool) -> torch.Tensor | None:
+        """The frame mask (B, T) bool the transformer gets, or None (group-norm encoders, padded)."""
+        return lengths_to_mask(frame_lengths, frames) if (independent or self.uses_attention_mask) else None
 
     def prepare(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Zero the padding, then normalise per utterance when ``normalize_waveform``."""
@@ -276,34 +275,33 @@ class SSLEncoder(nn.Module):
             x = normalize_waveforms(x, lengths)
         return x
 
-    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """waveforms (B, S) zero-padded 16 kHz, lengths (B,) -> (CNN features (B, T, C), frame lengths (B,)).
-
-        The CNN output before the feature projection (HF's ``extract_features``), always
-        without autograd. The features are a transposed view; ``.contiguous()`` them to store.
-        """
+    def _cnn(self, audio: Waveforms, independent: bool) -> FrozenFeatures:
+        """Waveforms (B, S) -> boundary features at layer 0: the CNN output (B, T, C)."""
+        waveforms = audio.samples
         if waveforms.dim() != 2:
             raise ValueError(f"waveforms must be (B, S), got shape {tuple(waveforms.shape)}")
-        lengths = lengths.to(waveforms.device).long()
+        lengths = audio.lengths.to(waveforms.device).long()
         check_min_length(lengths, self.min_samples)
         dtype = next(self.model.feature_extractor.parameters()).dtype
         x = self.prepare(waveforms.float(), lengths).to(dtype)  # (B, S)
-        with self._grad(True):
-            feats = self.model.feature_extractor(x).transpose(1, 2)  # (B, T, C)
+        extractor = self.model.feature_extractor
+        feats = cnn_features(extractor, x, lengths, self._conv_kernel, self._conv_stride, independent=independent)
+        feats = feats.transpose(1, 2)  # (B, T, C); a view: .contiguous() it to store
         frame_lengths = self.frame_lengths(lengths).clamp(min=0, max=feats.shape[1])  # (B,)
-        return feats, frame_lengths
+        return FrozenFeatures((feats,), frame_lengths, lengths, layer=0, independent=independent)
 
-    def _embed(self, features: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+    def _embed(self, features: torch.Tensor, frame_lengths: torch.Tensor, independent: bool) -> torch.Tensor:
         """CNN features (B, T, C) -> the input of layer 0 (B, T, D)."""
         with self._grad(self._frozen > 0):
-            return execution.embed(self.model, features, self._hf_mask(frame_lengths, features.shape[1]))
+            mask = self._mask(frame_lengths, features.shape[1], independent)
+            return execution.embed(self.model, features, mask, independent)
 
     def _run_layers(
-        self, hidden: torch.Tensor, frame_lengths: torch.Tensor, start: int, stop: int
+        self, hidden: torch.Tensor, frame_lengths: torch.Tensor, start: int, stop: int, independent: bool
     ) -> list[torch.Tensor]:
         """Layers ``start .. stop-1`` from the input of layer ``start`` (B, T, D); their outputs."""
         b, t = hidden.shape[:2]
-        attention_mask = execution.layer_attention_mask(self.model, hidden, self._hf_mask(frame_lengths, t))
+        attention_mask = execution.layer_attention_mask(self.model, hidden, self._mask(frame_lengths, t, independent))
         bias = None
         if self._wavlm and start > 0:  # what layer 0 would have passed along
             with self._grad(self._frozen > 0):
@@ -317,82 +315,67 @@ class SSLEncoder(nn.Module):
                 outs.append(hidden)  # (B, T, D)
         return outs
 
-    def _check_layer(self, n: int, low: int = 0) -> None:
-        if not isinstance(n, int) or isinstance(n, bool) or not low <= n <= self.num_layers:
-            raise ValueError(f"layer index must be an integer in [{low}, {self.num_layers}], got {n!r}")
+    def prefix(self, inputs: BoundaryInput, n: int, *, independent: bool) -> FrozenFeatures:
+        """The frozen part up to the boundary at layer ``n`` (0 <= n <= ``frozen_layers``), without
+        autograd: the CNN, and for n >= 1 the input prefix and layers[:n].
 
-    def prefix(self, features: torch.Tensor, frame_lengths: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-        """CNN features (B, T, C) -> the outputs of layers 0..n-1, each (B, T, D), for 1 <= n <= L.
-
-        What a stage-2 cache of the frozen prefix holds: :meth:`forward_from_layer` takes the
-        tuple back and returns all L layer outputs. Layer fusion (ARI, weighted sum) needs the
-        frozen layers' outputs too, so the cache holds n tensors of T x D per utterance, n times
-        a single layer's size (base, n = 4: 4 x 768 values per 20 ms frame, about 4 x 5.8 GB in
-        fp16 for IEMOCAP's 7 h at 3 speeds). A model that only reads the last layer can keep
-        just ``prefix(...)[-1]`` (= :meth:`prefix_hidden`) and resume from that tensor.
+        inputs: :class:`Waveforms`, or :class:`FrozenFeatures` at layer 0 (advanced to n) or at
+        layer n (returned as they are). ``independent``: see the module docstring; features
+        given must have been computed the same way.
         """
-        self._check_layer(n, low=1)
-        return tuple(self._run_layers(self._embed(features, frame_lengths), frame_lengths, 0, n))
-
-    def prefix_hidden(self, features: torch.Tensor, frame_lengths: torch.Tensor, n: int) -> torch.Tensor:
-        """CNN features (B, T, C) -> the input of layer n (B, T, D): the output of layer n-1,
-        or for n = 0 the projected, position-embedded features."""
-        self._check_layer(n)
-        return self.prefix(features, frame_lengths, n)[-1] if n else self._embed(features, frame_lengths)
-
-    def forward_from_layer(
-        self, hidden: torch.Tensor | Sequence[torch.Tensor], frame_lengths: torch.Tensor, n: int
-    ) -> EncoderOutput:
-        """Continue at layer n.
-
-        hidden: the tuple :meth:`prefix` returned (outputs of layers 0..n-1; the result then has
-        all L layer outputs), or one tensor (B, T, D), the input of layer n (:meth:`prefix_hidden`;
-        the result then has layers n..L-1 only, ``first_layer = n``). Frozen layers among
-        n..L-1 still run without grad. WavLM's relative position bias is recomputed exactly.
-        """
-        if isinstance(hidden, torch.Tensor):
-            self._check_layer(n)
-            kept: tuple[torch.Tensor, ...] = ()
-            start, first = hidden, n
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= self._frozen:
+            raise ValueError(f"prefix({n!r}): the boundary must be a frozen layer count in [0, {self._frozen}]")
+        if isinstance(inputs, FrozenFeatures):
+            if inputs.independent != independent:
+                raise ValueError(
+                    f"boundary features computed with independent={inputs.independent}, asked for {independent}"
+                )
+            if inputs.layer == n:
+                return inputs
+            if inputs.layer != 0:
+                raise ValueError(f"boundary features at layer {inputs.layer} cannot be advanced to layer {n}")
+            feats = inputs
         else:
-            kept = tuple(hidden)
-            self._check_layer(n, low=1)
-            if len(kept) != n:
-                raise ValueError(f"forward_from_layer({n}) needs the outputs of layers 0..{n - 1}, got {len(kept)}")
-            start, first = kept[-1], 0
-        outs = self._run_layers(start, frame_lengths, n, self.num_layers)
-        return self._output(kept + tuple(outs), frame_lengths, first)
+            with torch.no_grad():
+                feats = self._cnn(inputs, independent)
+        if n == 0:
+            return feats
+        with torch.no_grad():
+            hidden = self._embed(feats.hidden[0], feats.frame_lengths, independent)
+            outs = self._run_layers(hidden, feats.frame_lengths, 0, n, independent)
+        return FrozenFeatures(tuple(outs), feats.frame_lengths, feats.num_samples, layer=n, independent=independent)
 
-    def forward_features(
-        self,
-        features: torch.Tensor | None,
-        frame_lengths: torch.Tensor,
-        *,
-        start_layer: int = 0,
-        hidden: torch.Tensor | Sequence[torch.Tensor] | None = None,
-    ) -> EncoderOutput:
-        """Everything after the CNN: CNN features (B, T, C) -> all L layer outputs.
+    def suffix(self, feats: FrozenFeatures) -> EncoderOutput:
+        """The trainable part: boundary features -> the outputs of all L layers, each (B, T, D).
 
-        With ``hidden`` (see :meth:`forward_from_layer`) the run starts at ``start_layer``
-        instead and ``features`` is not used (may be None).
+        Layers ``feats.layer`` .. L-1 run here (those still frozen without grad); the outputs of
+        the layers in front of the boundary are the features themselves. WavLM's relative
+        position bias is recomputed exactly when the run starts after layer 0.
         """
-        if hidden is not None:
-            return self.forward_from_layer(hidden, frame_lengths, start_layer)
-        if start_layer != 0 or features is None:
-            raise ValueError("forward_features: start_layer > 0 needs `hidden` (see forward_from_layer)")
-        return self.forward_from_layer(self._embed(features, frame_lengths), frame_lengths, 0)
+        n, fl, independent = feats.layer, feats.frame_lengths, feats.independent
+        if n == 0:
+            kept: tuple[torch.Tensor, ...] = ()
+            hidden = self._embed(feats.hidden[0], fl, independent)  # (B, T, D)
+        else:
+            if n > self.num_layers:
+                raise ValueError(f"boundary layer {n} is beyond the encoder's {self.num_layers} layers")
+            kept, hidden = tuple(feats.hidden), feats.hidden[-1]
+            if n == self.num_layers:  # the whole encoder is frozen: the boundary is its output
+                return self._output(kept, fl)
+        outs = self._run_layers(hidden, fl, n, self.num_layers, independent)
+        return self._output(kept + tuple(outs), fl)
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
-        """waveforms: (B, S) zero-padded 16 kHz; lengths: (B,) true samples."""
-        features, frame_lengths = self.features(waveforms, lengths)
-        return self.forward_features(features, frame_lengths)
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor, *, independent: bool = False) -> EncoderOutput:
+        """waveforms: (B, S) zero-padded 16 kHz; lengths: (B,) true samples -> all L layer outputs.
 
-    def _output(self, hidden: tuple[torch.Tensor, ...], frame_lengths: torch.Tensor, first: int) -> EncoderOutput:
-        if len(hidden) != self.num_layers - first:
-            raise RuntimeError(f"expected {self.num_layers - first} layer outputs, got {len(hidden)}")
+        The same as ``suffix(prefix(Waveforms(...), frozen_layers))``.
+        """
+        return self.suffix(self.prefix(Waveforms(waveforms, lengths), self._frozen, independent=independent))
+
+    def _output(self, hidden: tuple[torch.Tensor, ...], frame_lengths: torch.Tensor) -> EncoderOutput:
+        if len(hidden) != self.num_layers:
+            raise RuntimeError(f"expected {self.num_layers} layer outputs, got {len(hidden)}")
         t = hidden[-1].shape[1]
         frame_lengths = frame_lengths.to(hidden[-1].device).long()
         frame_mask = lengths_to_mask(frame_lengths, t)  # (B, T)
-        return EncoderOutput(
-            hidden_states=hidden, frame_lengths=frame_lengths, frame_mask=frame_mask, first_layer=first
-        )
+        return EncoderOutput(hidden_states=hidden, frame_lengths=frame_lengths, frame_mask=frame_mask)

@@ -36,7 +36,14 @@ from __future__ import annotations
 
 from metaser.experiments.demo.corpus.config import EmotionProsody, SynthConfig
 from metaser.experiments.demo.corpus.corpus import synthesize_demo_corpus
-from metaser.experiments.demo.corpus.design import DIALOGS, IMPRO_LINES, SCRIPT_LINES, SPEAKERS, TARGET_LABELS, SpeakerVoice
+from metaser.experiments.demo.corpus.design import (
+    DIALOGS,
+    IMPRO_LINES,
+    SCRIPT_LINES,
+    SPEAKERS,
+    TARGET_LABELS,
+    SpeakerVoice,
+)
 from metaser.experiments.demo.corpus.iemocap_layout import SynthReport, SynthUtterance
 from metaser.experiments.demo.corpus.plan import PlannedTurn, assign_prosody, plan_corpus
 from metaser.experiments.demo.corpus.render import render_turn

@@ -5,22 +5,28 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from metaser.errors import DataError
 from metaser.experiments.demo.corpus.config import SynthConfig
 from metaser.experiments.demo.corpus.espeak import EspeakSynth
 from metaser.experiments.demo.corpus.iemocap_layout import SynthReport, prepare_out_root, write_corpus
 from metaser.experiments.demo.corpus.plan import plan_corpus
-from metaser.errors import DataError
 
 __all__ = ["synthesize_demo_corpus"]
 
 
-def synthesize_demo_corpus(out_root: str | Path, *, seed: int | None = None, size: int | None = None,
-                           config: SynthConfig | None = None, overwrite: bool = False,
-                           progress: Callable[[str], object] | None = None,
-                           console=None) -> SynthReport:
+def synthesize_demo_corpus(
+    out_root: str | Path,
+    *,
+    seed: int | None = None,
+    size: int | None = None,
+    config: SynthConfig | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], object] | None = None,
+    console=None,
+) -> SynthReport:
     """Write the synthetic IEMOCAP-shaped corpus to ``out_root``; return what was written.
 
     ``seed`` and ``size`` override ``config`` (default :class:`SynthConfig`: seed 0, 400
@@ -31,9 +37,11 @@ def synthesize_demo_corpus(out_root: str | Path, *, seed: int | None = None, siz
     progress lines and the summary, as before.
     """
     if console is not None:
-        warnings.warn("synthesize_demo_corpus(console=...) is deprecated: pass "
-                      "progress=console.print and print report.summary()",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "synthesize_demo_corpus(console=...) is deprecated: pass progress=console.print and print report.summary()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         progress = progress or console.print
     t0 = time.perf_counter()
     cfg = config if config is not None else SynthConfig()

@@ -9,8 +9,18 @@ from dataclasses import dataclass
 
 from metaser.experiments.demo.corpus.espeak import VoiceSpec
 
-__all__ = ["TARGET_LABELS", "NON_TARGET_CYCLE", "SpeakerVoice", "SPEAKERS", "DIALOGS",
-           "SCRIPT_LINES", "IMPRO_LINES", "UNLABELLED_TEXTS", "CATEGORY", "XXX_CATEGORIES"]
+__all__ = [
+    "TARGET_LABELS",
+    "NON_TARGET_CYCLE",
+    "SpeakerVoice",
+    "SPEAKERS",
+    "DIALOGS",
+    "SCRIPT_LINES",
+    "IMPRO_LINES",
+    "UNLABELLED_TEXTS",
+    "CATEGORY",
+    "XXX_CATEGORIES",
+]
 
 TARGET_LABELS = ("neu", "hap", "ang", "sad")
 NON_TARGET_CYCLE = ("fru", "xxx", "sur")
@@ -21,10 +31,10 @@ class SpeakerVoice:
     """One of the 10 fixed speakers: ``Ses0<n><F|M>`` and how its voice is made."""
 
     session: int
-    gender: str          # "F" | "M"
-    variant: str         # eSpeak NG variant (voices/!v)
-    pitch_offset: int    # added to eSpeak's base pitch
-    rate_factor: float   # multiplies the words per minute
+    gender: str  # "F" | "M"
+    variant: str  # eSpeak NG variant (voices/!v)
+    pitch_offset: int  # added to eSpeak's base pitch
+    rate_factor: float  # multiplies the words per minute
     formant_scale: float
 
     @property
@@ -36,22 +46,29 @@ class SpeakerVoice:
         return f"metaser_ses{self.session:02d}{self.gender.lower()}"
 
     def spec(self) -> VoiceSpec:
-        return VoiceSpec(self.voice_name, variant=self.variant, formant_scale=self.formant_scale,
-                         gender="female" if self.gender == "F" else "male")
+        return VoiceSpec(
+            self.voice_name,
+            variant=self.variant,
+            formant_scale=self.formant_scale,
+            gender="female" if self.gender == "F" else "male",
+        )
 
 
-SPEAKERS: dict[str, SpeakerVoice] = {v.speaker: v for v in (
-    SpeakerVoice(1, "F", "f1", 0, 1.00, 1.00),
-    SpeakerVoice(1, "M", "m1", 0, 1.00, 1.00),
-    SpeakerVoice(2, "F", "f2", -4, 1.06, 0.97),
-    SpeakerVoice(2, "M", "m2", 5, 0.95, 1.03),
-    SpeakerVoice(3, "F", "f3", 4, 0.94, 1.02),
-    SpeakerVoice(3, "M", "m3", -5, 1.05, 0.97),
-    SpeakerVoice(4, "F", "f4", -2, 1.08, 1.04),
-    SpeakerVoice(4, "M", "m4", 3, 0.92, 0.98),
-    SpeakerVoice(5, "F", "f5", 6, 0.97, 0.96),
-    SpeakerVoice(5, "M", "m6", -3, 1.03, 1.02),
-)}
+SPEAKERS: dict[str, SpeakerVoice] = {
+    v.speaker: v
+    for v in (
+        SpeakerVoice(1, "F", "f1", 0, 1.00, 1.00),
+        SpeakerVoice(1, "M", "m1", 0, 1.00, 1.00),
+        SpeakerVoice(2, "F", "f2", -4, 1.06, 0.97),
+        SpeakerVoice(2, "M", "m2", 5, 0.95, 1.03),
+        SpeakerVoice(3, "F", "f3", 4, 0.94, 1.02),
+        SpeakerVoice(3, "M", "m3", -5, 1.05, 0.97),
+        SpeakerVoice(4, "F", "f4", -2, 1.08, 1.04),
+        SpeakerVoice(4, "M", "m4", 3, 0.92, 0.98),
+        SpeakerVoice(5, "F", "f5", 6, 0.97, 0.96),
+        SpeakerVoice(5, "M", "m6", -3, 1.03, 1.02),
+    )
+}
 
 # 4 dialogs per session; the 'a'/'b' and '_1b' ids are traps of the real corpus.
 DIALOGS: dict[int, tuple[str, ...]] = {

@@ -48,10 +48,10 @@ _AGC_GUARD = 32000  # output peaks at or above this may have engaged eSpeak's ga
 #: ``volume`` stops at 100 (eSpeak allows 200): louder output overflows int16, and eSpeak's
 #: automatic gain control then carries over into the next utterance.
 PARAM_LIMITS: dict[str, tuple[int, int]] = {
-    "rate": (80, 450),        # words per minute
-    "volume": (0, 100),       # percent
-    "pitch": (0, 99),         # base pitch, 50 = the voice's own
-    "pitch_range": (0, 99),   # intonation range, 50 = normal, 0 = monotone
+    "rate": (80, 450),  # words per minute
+    "volume": (0, 100),  # percent
+    "pitch": (0, 99),  # base pitch, 50 = the voice's own
+    "pitch_range": (0, 99),  # intonation range, 50 = normal, 0 = monotone
 }
 
 # Voice-file keywords dropped from a variant because they make output depend on earlier calls.
@@ -72,7 +72,7 @@ class VoiceSpec:
     name: str
     variant: str = "m1"
     formant_scale: float = 1.0
-    gender: str | None = None   # "male" | "female" | None (keep the variant's)
+    gender: str | None = None  # "male" | "female" | None (keep the variant's)
     language: str = "gmw/en-US"
 
 
@@ -82,9 +82,9 @@ class _State:
     lock = threading.RLock()
     lib: ctypes.CDLL | None = None
     sample_rate: int = 0
-    data_dir: Path | None = None     # private copy of espeak-ng-data
-    source_dir: Path | None = None   # the wheel's espeak-ng-data
-    callback = None                  # keep the ctypes callback alive
+    data_dir: Path | None = None  # private copy of espeak-ng-data
+    source_dir: Path | None = None  # the wheel's espeak-ng-data
+    callback = None  # keep the ctypes callback alive
     chunks: list[np.ndarray] = []
     voices: dict[str, VoiceSpec] = {}
 
@@ -109,8 +109,7 @@ def _make_private_data(src: Path) -> Path:
     data = home / "espeak-ng-data"
     if len(str(data)) > 150:  # eSpeak NG keeps the data path in a fixed-size buffer
         shutil.rmtree(home, ignore_errors=True)
-        raise MetaserError(f"temporary folder path too long for eSpeak NG: {data}",
-                           hint="set TMPDIR to a short path")
+        raise MetaserError(f"temporary folder path too long for eSpeak NG: {data}", hint="set TMPDIR to a short path")
     (data / "voices").mkdir(parents=True)
     for name in ("phondata", "phonindex", "phontab", "intonations", "en_dict", "phondata-manifest"):
         if (src / name).is_file():
@@ -127,14 +126,16 @@ def _initialise() -> None:
     try:
         import espeakng_loader
     except ImportError as e:  # pragma: no cover - it is a declared dependency
-        raise MetaserError("eSpeak NG is not available: the 'espeakng-loader' package is missing",
-                           hint="pip install espeakng-loader") from e
+        raise MetaserError(
+            "eSpeak NG is not available: the 'espeakng-loader' package is missing", hint="pip install espeakng-loader"
+        ) from e
     try:
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         src = Path(espeakng_loader.get_data_path())
     except (OSError, RuntimeError) as e:
-        raise MetaserError(f"cannot load eSpeak NG from the espeakng-loader wheel: {e}",
-                           hint="reinstall espeakng-loader") from e
+        raise MetaserError(
+            f"cannot load eSpeak NG from the espeakng-loader wheel: {e}", hint="reinstall espeakng-loader"
+        ) from e
 
     lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.espeak_Initialize.restype = ctypes.c_int
@@ -144,8 +145,16 @@ def _initialise() -> None:
     lib.espeak_SetVoiceByName.restype = ctypes.c_int
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
     lib.espeak_SetParameter.restype = ctypes.c_int
-    lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                 ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
     lib.espeak_Synth.restype = ctypes.c_int
     lib.espeak_Synchronize.restype = ctypes.c_int
     lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
@@ -183,11 +192,9 @@ class EspeakSynth:
         if not _VOICE_NAME.match(spec.name):
             raise ConfigError(f"voice name {spec.name!r}: use 1-30 characters a-z, 0-9, _")
         if spec.gender not in (None, "male", "female"):
-            raise ConfigError(f"voice {spec.name}: gender must be 'male', 'female' or null, "
-                              f"got {spec.gender!r}")
+            raise ConfigError(f"voice {spec.name}: gender must be 'male', 'female' or null, got {spec.gender!r}")
         if not 0.5 <= spec.formant_scale <= 1.5:
-            raise ConfigError(f"voice {spec.name}: formant_scale {spec.formant_scale} "
-                              f"outside [0.5, 1.5]")
+            raise ConfigError(f"voice {spec.name}: formant_scale {spec.formant_scale} outside [0.5, 1.5]")
         with _State.lock:
             known = _State.voices.get(spec.name)
             if known is not None:
@@ -197,8 +204,7 @@ class EspeakSynth:
             assert _State.source_dir is not None and _State.data_dir is not None
             variant = _State.source_dir / "voices" / "!v" / spec.variant
             language = _State.source_dir / "lang" / spec.language
-            for rel, path, what in ((spec.variant, variant, "variant"),
-                                    (spec.language, language, "language")):
+            for rel, path, what in ((spec.variant, variant, "variant"), (spec.language, language, "language")):
                 if ".." in Path(rel).parts or not path.is_file():
                     raise ConfigError(f"voice {spec.name}: eSpeak NG {what} file not found: {path}")
             lines = [f"name {spec.name}"]
@@ -220,8 +226,16 @@ class EspeakSynth:
             _State.voices[spec.name] = spec
         return spec.name
 
-    def synth(self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-              volume: int = 100, seed: int = 0) -> tuple[np.ndarray, int]:
+    def synth(
+        self,
+        text: str,
+        voice: str,
+        rate: int = 175,
+        pitch: int = 50,
+        pitch_range: int = 50,
+        volume: int = 100,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, int]:
         """Synthesise ``text`` with ``voice``; returns ``(int16 samples, sample_rate)``.
 
         ``voice`` is a name from :meth:`register_voice` (reproducible) or an eSpeak NG name such
@@ -237,8 +251,9 @@ class EspeakSynth:
         assert lib is not None
         with _State.lock:
             if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise ConfigError(f"eSpeak NG voice not found: {voice!r}",
-                                  hint="register it with EspeakSynth.register_voice first")
+                raise ConfigError(
+                    f"eSpeak NG voice not found: {voice!r}", hint="register it with EspeakSynth.register_voice first"
+                )
             for key, value in values.items():
                 if lib.espeak_SetParameter(_PARAM_IDS[key], int(value), 0) != 0:
                     raise MetaserError(f"eSpeak NG rejected {key}={value}")

@@ -28,15 +28,15 @@ __all__ = ["PlannedTurn", "plan_corpus", "assign_prosody"]
 class PlannedTurn:
     """One labelled turn before audio exists (text, label, speaker and prosody settings)."""
 
-    index: int           # position in the whole corpus, 0-based
+    index: int  # position in the whole corpus, 0-based
     session: int
     dialog: str
     utt_id: str
-    speaker: str         # Ses01F
-    gender: str          # "F" | "M" (the speaker's, = first letter of the id's last token)
-    style: str           # "impro" | "script"
+    speaker: str  # Ses01F
+    gender: str  # "F" | "M" (the speaker's, = first letter of the id's last token)
+    style: str  # "impro" | "script"
     label: str
-    text: str            # transcript, may contain [LAUGHTER] / [BREATHING]
+    text: str  # transcript, may contain [LAUGHTER] / [BREATHING]
     rate: int = 0
     pitch: int = 0
     pitch_range: int = 0
@@ -109,8 +109,11 @@ def plan_corpus(cfg: SynthConfig) -> list[PlannedTurn]:
                 n_breath += 1
             utt_id = f"{dialog}_{gender}{counters[gender]:03d}"
             counters[gender] += 1
-            turns.append(PlannedTurn(len(turns), session, dialog, utt_id, f"Ses{session:02d}{gender}",
-                                     gender, style, label, text))
+            turns.append(
+                PlannedTurn(
+                    len(turns), session, dialog, utt_id, f"Ses{session:02d}{gender}", gender, style, label, text
+                )
+            )
     for t in turns:
         assign_prosody(t, cfg)
     return turns

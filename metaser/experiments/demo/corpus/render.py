@@ -49,20 +49,29 @@ def render_turn(tts: EspeakSynth, turn: PlannedTurn, cfg: SynthConfig) -> np.nda
     segments = _TAG_RE.split(turn.text)
     for i, seg in enumerate(segments):
         if re.search(r"[A-Za-z]", seg):
-            wav, _ = tts.synth(seg.strip(), voice, rate=turn.rate, pitch=turn.pitch,
-                               pitch_range=turn.pitch_range, volume=turn.volume,
-                               seed=cfg.seed * 100_003 + turn.index * 7 + i)
+            wav, _ = tts.synth(
+                seg.strip(),
+                voice,
+                rate=turn.rate,
+                pitch=turn.pitch,
+                pitch_range=turn.pitch_range,
+                volume=turn.volume,
+                seed=cfg.seed * 100_003 + turn.index * 7 + i,
+            )
             x = wav.astype(np.float32) / 32768.0  # (T,)
             pieces.append(x)
-            speech_rms.append(float(np.sqrt(np.mean(x ** 2))) if len(x) else 0.0)
+            speech_rms.append(float(np.sqrt(np.mean(x**2))) if len(x) else 0.0)
         if i < len(tags):
             pieces.append(None)  # placeholder, level known after all speech is rendered
     level = 2.0 * (max(speech_rms) if speech_rms else 0.05)
     tag_iter = iter(tags)
-    audio = np.concatenate([
-        piece if piece is not None else _nonverbal(next(tag_iter), sr_in, level, rng)
-        for piece in pieces
-    ]) if pieces else np.zeros(0, dtype=np.float32)  # (T,) at 22050 Hz
+    audio = (
+        np.concatenate(
+            [piece if piece is not None else _nonverbal(next(tag_iter), sr_in, level, rng) for piece in pieces]
+        )
+        if pieces
+        else np.zeros(0, dtype=np.float32)
+    )  # (T,) at 22050 Hz
     # float32 resampling, then the effects in float64: the 16-bit files are the same bytes as
     # with float64 resampling (checked on the seed-0 corpora of 40 and 400 utterances).
     y = resample(audio, sr_in, cfg.sample_rate).astype(np.float64)  # (T',) at cfg.sample_rate
