@@ -1,7 +1,7 @@
 """The ``static`` int8 graph: which nodes become int8, and how (ONNX graph surgery).
 
-Three rewrites, all on the encoder (nodes named ``/encoder/`` by the exporter); everything else
-(the waveform convolution, norms, GELU, attention products, the heads) stays fp32:
+Three rewrites, all on the encoder; everything else (the waveform convolution, norms, GELU,
+attention products, the heads) stays fp32:
 
 * ``taps``: a plain 1-D convolution (one group, no padding; the CNN's layers after the first) as
   a sum over its kernel taps of int8 matrix products, ``y[t] = sum_j x[s*t + j] @ W_j``. Its input
@@ -22,14 +22,17 @@ other utterances in its batch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Int8Plan", "plan_int8", "collect_ranges", "rewrite_static", "MIN_LINEAR_SIDE"]
+__all__ = ["Int8Plan", "plan_int8", "collect_ranges", "rewrite_static", "MIN_LINEAR_SIDE", "ENCODER_SCOPE"]
 
 MIN_LINEAR_SIDE = 16  # smaller linear layers (WavLM's 64 x 8 position gate) stay fp32
+#: node-name scopes of the encoder's linear layers (transformers' wav2vec2-family module names)
+ENCODER_SCOPE = re.compile(r"/(encoder|feature_projection|layers\.\d+/(attention|feed_forward))/")
 MS_DOMAIN = "com.microsoft"
 
 
@@ -52,11 +55,16 @@ def _attrs(node) -> dict:
 
 
 def plan_int8(model) -> Int8Plan:
-    """What :func:`rewrite_static` changes in ``model`` (an fp32 ``onnx.ModelProto``)."""
+    """What :func:`rewrite_static` changes in ``model`` (an fp32 ``onnx.ModelProto``).
+
+    Convolutions: every one with a constant weight but the waveform convolution (one input
+    channel). Linear layers: MatMuls inside the encoder's modules (:data:`ENCODER_SCOPE`, matched
+    on the exporter's node names, which follow the module path), not the heads'.
+    """
     weights = {t.name: t for t in model.graph.initializer}
     plan = Int8Plan()
     for n in model.graph.node:
-        if "/encoder/" not in n.name or len(n.input) < 2 or n.input[1] not in weights:
+        if len(n.input) < 2 or n.input[1] not in weights:
             continue
         w = list(weights[n.input[1]].dims)
         if n.op_type == "Conv" and len(w) == 3:  # (C_out, C_in / groups, k)
@@ -68,7 +76,7 @@ def plan_int8(model) -> Int8Plan:
                 continue  # the waveform convolution: one input channel, cheap, the raw signal
             plain = group == 1 and not any(pads) and all(d == 1 for d in a.get("dilations", [1]))
             (plan.taps if plain else plan.qlinearconv).append(n.name)
-        elif n.op_type == "MatMul" and len(w) == 2 and min(w) >= MIN_LINEAR_SIDE:
+        elif n.op_type == "MatMul" and len(w) == 2 and min(w) >= MIN_LINEAR_SIDE and ENCODER_SCOPE.search(n.name):
             plan.matmul.append(n.name)
     return plan
 
