@@ -5,11 +5,12 @@ attention products, the heads) stays fp32:
 
 * ``taps``: a plain 1-D convolution (one group, no padding; the CNN's layers after the first) as
   a sum over its kernel taps of int8 matrix products, ``y[t] = sum_j x[s*t + j] @ W_j``. Its input
-  is quantised **per frame** to uint8 (each frame's own min / max: a quiet frame keeps its
-  resolution, and a frame's value never depends on the other frames or utterances of the
-  batch); the weights are int8 per output channel. ``MatMulIntegerToFloat`` gives float
-  outputs, scaled back per frame. (Per-tensor ranges flatten the CNN's near-silent frames to
-  zero, and the feature projection's layer norm then magnifies that error.)
+  is quantised **per frame**, symmetrically to 8 bits (each frame's own largest magnitude: a
+  quiet frame keeps its resolution, and a frame's value never depends on the other frames or
+  utterances of the batch); the weights are int8 per output channel. ``MatMulIntegerToFloat``
+  gives float outputs, scaled back per frame. (Per-tensor ranges flatten the CNN's near-silent
+  frames to zero, and the feature projection's layer norm then magnifies that error.
+  Asymmetric per-frame ranges cost a per-frame zero-point correction for no measurable gain.)
 * ``qlinearconv``: any other convolution (WavLM's grouped positional convolution) as
   ``QLinearConv`` with fixed input / output ranges from calibration.
 * ``matmul``: a linear layer (MatMul with a constant 2-D weight, both sides >= 16) as
@@ -165,7 +166,7 @@ class _Builder:
 
 def _taps(b: _Builder, node, w: np.ndarray, bias: np.ndarray | None) -> None:
     """y = conv1d(x, w) (B, C, T) -> (B, N, T') as per-frame-quantised int8 taps (module doc)."""
-    from onnx import TensorProto
+    from onnx import TensorProto, helper
 
     a = _attrs(node)
     n_out, c, k = w.shape
@@ -175,33 +176,25 @@ def _taps(b: _Builder, node, w: np.ndarray, bias: np.ndarray | None) -> None:
     xt = b.op("Transpose", [node.input[0]], base, perm=[0, 2, 1])  # (B, T, C)
     rows = b.op("Reshape", [xt, b.const([-1, c], i64)], base)  # (B*T, C)
     pool_in = b.op("Unsqueeze", [rows, b.const([0], i64)], base)  # (1, B*T, C)
-    hi = b.op("GlobalMaxPool", [pool_in], base)  # (1, B*T, 1) frame max
-    neg_lo = b.op("GlobalMaxPool", [b.op("Neg", [pool_in], base)], base)  # -(frame min)
-    zero = b.const(0.0, f32)
-    hi = b.op("Max", [hi, zero], base)
-    neg_lo = b.op("Max", [neg_lo, zero], base)
-    span = b.op("Max", [b.op("Add", [hi, neg_lo], base), b.const(1e-30, f32)], base)
-    scale = b.op("Mul", [span, b.const(1.0 / 255.0, f32)], base)  # (1, B*T, 1)
-    zp = b.op("Clip", [b.op("Round", [b.op("Div", [neg_lo, scale], base)], base), zero, b.const(255.0, f32)], base)
-    flat = b.const([-1], i64)
-    scale1, zp1 = b.op("Reshape", [scale, flat], base), b.op("Reshape", [zp, flat], base)  # (B*T,)
-    zp_u8 = b.op("Cast", [zp1], base, to=TensorProto.UINT8)
-    q = b.op("QuantizeLinear", [rows, scale1, zp_u8], base, axis=0)  # (B*T, C) uint8
+    peak = b.op("GlobalMaxPool", [b.op("Abs", [pool_in], base)], base)  # (1, B*T, 1) largest magnitude per frame
+    scale = b.op("Mul", [b.op("Max", [peak, b.const(1e-30, f32)], base), b.const(1.0 / 127.0, f32)], base)
+    scale1 = b.op("Reshape", [scale, b.const([-1], i64)], base)  # (B*T,)
+    mid = helper.make_tensor("value", TensorProto.UINT8, [1], [128])
+    zp = b.op("ConstantOfShape", [b.op("Shape", [scale1], base)], base, value=mid)  # (B*T,) all 128
+    q = b.op("QuantizeLinear", [rows, scale1, zp], base, axis=0)  # (B*T, C) uint8, 128 = 0
     q = b.op("Reshape", [q, b.op("Shape", [xt], base)], base)  # (B, T, C)
     bt1 = b.op("Concat", [b.op("Shape", [xt], base, start=0, end=2), b.const([1], i64)], base, axis=0)
     frame_scale = b.op("Reshape", [scale1, bt1], base)  # (B, T, 1)
-    frame_offset = b.op("Reshape", [b.op("Mul", [scale1, zp1], base), bt1], base)  # (B, T, 1) scale * zp
     t = b.op("Shape", [xt], base, start=1, end=2)
     last = b.op(
         "Mul",
         [b.op("Div", [b.op("Sub", [t, b.const([k], i64)], base), b.const([s], i64)], base), b.const([s], i64)],
         base,
     )
-    one_f, zero_u8 = b.const(1.0, f32), b.const(0, np.uint8)
-    acc, offsets, colsums = None, [], []
+    one_f, zp_a = b.const(1.0, f32), b.const(128, np.uint8)
+    acc = None
     for j in range(k):
         wq, ws = _int8_weights(w[:, :, j].T, axis=1)  # (C, N) int8, (N,)
-        colsums.append((wq * ws[None]).sum(0))  # what a zero point of 1 adds per output channel
         sl = [b.const([j], i64), b.op("Add", [last, b.const([j + 1], i64)], base), b.const([1], i64), b.const([s], i64)]
         y = b.op(
             "MatMulIntegerToFloat",
@@ -210,16 +203,13 @@ def _taps(b: _Builder, node, w: np.ndarray, bias: np.ndarray | None) -> None:
                 b.const(wq, np.int8),
                 one_f,
                 b.const(ws, f32),
-                zero_u8,
+                zp_a,
                 b.const(np.zeros(n_out), np.int8),
             ],
             base,
         )  # (B, T', N), in units of each frame's scale
         y = b.op("Mul", [y, b.op("Slice", [frame_scale, *sl], base)], base)
-        offsets.append(b.op("Slice", [frame_offset, *sl], base))  # (B, T', 1)
         acc = y if acc is None else b.op("Add", [acc, y], base)
-    offset = b.op("Concat", offsets, base, axis=2)  # (B, T', k)
-    acc = b.op("Sub", [acc, b.op("MatMul", [offset, b.const(np.stack(colsums), f32)], base)], base)  # (B, T', N)
     if bias is not None:
         acc = b.op("Add", [acc, b.const(bias, f32)], base)
     b.op("Transpose", [acc], base, outputs=[node.output[0]], perm=[0, 2, 1])  # (B, N, T')
