@@ -55,6 +55,16 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _constants(graph) -> dict:
+    """Initializers by name, also under the names of the Identity nodes that copy them (the
+    exporter shares tensors that way)."""
+    out = {t.name: t for t in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Identity" and n.input[0] in out:
+            out[n.output[0]] = out[n.input[0]]
+    return out
+
+
 def plan_int8(model) -> Int8Plan:
     """What :func:`rewrite_static` changes in ``model`` (an fp32 ``onnx.ModelProto``).
 
@@ -62,7 +72,7 @@ def plan_int8(model) -> Int8Plan:
     channel). Linear layers: MatMuls inside the encoder's modules (:data:`ENCODER_SCOPE`, matched
     on the exporter's node names, which follow the module path), not the heads'.
     """
-    weights = {t.name: t for t in model.graph.initializer}
+    weights = _constants(model.graph)
     plan = Int8Plan()
     for n in model.graph.node:
         if len(n.input) < 2 or n.input[1] not in weights:
@@ -242,7 +252,7 @@ def rewrite_static(model, plan: Int8Plan, ranges: dict[str, tuple[float, float]]
     out = onnx.ModelProto()
     out.CopyFrom(model)
     g = out.graph
-    weights = {t.name: t for t in g.initializer}
+    weights = _constants(g)
     consumers: dict[str, list] = {}
     for n in g.node:
         for i in n.input:
@@ -280,7 +290,7 @@ def rewrite_static(model, plan: Int8Plan, ranges: dict[str, tuple[float, float]]
         if len(add) == 1 and add[0].op_type == "Add" and add[0].name:
             other = [i for i in add[0].input if i != output]
             if len(other) == 1 and other[0] in weights and list(weights[other[0]].dims) == [w.shape[1]]:
-                ins.append(other[0])  # bias (N,)
+                ins.append(weights[other[0]].name)  # bias (N,)
                 output = add[0].output[0]
                 folded.add(add[0].name)
         b.op("MatMulIntegerToFloat", ins, n.name, outputs=[output])
