@@ -913,6 +913,11 @@ def bench_train(
     show_default=True,
     help="onnxruntime intra-op thread spinning tried: on, off (comma-separated).",
 )
+@click.option(
+    "--onnx-apart",
+    is_flag=True,
+    help="Also time the onnx backends with a batch's files run apart, one per thread (single-threaded sessions).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_infer(
     model_dir: Path,
@@ -925,6 +930,7 @@ def bench_infer(
     int8: bool,
     onnx_opt: str,
     onnx_spin: str,
+    onnx_apart: bool,
     json_out: Path | None,
 ) -> None:
     """Real-time factor of predict per backend, thread count and batch size, beside a plain transformers forward."""
@@ -949,6 +955,7 @@ def bench_infer(
         console=console,
         onnx_opt_levels=tuple(x.strip() for x in onnx_opt.split(",") if x.strip()),
         onnx_spin=tuple(x.strip() for x in onnx_spin.split(",") if x.strip()),
+        onnx_apart=onnx_apart,
     )
 
 

@@ -24,7 +24,7 @@ for reuse in reuse no-reuse; do
 done
 # inference: a base-size random WavLM with gender, style and CTC heads: torch, onnx fp32, onnx int8
 # (calibrated on the corpus's last 40 files, timed on its first 40) beside the plain transformers
-# forward, at 2 threads and 1, onnxruntime thread spinning on and off
+# forward, at 2 threads and 1, onnxruntime thread spinning on and off, a batch's files run apart (one per thread)
 PY=${PY:-.venv/bin/python}
 $PY - "$OUT/base-model" <<'PYEOF'
 import sys, torch
@@ -40,7 +40,7 @@ for f in $(find demo/corpus -name '*.wav' | sort | tail -40); do ln -s "$(realpa
 $M export-onnx "$OUT/base-model" --int8 --calib "$OUT/calib" > "$OUT/export-onnx.log" 2>&1 || true  # the guard may refuse
 FILES=$(find demo/corpus -name '*.wav' | sort | head -40)
 uptime > "$OUT/infer-base.uptime"
-$M bench infer "$OUT/base-model" $FILES --threads 2,1 --repeats 3 --batch-sizes 1,8 --onnx-opt all --onnx-spin on,off \
+$M bench infer "$OUT/base-model" $FILES --threads 2,1 --repeats 3 --batch-sizes 1,8 --onnx-opt all --onnx-spin on,off --onnx-apart \
     --json "$OUT/infer-base.json" > "$OUT/infer-base.log" 2>&1 || true
 uptime >> "$OUT/infer-base.uptime"
 echo "done: $OUT"

@@ -2,14 +2,15 @@
 
 ``bench infer`` times (after an untimed warm-up on a few files)
 :meth:`EmotionRecognizer.predict_batch` end to end (decoding included) over the same files for each
-backend variant (torch; onnx at the given onnxruntime graph optimisation levels, with and without
-thread spinning; ``model.int8.onnx`` when the model directory has one; with ``--int8`` also int8
-copies of ``model.onnx`` made here by every quantisation method), each batch size and each
-intra-op thread count (default: all cores, then 1). In the same run and at each thread count it
-times a plain transformers forward of the same encoder (the HF model alone, one file at a time,
-no heads) as the reference. Batches are length-sorted with a padding cap (see
-:func:`metaser.inference.recognizer.plan_batches`); the batch size to use is the measured best,
-so batching never loses to one file at a time. Every row reports how far its probabilities (every
+backend variant, each batch size and each intra-op thread count (default: all cores, then 1).
+Variants: torch; onnx at the given onnxruntime graph optimisation levels, with and without thread
+spinning, and optionally with a batch's files run apart (N at a time, one thread each);
+``model.int8.onnx`` when the model directory has one; with ``--int8`` also int8 copies of
+``model.onnx`` made here by every quantisation method. In the same run and at each thread count
+it times a plain transformers forward of the same encoder (the HF model alone, one file at a
+time, no heads) as the reference. Batches are length-sorted with a padding cap (see
+:func:`metaser.inference.pieces.plan_batches`); the batch size to use is the measured best, so
+batching never loses to one file at a time. Every row reports how far its probabilities (every
 classification head) are from torch at batch size 1, how often each head picks the same label,
 and the 1-minute load average when it finished: other jobs on the machine change the figures.
 """
@@ -77,7 +78,7 @@ def _reference_forward(model_dir: Path, files: list[str]):
 
 
 def _variants(
-    model_dir: Path, backends, opt_levels, spins, int8: bool, files, tmp: Path
+    model_dir: Path, backends, opt_levels, spins, apart: bool, int8: bool, files, tmp: Path
 ) -> list[tuple[str, str, dict]]:
     from metaser.inference.backends import ONNX_FILES
 
@@ -90,6 +91,9 @@ def _variants(
             for spin in spins:
                 v = f"opt={lvl}" + ("" if spin == "on" else ", spin=off")
                 out.append((b, v, {"onnx_file": ONNX_FILES[b], "optimization": lvl, "spin": spin == "on"}))
+            if apart:
+                kw = {"onnx_file": ONNX_FILES[b], "optimization": lvl, "spin": True, "apart": True}
+                out.append((b, f"opt={lvl}, files apart", kw))
     if int8:
         from metaser.data.audio import load_audio
         from metaser.inference.calibration import CalibrationSet
@@ -114,9 +118,15 @@ def _recognizer(model_dir: Path, backend: str, threads: int, kw: dict):
     if backend == "torch":
         return EmotionRecognizer.from_pretrained(model_dir, device="cpu", backend="torch", threads=threads)
     rec = EmotionRecognizer.from_pretrained(model_dir, backend=backend, threads=threads, onnx_file=kw["onnx_file"])
-    if kw["optimization"] != "all" or not kw["spin"]:
-        f = model_dir / kw["onnx_file"]
-        rec.backend = OnnxBackend(f, threads=threads, optimization=kw["optimization"], spin=kw["spin"], name=backend)
+    if kw["optimization"] != "all" or not kw["spin"] or kw.get("apart"):
+        rec.backend = OnnxBackend(
+            model_dir / kw["onnx_file"],
+            threads=threads,
+            optimization=kw["optimization"],
+            spin=kw["spin"],
+            name=backend,
+            files_at_once=threads if kw.get("apart") else 1,
+        )
     return rec
 
 
@@ -132,6 +142,7 @@ def bench_infer(
     int8: bool = False,
     onnx_opt_levels: tuple[str, ...] = ("all",),
     onnx_spin: tuple[str, ...] = ("on",),
+    onnx_apart: bool = False,
     json_out: Path | None = None,
     console=None,
 ) -> dict[str, Any]:
@@ -170,7 +181,7 @@ def bench_infer(
     with tempfile.TemporaryDirectory() as tmp:
         files = audio_files(list(audio or []), Path(tmp))
         duration = sum(sf.info(f).duration for f in files)
-        variants = _variants(model_dir, backends, onnx_opt_levels, spins, int8, files, Path(tmp))
+        variants = _variants(model_dir, backends, onnx_opt_levels, spins, onnx_apart, int8, files, Path(tmp))
 
         def save(partial: bool) -> dict[str, Any]:
             out = _summary(model_dir, files, duration, repeats, thread_counts, refs, rows)
@@ -192,6 +203,8 @@ def bench_infer(
                     "load": _load(),
                 }
             for backend, variant, kw in variants:
+                if kw.get("apart") and t == 1:
+                    continue  # one file at a time on one thread: the plain variant
                 rec = _recognizer(model_dir, backend, t, kw)
                 for bs in batch_sizes:
                     rec.config.batch_size = bs
