@@ -686,20 +686,70 @@ def sweep(
 
 
 # ------------------------------------------------------------------------- inference
+def _int8_options(fn):
+    """--int8, --calib, --min-agreement, --int8-method (export and export-onnx)."""
+    fn = click.option(
+        "--int8-method",
+        type=click.Choice(["static", "dynamic"]),
+        default="static",
+        show_default=True,
+        help="static: calibrated int8 of the CNN, positional conv and linear layers; "
+        "dynamic: linear layers only, ranges per forward.",
+    )(fn)
+    fn = click.option(
+        "--min-agreement",
+        type=float,
+        default=0.99,
+        show_default=True,
+        help="Refuse the int8 graph when its labels agree with fp32 on fewer of the calibration files (any head).",
+    )(fn)
+    fn = click.option(
+        "--calib",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Calibration audio (directory) for --int8 (default: the run's validation files of the exported fold).",
+    )(fn)
+    return click.option(
+        "--int8",
+        "int8",
+        is_flag=True,
+        help="Also write model.int8.onnx (onnxruntime int8), kept only when it agrees with fp32 (--min-agreement).",
+    )(fn)
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Model directory to write.")
 @click.option("--fold", type=int, default=None, help="Fold whose model to export (default: best validation UA).")
 @click.option("--onnx", "onnx", is_flag=True, help="Also write model.onnx (checked against torch).")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (with --onnx).")
-def export(run_dir: Path, out: Path, fold: int | None, onnx: bool, opset: int) -> None:
-    """Export a trained run's selected stage-2 model as a self-contained model directory."""
+@_int8_options
+def export(
+    run_dir: Path,
+    out: Path,
+    fold: int | None,
+    onnx: bool,
+    opset: int,
+    int8: bool,
+    calib: Path | None,
+    min_agreement: float,
+    int8_method: str,
+) -> None:
+    """Export a trained run's selected stage-2 model as a self-contained model directory.
+
+    \b
+    --int8 (implies --onnx) also writes model.int8.onnx for `--backend onnx-int8`: it measures label
+    agreement with fp32 on every head over the exported fold's validation files (or --calib DIR),
+    records it under "int8" in config.json, and refuses (exit 2, no file written) below --min-agreement.
+    """
     from metaser.inference.export import export_model
 
     info = export_model(run_dir, out, fold=fold)
     console.print(f"[green]exported[/] fold {info['fold']} (valid UA {100 * info['valid_ua']:.2f}) -> {out}")
-    if onnx:
+    if onnx or int8:
         _export_onnx(out, opset)
+    if int8:
+        _export_int8(out, calib, min_agreement, int8_method)
 
 
 def _export_onnx(model_dir: Path, opset: int) -> None:
@@ -713,13 +763,34 @@ def _export_onnx(model_dir: Path, opset: int) -> None:
     )
 
 
+def _export_int8(model_dir: Path, calib: Path | None, min_agreement: float, method: str) -> None:
+    from metaser.inference.quantize import calibration_for, describe, export_int8
+
+    if (model_dir / "model" / "config.json").is_file() and not (model_dir / "config.json").is_file():
+        model_dir = model_dir / "model"
+    cal = calibration_for(model_dir, calib)
+    console.print(f"[dim]int8: calibrating and checking on {len(cal)} files ({cal.description}) ...[/]")
+    e = export_int8(model_dir, cal, min_agreement=min_agreement, method=method)
+    console.print(f"[green]wrote[/] {model_dir / e['file']} ({describe(e)})")
+
+
 @main.command("export-onnx")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--opset", default=17, show_default=True, help="ONNX opset.")
-def export_onnx_cmd(model_dir: Path, opset: int) -> None:
+@_int8_options
+def export_onnx_cmd(
+    model_dir: Path, opset: int, int8: bool, calib: Path | None, min_agreement: float, int8_method: str
+) -> None:
     """Write MODEL_DIR/model.onnx for an exported model directory (checked against torch:
-    two lengths and a padded batch, probabilities within 1e-4; a failing export is refused)."""
+    two lengths and a padded batch, probabilities within 1e-4; a failing export is refused).
+
+    \b
+    --int8 also writes model.int8.onnx (see `metaser export --help`); calibration audio: --calib DIR,
+    or the validation files of the run the directory was exported from (its export.json).
+    """
     _export_onnx(model_dir, opset)
+    if int8:
+        _export_int8(model_dir, calib, min_agreement, int8_method)
 
 
 @main.command()
@@ -744,10 +815,11 @@ def export_onnx_cmd(model_dir: Path, opset: int) -> None:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnx"]),
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
     default="torch",
     show_default=True,
-    help="onnx: run MODEL_DIR/model.onnx with onnxruntime (write it with `metaser export-onnx`).",
+    help="onnx: run MODEL_DIR/model.onnx with onnxruntime (write it with `metaser export-onnx`); "
+    "onnx-int8: MODEL_DIR/model.int8.onnx (`metaser export-onnx --int8`).",
 )
 def predict(
     model_dir: Path,
@@ -795,7 +867,13 @@ def predict(
     help="Address to bind (loopback by default; for the internet put a TLS + auth proxy in front).",
 )
 @click.option("--port", default=8000, show_default=True)
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default="torch",
+    show_default=True,
+    help="onnx: MODEL_DIR/model.onnx; onnx-int8: MODEL_DIR/model.int8.onnx (`metaser export-onnx --int8`).",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
 @click.option("--max-upload-mb", default=50.0, show_default=True, help="Larger uploads get 413.")
 @click.option("--max-seconds", default=600.0, show_default=True, help="Longer audio gets 422 (too_long).")
@@ -921,20 +999,38 @@ def bench_train(
 @click.option(
     "--backend",
     "backends",
-    type=click.Choice(["torch", "onnx"]),
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
     multiple=True,
-    help="Backend(s) to time (repeat the option; default: torch, and onnx when model.onnx exists).",
+    help="Backend(s) to time (repeat the option; default: torch, and onnx / onnx-int8 when model.onnx / "
+    "model.int8.onnx exist).",
 )
 @click.option("--batch-sizes", default="1,2,4,8", show_default=True, help="Batch sizes tried per backend.")
-@click.option("--threads", type=int, default=None, help="torch / onnxruntime intra-op threads (default: all cores).")
+@click.option(
+    "--threads",
+    default=None,
+    help="torch / onnxruntime intra-op thread counts, comma-separated (default: all cores, then 1).",
+)
 @click.option("--repeats", default=3, show_default=True, help="Timed passes (the median is reported).")
 @click.option("--no-reference", is_flag=True, help="Skip the plain transformers forward of the encoder.")
-@click.option("--int8", is_flag=True, help="Also time dynamic int8 quantisation of model.onnx (and its drift).")
+@click.option(
+    "--int8", is_flag=True, help="Also time int8 copies of model.onnx made here by every method (static, dynamic)."
+)
 @click.option(
     "--onnx-opt",
     default="all",
     show_default=True,
     help="onnxruntime graph optimisation level(s) tried: disable, basic, extended, all (comma-separated).",
+)
+@click.option(
+    "--onnx-spin",
+    default="on",
+    show_default=True,
+    help="onnxruntime intra-op thread spinning tried: on, off (comma-separated).",
+)
+@click.option(
+    "--onnx-apart",
+    is_flag=True,
+    help="Also time the onnx backends with a batch's files run apart, one per thread (single-threaded sessions).",
 )
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_infer(
@@ -942,29 +1038,38 @@ def bench_infer(
     audio: tuple[Path, ...],
     backends: tuple[str, ...],
     batch_sizes: str,
-    threads: int | None,
+    threads: str | None,
     repeats: int,
     no_reference: bool,
     int8: bool,
     onnx_opt: str,
+    onnx_spin: str,
+    onnx_apart: bool,
     json_out: Path | None,
 ) -> None:
-    """Real-time factor of predict per backend and batch size, beside a plain transformers forward."""
+    """Real-time factor of predict per backend, thread count and batch size, beside a plain transformers forward."""
     from metaser.bench.infer import bench_infer as run
 
-    sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    def ints(text: str, what: str) -> list[int]:
+        try:
+            return [int(b) for b in text.split(",") if b.strip()]
+        except ValueError:
+            raise click.BadParameter(f"comma-separated integers, got {text!r}", param_hint=what) from None
+
     run(
         model_dir,
         list(audio),
         backends=list(backends) or None,
-        batch_sizes=sizes,
-        threads=threads,
+        batch_sizes=ints(batch_sizes, "--batch-sizes"),
+        threads=ints(threads, "--threads") if threads else None,
         repeats=repeats,
         reference=not no_reference,
         int8=int8,
         json_out=json_out,
         console=console,
         onnx_opt_levels=tuple(x.strip() for x in onnx_opt.split(",") if x.strip()),
+        onnx_spin=tuple(x.strip() for x in onnx_spin.split(",") if x.strip()),
+        onnx_apart=onnx_apart,
     )
 
 

@@ -174,6 +174,7 @@ def model_card(
         "```bash",
         f"metaser predict {out_name} my_audio.wav another_dir/ --format json",
         f"metaser export-onnx {out_name}        # model.onnx, then: predict / serve --backend onnx",
+        f"metaser export-onnx {out_name} --int8 # + model.int8.onnx (kept if it agrees with fp32): --backend onnx-int8",
         f"metaser serve {out_name}              # HTTP API + web page on http://127.0.0.1:8000/",
         "```",
         "",

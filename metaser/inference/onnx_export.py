@@ -35,7 +35,6 @@ __all__ = [
     "OnnxExportError",
     "export_onnx",
     "check_parity",
-    "quantize_int8",
     "DEFAULT_OPSET",
     "ONNX_NAME",
     "PARITY_ATOL",
@@ -202,18 +201,3 @@ def export_onnx(
     saved.extras["onnx"] = entry
     saved.write(model_dir)
     return entry
-
-
-def quantize_int8(model_dir: str | Path, *, src: str = ONNX_NAME, dst: str = "model.int8.onnx") -> Path:
-    """Dynamic int8 quantisation of the MatMul / Gemm weights (onnxruntime.quantization) into
-    ``model_dir/dst``; for benchmarks (its probabilities drift: see ``metaser bench infer``)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    model_dir = Path(model_dir)
-    if not (model_dir / src).is_file():
-        raise MetaserError(f"{model_dir}: no {src}", hint=f"write it with `metaser export-onnx {model_dir}`")
-    out = model_dir / dst
-    quantize_dynamic(
-        str(model_dir / src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
-    )
-    return out

@@ -42,7 +42,7 @@ from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.audio import AudioError
 from metaser.data.labels import CharVocab
 from metaser.errors import ConfigError, DataError, MetaserError
-from metaser.inference.backends import BACKENDS, OnnxBackend, TorchBackend, resolve_device
+from metaser.inference.backends import BACKENDS, ONNX_FILES, OnnxBackend, TorchBackend, resolve_device
 from metaser.inference.combine import combine_pieces
 from metaser.inference.inputs import MAX_CHANNELS, AudioInput, InputChecks, InputError, Loaded, load_input
 from metaser.inference.pieces import plan_batches, run_pieces
@@ -206,13 +206,12 @@ class EmotionRecognizer:
         saved = SavedModelConfig.read(p)
         if backend not in BACKENDS:
             raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-        if backend == "onnx":
-            f = p / (onnx_file or ONNX_NAME)
+        if backend in ONNX_FILES:
+            f = p / (onnx_file or ONNX_FILES[backend])
             if not f.is_file():
-                raise MetaserError(
-                    f"{p}: no {f.name} (the onnx backend needs it)", hint=f"write it with `metaser export-onnx {p}`"
-                )
-            be: Any = OnnxBackend(f, device=device, threads=threads)
+                how = f"metaser export-onnx {p}" + (" --int8" if backend == "onnx-int8" else "")
+                raise MetaserError(f"{p}: no {f.name} (the {backend} backend needs it)", hint=f"write it with `{how}`")
+            be: Any = OnnxBackend(f, device=device, threads=threads, name=backend)
         else:
             dev = resolve_device(device)
             if threads:

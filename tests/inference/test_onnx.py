@@ -172,3 +172,19 @@ def test_base_size_wavlm_exports_with_parity(tmp_path):
     for a, b in zip(rt.predict_batch(xs), ro.predict_batch(xs)):
         np.testing.assert_allclose(_probs(a), _probs(b), atol=1e-4)
         assert a.gender == b.gender and a.transcript == b.transcript
+
+
+def test_files_apart_give_the_one_at_a_time_answers(onnx_model_dir):
+    """OnnxBackend(files_at_once=2): a batch's utterances run alone, two threads at a time."""
+    from metaser.inference.backends import OnnxBackend
+
+    one = EmotionRecognizer.from_pretrained(onnx_model_dir, backend="onnx", batch_size=1)
+    apart = EmotionRecognizer.from_pretrained(
+        onnx_model_dir, backend="onnx", config=RecognizerConfig(batch_size=4, max_padding=10.0)
+    )
+    apart.backend = OnnxBackend(onnx_model_dir / "model.onnx", files_at_once=2)
+    assert apart.backend.session.get_session_options().intra_op_num_threads == 1
+    xs = [babble(0.5 + 0.6 * i, seed=80 + i) for i in range(5)]
+    for a, b in zip(one.predict_batch(xs), apart.predict_batch(xs)):
+        np.testing.assert_allclose(_probs(a), _probs(b), atol=1e-6)
+        assert a.transcript == b.transcript and a.gender_prob == pytest.approx(b.gender_prob, abs=1e-6)
