@@ -67,14 +67,13 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, path)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError:
+                continue  # the next member may take it; none did: one error for the union below
         raise ConfigError(f"{path or 'config'}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         choices = get_args(tp)

@@ -17,7 +17,6 @@ kept with a smaller ``min_duration`` never stops training either.
 
 from __future__ import annotations
 
-import warnings as py_warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +135,6 @@ def finish_prepare(
     warnings: list[str] | None = None,
     extra: dict[str, Any] | None = None,
     group_by: str | None = None,
-    console=None,
 ) -> PrepareResult:
     """The common end of every recipe: drop short clips, strict check, write manifest + summary.
 
@@ -151,9 +149,7 @@ def finish_prepare(
     extra: further keys merged into the summary (a recipe's own counts).
     group_by: the field the summary's emotion table is broken down by (default: session, else
         speaker).
-    console: deprecated (recipes print nothing); when given, the summary is printed to it
-        as before, with a DeprecationWarning. Print ``result.summary`` with
-        :func:`metaser.data.summary.print_summary` instead.
+    Nothing is printed: render ``result.summary`` with :func:`metaser.data.summary.print_summary`.
     """
     from lhotse import CutSet
 
@@ -190,15 +186,4 @@ def finish_prepare(
     summary.update(extra or {})
     summary["min_duration"] = min_duration
     write_summary(summary, out)
-    result = PrepareResult(cuts=cutset, summary=summary, out_dir=out)
-    if console is not None:
-        from metaser.data.summary import print_summary
-
-        py_warnings.warn(
-            "prepare_*(console=...) is deprecated: recipes print nothing; print "
-            "result.summary with metaser.data.summary.print_summary",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        print_summary(summary, console)
-    return result
+    return PrepareResult(cuts=cutset, summary=summary, out_dir=out)

@@ -16,6 +16,7 @@ import yaml
 
 from metaser.errors import MetaserError
 from metaser.experiments.paper_compare import paper_figures, paper_reference
+from metaser.experiments.report_plots import pct, plot_confusion, plot_layer_weights
 from metaser.rundir import fold_dirs as _fold_dirs
 from metaser.rundir import read_jsonl
 from metaser.training.metrics import (
@@ -265,11 +266,6 @@ def _pooled_main(folds: list[Path], main_task: str, confusion: list[list[int]], 
     return out
 
 
-def pct(x: float | None) -> str:
-    """A fraction as a percentage with two decimals ("–" for None)."""
-    return "–" if x is None else f"{100 * x:.2f}"
-
-
 def paper_cells(res: dict[str, Any], keys: list[str]) -> tuple[list[str], list[str]] | None:
     """("paper" row, "Δ" row) for ``keys``: the paper's figure and ours minus it (points), or None."""
     paper = res.get("paper")
@@ -381,60 +377,6 @@ def _weight_lines(res: dict[str, Any]) -> list[str]:
     for stage, w in by_stage.items():
         out.append(f"- {_STAGE_LABELS.get(stage, stage)}: {_weights_text(w)}")
     return out
-
-
-def plot_confusion(res: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = res["pooled_confusion"]
-    n = len(cm)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 1.2 * n + 1.5))
-    norm = [[v / max(sum(r), 1) for v in r] for r in cm]
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{cm[i][j]}\n{100 * norm[i][j]:.0f}%",
-                ha="center",
-                va="center",
-                color="white" if norm[i][j] > 0.5 else "black",
-                fontsize=9,
-            )
-    ax.set_xticks(range(n), res["classes"])
-    ax.set_yticks(range(n), res["classes"])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("reference")
-    ua = res["test"].get("ua", {}).get("mean")
-    ax.set_title(f"{res['run']}: pooled over {len(res['folds'])} folds (UA {pct(ua)}%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_layer_weights(res: dict[str, Any], path: Path) -> bool:
-    w = res.get("mean_layer_weights")
-    if not w:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.bar(range(1, len(w) + 1), w, color="tab:blue")
-    ax.set_xlabel("transformer layer")
-    ax.set_ylabel("softmax weight")
-    ax.set_title(f"{res['run']}: learned layer weights (mean over folds)")
-    ax.set_xticks(range(1, len(w) + 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 
 
 def write_report(run_dir: str | Path, *, synthetic: bool | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from metaser.models.config import ModelConfig, TaskSpec
 from metaser.models.encoder import SSLEncoder
 from metaser.models.output import MetaSEROutput
 from metaser.models.saved import WEIGHTS_NAME, SavedModelConfig
+from metaser.rundir import shared_mode
 
 __all__ = ["SERModel"]
 
@@ -224,6 +225,7 @@ class SERModel(nn.Module):
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
         tmp = directory / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
         save_file(state, str(tmp), metadata={"format": "pt", "metaser_version": __version__})
+        shared_mode(tmp)  # safetensors writes 0600: collaborators on shared storage could not read it
         os.replace(tmp, directory / WEIGHTS_NAME)
 
     def load_weights(self, directory: str | Path) -> None:

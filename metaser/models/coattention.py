@@ -9,7 +9,7 @@ emotion classifier:
 * ``concat``      -- :class:`ConcatTaskFusion`, "w/o Co" as metaser reads it: z = [mean_t U_t ; a_1 .. a_K];
 * ``none``        -- :class:`PooledFramesFusion`: z = mean_t U_t.
 
-All three first project the fused frames X (B, T, D_f) to U = X W_u (B, T, H) and return a
+All four first project the fused frames X (B, T, D_f) to U = X W_u (B, T, H) and return a
 composite vector z (B, output_dim) that :class:`EmotionHead` classifies.
 """
 

@@ -39,12 +39,6 @@ def test_finish_prepare(tmp_path, capsys):
     assert capsys.readouterr() == ("", "")  # recipes print nothing
 
 
-def test_finish_prepare_deprecated_console_still_prints(tmp_path, quiet_console):
-    with pytest.warns(DeprecationWarning, match="console"):
-        finish_prepare(summary_corpus(tmp_path), [], corpus="toy", out_dir=tmp_path / "o", console=quiet_console)
-    assert "toy: 3 utterances" in quiet_console.file.getvalue()
-
-
 def test_default_min_duration_covers_every_paper_speed():
     """0.8 (the shortest TDSA length factor) times a clip of the default minimum still gives
     the CNN its 400-sample receptive field; a clip one sample shorter does not."""

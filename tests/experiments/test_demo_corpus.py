@@ -461,15 +461,3 @@ def test_cli_synth_demo_prints_progress_and_report(tmp_path):
     ]
     assert "20 utterances" in result.output and "per session: 1:4, 2:4, 3:4, 4:4, 5:4" in result.output
     assert len(list(out.glob("Session*/sentences/wav/*/*.wav"))) == 20
-
-
-def test_deprecated_console_argument_still_reports(tmp_path):
-    import io
-
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=200)
-    with pytest.warns(DeprecationWarning, match="progress=console.print"):
-        synthesize_demo_corpus(tmp_path / "c", size=20, console=console)
-    printed = console.file.getvalue()
-    assert "synth-demo: Session5 done" in printed and "20 utterances" in printed

@@ -174,3 +174,43 @@ def test_progress_bar_on_a_terminal(model_dir, tmp_path):
     assert run_predict(model_dir, files, fmt="json", console=con, err_console=err) == 0
     assert "predict" in err_buf.getvalue() and "6/6" in err_buf.getvalue()
     assert [r["path"] for r in json.loads(out.getvalue())] == [str(f) for f in files]
+
+
+def test_a_broken_link_in_a_directory_is_reported_not_skipped(model_dir, tmp_path):
+    d = tmp_path / "in"
+    good = write(d / "a.wav", babble(0.6, seed=1))
+    (d / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    con, err, out, errs = _consoles()
+    assert run_predict(model_dir, [d], fmt="json", console=con, err_console=err) == 1
+    rows = json.loads(out.getvalue())
+    assert rows[0]["path"] == str(good) and rows[0]["emotion"] in EMOTIONS
+    assert rows[1]["reason"] == "missing" and "broken symbolic link" in rows[1]["error"]
+
+
+def test_an_unreadable_file_is_a_per_file_error_inside_a_directory_and_on_the_command_line(
+    model_dir, tmp_path, monkeypatch
+):
+    import os
+
+    d = tmp_path / "in"
+    good = write(d / "a.wav", babble(0.6, seed=1))
+    locked = write(d / "b.wav", babble(0.6, seed=2))
+    real_access = os.access
+    # root reads any file: refuse read access to one file the way a chmod 000 does for a user
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(locked) else real_access(p, mode))
+    for inputs in ([d], [good, locked]):
+        con, err, out, _ = _consoles()
+        assert run_predict(model_dir, inputs, fmt="json", console=con, err_console=err) == 1
+        rows = json.loads(out.getvalue())
+        assert rows[0]["emotion"] in EMOTIONS
+        assert rows[1]["reason"] == "unreadable" and rows[1]["error"] == f"permission denied: {locked}"
+
+
+def test_output_is_checked_before_any_inference(model_dir, tmp_path, monkeypatch):
+    from metaser.inference import recognizer as rec_mod
+
+    good = write(tmp_path / "a.wav", babble(0.6, seed=1))
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(rec_mod.EmotionRecognizer, "from_pretrained", lambda *a, **k: pytest.fail("model loaded"))
+    r = CliRunner().invoke(main, ["predict", str(model_dir), str(good), "-o", str(tmp_path / "file" / "out.json")])
+    assert r.exit_code == 2 and "not a writable directory" in r.output and "Traceback" not in r.output

@@ -6,8 +6,7 @@ the output directory); ``prepare_csv``, ``prepare_emobox`` and ``prepare_emobox_
 take ``audio_root``. As lhotse's recipes, they
 print nothing: render ``result.summary`` with :func:`metaser.data.summary.print_summary`.
 ``min_duration`` (seconds, default :data:`~metaser.data.prepare.DEFAULT_MIN_DURATION` =
-0.03125) drops shorter clips, listed in the summary with reason ``too_short``. The
-``console=`` keyword is deprecated (it still prints the summary, with a DeprecationWarning).
+0.03125) drops shorter clips, listed in the summary with reason ``too_short``.
 See :mod:`metaser.data.manifest` for the manifest contract.
 """
 

@@ -245,7 +245,6 @@ def prepare_csv(
     encoding: str = "utf-8",
     allow_duplicate_audio: bool = False,
     allow_speaker_overlap: bool = False,
-    console=None,
 ) -> PrepareResult:
     """Prepare the corpus listed in ``file`` into ``out_dir/cuts.jsonl.gz`` + ``summary.json``.
 
@@ -335,6 +334,5 @@ def prepare_csv(
         out_dir=out_dir,
         strict=strict,
         min_duration=min_duration,
-        console=console,
         notes=notes,
     )

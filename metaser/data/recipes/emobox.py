@@ -160,7 +160,6 @@ def prepare_emobox(
     audio_root: str | Path,
     strict: bool = False,
     min_duration: float | None = None,
-    console=None,
 ) -> PrepareResult:
     """Prepare one EmoBox corpus folder into ``out_dir/cuts.jsonl.gz`` + ``summary.json``.
 
@@ -263,7 +262,6 @@ def prepare_emobox(
         out_dir=out_dir,
         strict=strict,
         min_duration=min_duration,
-        console=console,
         notes=notes,
         warnings=warnings,
         extra=extra_summary,

@@ -97,7 +97,6 @@ def prepare_emobox_track2(
     audio_root: str | Path,
     strict: bool = False,
     min_duration: float | None = None,
-    console=None,
 ) -> PrepareResult:
     """Prepare one track-2 list into ``out_dir/cuts.jsonl.gz`` + ``summary.json``."""
     file, audio_root = Path(file), Path(audio_root)
@@ -145,6 +144,5 @@ def prepare_emobox_track2(
         out_dir=out_dir,
         strict=strict,
         min_duration=min_duration,
-        console=console,
         notes=notes,
     )

@@ -90,7 +90,7 @@ def parse_erkennung(path: Path) -> dict[str, tuple[float, float]]:
 
 
 def prepare_emodb(
-    root: str | Path, out_dir: str | Path, *, strict: bool = False, min_duration: float | None = None, console=None
+    root: str | Path, out_dir: str | Path, *, strict: bool = False, min_duration: float | None = None
 ) -> PrepareResult:
     """Prepare EmoDB into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``.
 
@@ -174,6 +174,5 @@ def prepare_emodb(
         out_dir=out_dir,
         strict=strict,
         min_duration=min_duration,
-        console=console,
         notes=notes,
     )

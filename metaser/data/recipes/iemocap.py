@@ -203,7 +203,6 @@ def prepare_iemocap(
     strict: bool = False,
     min_duration: float | None = None,
     self_evaluations: bool = False,
-    console=None,
 ) -> PrepareResult:
     """Prepare IEMOCAP into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``.
 
@@ -291,7 +290,6 @@ def prepare_iemocap(
         out_dir=out_dir,
         strict=strict,
         min_duration=min_duration,
-        console=console,
         excluded=dict(excluded),
         notes=notes,
         extra={"votes": summary_votes},

@@ -86,7 +86,7 @@ def _resolve_root(root: Path) -> tuple[Path, list[Path]]:
 
 
 def prepare_ravdess(
-    root: str | Path, out_dir: str | Path, *, strict: bool = False, min_duration: float | None = None, console=None
+    root: str | Path, out_dir: str | Path, *, strict: bool = False, min_duration: float | None = None
 ) -> PrepareResult:
     """Prepare RAVDESS speech into ``out_dir/cuts.jsonl.gz`` and ``out_dir/summary.json``."""
     root, actor_dirs = _resolve_root(Path(root))
@@ -145,7 +145,6 @@ def prepare_ravdess(
         out_dir=out_dir,
         strict=strict,
         min_duration=min_duration,
-        console=console,
         excluded=dict(excluded),
         notes=notes,
     )

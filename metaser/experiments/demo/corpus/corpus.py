@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,6 @@ def synthesize_demo_corpus(
     config: SynthConfig | None = None,
     overwrite: bool = False,
     progress: Callable[[str], object] | None = None,
-    console=None,
 ) -> SynthReport:
     """Write the synthetic IEMOCAP-shaped corpus to ``out_root``; return what was written.
 
@@ -33,16 +31,8 @@ def synthesize_demo_corpus(
     utterances). ``out_root`` must be empty or absent; ``overwrite=True`` replaces a corpus
     written earlier by this function (recognised by its README.txt) and nothing else.
     ``progress`` (e.g. ``console.print``) receives one line per finished session; print
-    ``report.summary()`` yourself. ``console`` is deprecated (DeprecationWarning): it gets the
-    progress lines and the summary, as before.
+    ``report.summary()`` yourself.
     """
-    if console is not None:
-        warnings.warn(
-            "synthesize_demo_corpus(console=...) is deprecated: pass progress=console.print and print report.summary()",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        progress = progress or console.print
     t0 = time.perf_counter()
     cfg = config if config is not None else SynthConfig()
     if seed is not None:
@@ -58,6 +48,4 @@ def synthesize_demo_corpus(
     except OSError as e:
         raise DataError(f"synth-demo: cannot write the corpus under {out_root}: {e}") from e
     report.seconds_taken = round(time.perf_counter() - t0, 3)
-    if console is not None:
-        console.print(report.summary())
     return report
