@@ -1093,7 +1093,7 @@ def bench_infer(
     default=None,
     help="Fail when the server's RSS grows by more than this fraction after the warm-up (0.05: 5 %).",
 )
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True)
 @click.option("--port", default=0, help="Port for the server (0: a free one).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_serve(

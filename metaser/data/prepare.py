@@ -26,7 +26,7 @@ from metaser.constants import MIN_SAMPLES, SAMPLE_RATE
 from metaser.data.audio import AudioError, AudioInfo, probe_audio
 from metaser.data.config import PAPER_SPEEDS
 from metaser.data.manifest import EMOTION, MANIFEST_NAME, SUMMARY_NAME, get_field, save_manifest
-from metaser.data.summary import format_counts, sorted_counts, summarize, write_summary
+from metaser.data.summary import SkippedItem, format_counts, sorted_counts, summarize, write_summary
 from metaser.errors import DataError
 
 __all__ = [
@@ -45,20 +45,6 @@ DEFAULT_MIN_DURATION: float = MIN_SAMPLES / min(PAPER_SPEEDS) / SAMPLE_RATE
 
 #: the skip reason of clips shorter than ``min_duration``
 TOO_SHORT = "too_short"
-
-
-@dataclass
-class SkippedItem:
-    """An utterance a recipe could not use.
-
-    reason: a short category used for counting (``"missing"``, ``"corrupt"``,
-        ``"malformed file name"``, ``"too_short"``...); detail: the message for this item.
-    """
-
-    utt_id: str
-    path: str | None
-    reason: str
-    detail: str = ""
 
 
 @dataclass

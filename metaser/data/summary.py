@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,30 @@ from metaser.rundir import write_json_atomic
 if TYPE_CHECKING:
     from rich.console import Console, Group
 
-    from metaser.data.prepare import SkippedItem
+__all__ = [
+    "SkippedItem",
+    "summarize",
+    "write_summary",
+    "render_summary",
+    "print_summary",
+    "format_counts",
+    "sorted_counts",
+]
 
-__all__ = ["summarize", "write_summary", "render_summary", "print_summary", "format_counts", "sorted_counts"]
+
+@dataclass
+class SkippedItem:
+    """An utterance a recipe could not use.
+
+    reason: a short category used for counting (``"missing"``, ``"corrupt"``,
+        ``"malformed file name"``, ``"too_short"``...); detail: the message for this item.
+    """
+
+    utt_id: str
+    path: str | None
+    reason: str
+    detail: str = ""
+
 
 #: skipped items listed one by one when a summary is rendered (all are in summary.json)
 SHOWN_SKIPPED = 10
