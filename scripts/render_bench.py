@@ -39,9 +39,57 @@ def main(root: Path) -> None:
     if all(p.is_file() and p.read_text().strip() for p in secs.values()):
         a, b = (float(p.read_text().split()[-1]) for p in secs.values())
         print(f"### ablate modules\n\nreuse {a:.0f} s, --no-reuse {b:.0f} s, ratio {b / a:.2f}x\n")
-    f = root / "infer-base.json"
-    if f.is_file():
-        print("### infer-base\n\n```json\n" + json.dumps(json.loads(f.read_text()), indent=1)[:4000] + "\n```")
+    infer = sorted(root.glob("infer-base*.json"))
+    for f in infer:
+        print(f"### {f.stem}\n\n{infer_table(json.loads(f.read_text()))}\n")
+    serve = sorted(root.glob("serve-*.json"))
+    if serve:
+        print("### serve\n\n" + serve_table({f.stem: json.loads(f.read_text()) for f in serve}) + "\n")
+    mem = {f.name.split("-")[1].split(".")[0]: int(f.read_text().split()[-1]) for f in root.glob("predict-*.maxrss-kb")}
+    if mem:
+        print("### predict peak RSS\n")
+        for sec, kb in sorted(mem.items(), key=lambda kv: int(kv[0])):
+            print(f"- {sec} s recording (+ one short file), --max-seconds 1200: peak RSS {kb / 1024:.0f} MB")
+
+
+def infer_table(doc: dict) -> str:
+    rows = [
+        "| backend | variant | threads | batch | RTF | × plain forward | × one at a time | max Δp | same label |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["reference"]:
+        rows.append(
+            f"| transformers plain forward | encoder only | {r['threads']} | 1 | {r['rtf']:.4f} | 1.00x | | | |"
+        )
+    for r in doc["results"]:
+        rows.append(
+            f"| {r['backend']} | {r['variant']} | {r['threads']} | {r['batch_size']} | {r['rtf']:.4f} | "
+            f"{r.get('vs_reference', float('nan')):.2f}x | {r['vs_one_at_a_time']:.2f}x | {r['max_prob_diff']:.1e} | "
+            f"{round(r['label_agreement'] * doc['files'])} / {doc['files']} |"
+        )
+    best = doc.get("best") or {}
+    rows.append("")
+    rows.append(f"best: {best} (load {doc['results'][0].get('load')} .. {doc['results'][-1].get('load')})")
+    return "\n".join(rows)
+
+
+def serve_table(docs: dict) -> str:
+    rows = [
+        "| run | model | backend | clients | requests | errors | short p50 ms | short p95 ms | req/s | long uploads "
+        "(p50 s) | RSS after warm-up → end (MB) | growth |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for name, d in docs.items():
+        lg = d.get("long")
+        long_txt = "–" if not lg else f"{lg['requests']} ({(lg['p50_ms'] or 0) / 1000:.1f})"
+        growth = d.get("rss_growth")
+        rows.append(
+            f"| {name} | {Path(d['model']).name} | {d['backend']} | {d['clients']} | {d['requests']} | {d['errors']} | "
+            f"{d['p50_ms']:.0f} | {d['p95_ms']:.0f} | {d['requests_per_second']:.2f} | {long_txt} | "
+            f"{d['rss_before_mb']:.0f} → {d['rss_after_mb']:.0f} | "
+            f"{'–' if growth is None else f'{100 * growth:+.1f} %'} |"
+        )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

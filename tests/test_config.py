@@ -49,6 +49,7 @@ def test_paper_presets_hold_the_paper_protocol(enc):
     assert cfg.model.fusion.weights == "softmax" and cfg.model.fusion.normalize == "none"
     assert not cfg.stage1.freeze_layer_fusion
     assert cfg.cache.mode == "strict"  # frozen prefix in the paper's padded batches, not per utterance
+    assert cfg.trainer.precision == "32-true" and cfg.trainer.matmul_precision == "highest"  # no TF32 on a GPU
     text = (CONFIG_DIR / "iemocap" / f"{enc}.yaml").read_text()
     assert "gives no values" in text and "metaser sweep" in text  # the w_k are not the paper's
 
