@@ -45,7 +45,11 @@ def main(root: Path) -> None:
     serve = sorted(root.glob("serve-*.json"))
     if serve:
         print("### serve\n\n" + serve_table({f.stem: json.loads(f.read_text()) for f in serve}) + "\n")
-    mem = {f.name.split("-")[1].split(".")[0]: int(f.read_text().split()[-1]) for f in root.glob("predict-*.maxrss-kb")}
+    mem = {
+        f.name.split("-")[1].split(".")[0]: int(f.read_text().split()[-1])
+        for f in root.glob("predict-*.maxrss-kb")
+        if f.read_text().strip()
+    }
     if mem:
         print("### predict peak RSS\n")
         for sec, kb in sorted(mem.items(), key=lambda kv: int(kv[0])):
