@@ -4,7 +4,8 @@ The docs point at real corpora (IEMOCAP, Berlin EmoDB, RAVDESS, a user's CSV tab
 machine does not have. The stand-ins hold the synthetic demo corpus's utterances (eSpeak NG,
 ``synthesize_demo_corpus``) under each corpus's own file layout and naming, so the docs'
 ``metaser prepare <recipe> ...`` commands run unchanged and the corpora train like the real ones
-(several speakers of both genders, four emotions, transcripts).
+(several speakers of both genders, four emotions, transcripts). EmoBox's lists are written by
+the EmoBox recipe tests' own writer (``tests/data/emobox_fixture.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ import json
 import shutil
 from pathlib import Path
 
-__all__ = ["labelled_utterances", "write_emodb", "write_ravdess", "write_csv_corpus"]
+from tests.data.emobox_fixture import emobox_entry, write_lists
+
+__all__ = [
+    "labelled_utterances",
+    "write_emodb",
+    "write_ravdess",
+    "write_csv_corpus",
+    "write_cp1252_table",
+    "write_emobox_iemocap",
+    "write_track2_list",
+    "CP1252_TEXT",
+]
 
 #: synthetic speaker -> (EmoDB speaker code, RAVDESS actor); EmoDB codes keep each speaker's gender,
 #: RAVDESS actors too (odd = male)
@@ -34,11 +46,19 @@ _SPEAKERS = {
 _EMODB_EMOTION = {"ang": "W", "hap": "F", "neu": "N", "sad": "T"}
 _EMODB_TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
 _RAVDESS_EMOTION = {"neu": "01", "hap": "03", "sad": "04", "ang": "05"}
+#: RAVDESS emotion code -> the label of EmoBox's track-2 lists
+_TRACK2_LABEL = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry"}
+#: IEMOCAP class -> EmoBox's label_map.json name (its IEMOCAP lists carry the 4 classes, exc in hap)
+_EMOBOX_IEMOCAP_MAP = {"ang": "Angry", "hap": "Happy", "neu": "Neutral", "sad": "Sad"}
+#: what the cp1252 table's text column holds: a right single quote, 0x92 in cp1252 (a control
+#: character in latin-1, invalid in utf-8), as a Windows export writes "it's"
+CP1252_TEXT = "it\u2019s the caf\u00e9"
 
 
 def labelled_utterances(manifest: Path) -> list[dict]:
     """The four-class utterances of a prepared IEMOCAP-recipe manifest (``cuts.jsonl.gz``):
-    ``{"id", "path", "emotion", "speaker", "gender", "text", "style", "session"}`` each."""
+    ``{"id", "path", "emotion", "speaker", "gender", "text", "style", "session", "valence",
+    "arousal"}`` each."""
     out = []
     with gzip.open(manifest, "rt") as f:
         for line in f:
@@ -57,6 +77,8 @@ def labelled_utterances(manifest: Path) -> list[dict]:
                     "text": sup.get("text") or "",
                     "style": sup["custom"].get("style", ""),
                     "session": sup["custom"].get("session", ""),
+                    "valence": sup["custom"].get("valence"),
+                    "arousal": sup["custom"].get("activation"),  # IEMOCAP's name for arousal
                 }
             )
     return out
@@ -92,17 +114,63 @@ def write_ravdess(manifest: Path, root: Path) -> Path:
     return root
 
 
-def write_csv_corpus(manifest: Path, table: Path, audio_root: Path) -> Path:
-    """A tab-separated table (path relative to ``audio_root``, emotion, speaker, gender, text,
-    style, session) and its audio under ``audio_root``."""
+def write_csv_corpus(
+    manifest: Path, table: Path, audio_root: Path, delimiter: str = "\t", regression: bool = False
+) -> Path:
+    """A table (path relative to ``audio_root``, emotion, speaker, gender, text, style, session;
+    with ``regression`` also the numeric ``valence`` and ``arousal`` of IEMOCAP's evaluators) and
+    its audio under ``audio_root``."""
     audio_root.mkdir(parents=True, exist_ok=True)
+    keys = ("emotion", "speaker", "gender", "text", "style", "session") + (("valence", "arousal") if regression else ())
     rows = []
     for u in labelled_utterances(manifest):
         shutil.copyfile(u["path"], audio_root / f"{u['id']}.wav")
-        rows.append({**{k: u[k] for k in ("emotion", "speaker", "gender", "text", "style", "session")}})
-        rows[-1] = {"path": f"{u['id']}.wav", **rows[-1]}
+        rows.append({"path": f"{u['id']}.wav", **{k: u[k] for k in keys}})
     with table.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=delimiter)
         writer.writeheader()
         writer.writerows(rows)
     return table
+
+
+def write_cp1252_table(manifest: Path, table: Path, audio_dir: Path) -> Path:
+    """A comma-separated table encoded in cp1252, as an old Windows export: paths relative to the
+    table's folder (audio copied to ``audio_dir`` next to it), every text :data:`CP1252_TEXT`."""
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["path,emotion,speaker,text"]
+    for u in labelled_utterances(manifest):
+        shutil.copyfile(u["path"], audio_dir / f"{u['id']}.wav")
+        rel = (audio_dir / f"{u['id']}.wav").relative_to(table.parent).as_posix()
+        lines.append(f"{rel},{u['emotion']},{u['speaker']},{CP1252_TEXT}")
+    table.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    return table
+
+
+def write_emobox_iemocap(manifest: Path, corpus: Path, out: Path) -> Path:
+    """EmoBox's ``data/iemocap`` for the IEMOCAP-layout ``corpus`` that ``manifest`` was prepared
+    from: leave-one-session-out folds (fold N tests session N), keys ``iemocap-<utterance id>``,
+    wav paths ``downloads/iemocap/Session<N>/sentences/wav/...``."""
+    entries = []
+    for u in labelled_utterances(manifest):
+        wav = Path(u["path"])
+        rel = Path(*wav.parts[[p.startswith("Session") for p in wav.parts].index(True) :])
+        entries.append((u["session"], emobox_entry("iemocap", f"iemocap-{u['id']}", rel.as_posix(), u["emotion"], wav)))
+    sessions = sorted({s for s, _ in entries})
+    folds = {
+        n: {"train": [e for s, e in entries if s != session], "test": [e for s, e in entries if s == session]}
+        for n, session in enumerate(sessions, start=1)
+    }
+    return write_lists(out, "iemocap", folds, _EMOBOX_IEMOCAP_MAP)
+
+
+def write_track2_list(ravdess_root: Path, out: Path) -> Path:
+    """An EmoBox track-2 list (JSON lines: wav_filename, label, speaker) of the RAVDESS-named
+    files under ``ravdess_root`` (as :func:`write_ravdess` writes them)."""
+    lines = []
+    for wav in sorted(ravdess_root.rglob("*.wav")):
+        parts = wav.stem.split("-")
+        entry = {"wav_filename": f"{wav.parent.name}/{wav.name}", "label": _TRACK2_LABEL[parts[2]], "speaker": parts[6]}
+        lines.append(json.dumps(entry))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return out

@@ -15,10 +15,10 @@ from tests.docs.rules import PLACEHOLDERS, RULES, normalise, rule_for
 from tests.docs.workspace import STATES
 
 HOW_TO_ADD = (
-    "add a Rule to tests/docs/rules.py whose `match` (a regex over the whole command, whitespace "
-    "collapsed) covers it, and say how it runs: how=cli|bash|python|heredoc|background, the placeholder "
-    "substitutions, the shrinking overrides (append=TRAIN for training), needs=..., or how='skip' "
-    "with the honest reason it cannot run here"
+    "add a Rule to tests/docs/rules.py (export/predict/serve/bench: rules_serve.py) whose `match` "
+    "(a regex over the whole command, whitespace collapsed) covers it, and say how it runs: "
+    "how=cli|bash|python|heredoc|background, the placeholder substitutions, the shrinking overrides "
+    "(append=TRAIN for training), needs=..., or how='skip' with the honest reason it cannot run here"
 )
 
 

@@ -5,7 +5,8 @@
 ``<tmp>/shared/data/emodb`` sits where ``../shared/data/emodb`` points. Corpora, hub replicas and
 audio files are made on demand by the package's own helpers (:data:`STATES`); the other states
 are what a doc command ``provides`` (a prepared manifest, a trained run, an exported model, a
-running server), made by running that command first. Background processes (servers, the Ray
+running server), made by running that command first: ``IEMOCAP_full_release`` is the synthetic
+stand-in that docs/corpora.md's ``metaser synth-demo`` writes. Background processes (servers, the Ray
 head) are ended by their process id when the session closes.
 """
 
@@ -313,9 +314,32 @@ def _gpu_bench_manifest(ws: DocsWorkspace) -> None:
     prepare_iemocap(ws.root / "synth" / "corpus", ws.cwd / "gpu-bench" / "manifest")
 
 
-def _iemocap_corpus(ws: DocsWorkspace) -> None:
-    ws.ensure("synth-corpus")
-    (ws.cwd / "IEMOCAP_full_release").symlink_to(ws.root / "synth" / "corpus")
+def _emobox_emodb(ws: DocsWorkspace) -> None:
+    """EmoDB-named audio in downloads/emodb/wav and EmoBox's lists for it in EmoBox/data/emodb."""
+    from tests.data.emobox_fixture import write_emobox_emodb
+
+    audio = corpora.write_emodb(_manifest(ws), ws.cwd / "downloads" / "emodb")
+    write_emobox_emodb(ws.cwd / "EmoBox" / "data" / "emodb", audio / "wav", num_folds=5)
+
+
+def _emobox_track2(ws: DocsWorkspace) -> None:
+    """RAVDESS-named audio in downloads/ravdess (as EmoBox downloads it) and a track-2 list of it."""
+    audio = corpora.write_ravdess(_manifest(ws), ws.cwd / "downloads" / "ravdess" / "Audio_Speech_Actors_01-24")
+    corpora.write_track2_list(audio, ws.cwd / "EmoBox" / "data" / "track2" / "RAVDESS_selected_balenced.jsonl")
+
+
+def _emobox_iemocap(ws: DocsWorkspace) -> None:
+    """EmoBox's lists (EmoBox/data/iemocap) for the IEMOCAP_full_release the docs synthesize."""
+    ws.ensure("iemocap-manifest")
+    corpus, out = ws.cwd / "IEMOCAP_full_release", ws.cwd / "EmoBox" / "data" / "iemocap"
+    corpora.write_emobox_iemocap(ws.cwd / "data" / "iemocap" / "cuts.jsonl.gz", corpus, out)
+
+
+def _calib_audio(ws: DocsWorkspace) -> None:
+    """my_calibration_audio/: 8 utterances of the synthetic corpus."""
+    (ws.cwd / "my_calibration_audio").mkdir()
+    for u in corpora.labelled_utterances(_manifest(ws))[-8:]:
+        shutil.copyfile(u["path"], ws.cwd / "my_calibration_audio" / f"{u['id']}.wav")
 
 
 def _replicas(ws: DocsWorkspace) -> None:
@@ -338,11 +362,21 @@ def _audio(ws: DocsWorkspace) -> None:
 STATES: dict[str, Callable[[DocsWorkspace], None]] = {
     "synth-corpus": _synth_corpus,
     "synth-manifest": _synth_manifest,
-    "iemocap-corpus": _iemocap_corpus,
     "gpu-bench-manifest": _gpu_bench_manifest,
     "emodb-corpus": lambda ws: corpora.write_emodb(_manifest(ws), ws.root / "shared" / "data" / "emodb"),
     "ravdess-corpus": lambda ws: corpora.write_ravdess(_manifest(ws), ws.root / "RAVDESS"),
     "csv-corpus": lambda ws: corpora.write_csv_corpus(_manifest(ws), ws.cwd / "my_corpus.tsv", ws.root / "audio"),
+    "csv-regression": lambda ws: corpora.write_csv_corpus(
+        _manifest(ws), ws.cwd / "my_corpus.csv", ws.cwd / "audio", delimiter=",", regression=True
+    ),
+    "csv-cp1252": lambda ws: corpora.write_cp1252_table(
+        _manifest(ws), ws.cwd / "export_cp1252.csv", ws.cwd / "export_audio"
+    ),
+    "ravdess-actors": lambda ws: corpora.write_ravdess(_manifest(ws), ws.cwd / "Audio_Speech_Actors_01-24"),
+    "emobox-emodb": _emobox_emodb,
+    "emobox-track2": _emobox_track2,
+    "emobox-iemocap": _emobox_iemocap,
+    "calib-audio": _calib_audio,
     "replicas": _replicas,
     "audio": _audio,
 }
