@@ -44,7 +44,8 @@ def paper_reference(model: dict[str, Any], aux_tasks: list[str]) -> tuple[str, s
         if (layers, tasks) == ("weighted_sum", "coattention"):
             return ("fusion", "weighted_sum")
         return None
-    if (layers, tasks) == ("ari", "coattention") or not aux_tasks:
+    if (layers, tasks) == ("ari", "coattention") or (not aux_tasks and layers == "ari"):
+        # "SER only" (Table IV) fine-tunes through ARI: a weighted sum (the frozen-encoder mode) is not it
         return ("tasks", tasks_slug(aux_tasks))
     return None
 

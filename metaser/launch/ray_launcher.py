@@ -58,6 +58,8 @@ class RayLauncher(ClosingLauncher):
         cpus_per_task: float = 1.0,
         retries: int = 1,
     ):
+        if ray_address is not None:
+            _use_cluster_token()  # before `import ray`: Ray reads RAY_AUTH_MODE when it is imported
         self.ray = import_ray()
         self.ray_address = ray_address
         self.gpus_per_task = gpus_per_task
@@ -73,7 +75,6 @@ class RayLauncher(ClosingLauncher):
                 if self.ray_address is None:
                     ray.init(address="local", num_cpus=os.cpu_count(), **quiet)
                 else:
-                    _use_cluster_token()
                     ray.init(address=self.ray_address, **quiet)
             except ConnectionError as e:
                 raise MetaserError(

@@ -15,8 +15,6 @@ __all__ = [
     "HUB_REPLICA",
     "FAST",
     "DDP",
-    "RAY_TOKEN",
-    "RAY_TOKEN_OUT",
 ]
 
 
@@ -81,9 +79,3 @@ DDP = (
     "trainer.devices=4 on CPU starts 4 processes on 2 cores: 2 (gloo) here; "
     "Lightning re-launches the command, so it runs as a subprocess"
 )
-RAY_TOKEN = (
-    "issue 18 (docs tests): joining a cluster of `ray start --head` still fails with Ray 2.60's InvalidAuthToken: "
-    "metaser/launch/ray_launcher.py sets RAY_AUTH_MODE=token (_use_cluster_token, in ensure_started) after "
-    "`import ray` (import_ray, in RayLauncher.__init__), and Ray reads the mode when it is imported"
-)
-RAY_TOKEN_OUT = r"InvalidAuthToken[\s\S]*cannot join the Ray cluster at"
