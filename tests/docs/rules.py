@@ -153,7 +153,19 @@ RULES: tuple[Rule, ...] = (
         r"metaser prepare emobox-track2 EmoBox/data/track2/RAVDESS_selected_balenced\.jsonl "
         r"--audio-root downloads/ravdess -o data/track2-ravdess",
         needs=("emobox-track2",),
+        provides="track2-ravdess-manifest",
         check="manifest:data/track2-ravdess",
+    ),
+    Rule(
+        r"metaser evaluate models/wavlm-ser data/track2-ravdess --json eval-ravdess\.json",
+        needs=("model", "track2-ravdess-manifest"),
+        reason="the exported IEMOCAP stand-in model scored on the track-2 stand-in through the default label map",
+    ),
+    Rule(
+        r"metaser cross configs/emodb/tiny\.yaml --train data/emodb --test data/track2-ravdess --json cross\.json",
+        append=DEMO,
+        needs=("emodb-manifest", "track2-ravdess-manifest"),
+        reason="one epoch per stage, two batches (cross has no folds)",
     ),
     Rule(
         r"metaser prepare emobox EmoBox/data/iemocap --audio-root IEMOCAP_full_release -o data/emobox-iemocap",
@@ -214,6 +226,14 @@ RULES: tuple[Rule, ...] = (
         provides="run:iemocap-wavlm-base",
         check="run:iemocap-wavlm-base",
         reason="the paper preset as it is (fixed batches of 4, cache.mode strict) on the wavlm-base replica",
+    ),
+    Rule(
+        r"metaser cv configs/iemocap/wavlm-base\.yaml ('aux_tasks=\{gender: 1\.0, speaker: 1\.0, style: 1\.0, "
+        r"asr: 1\.0, arousal: 1\.0\}' name=iemocap-wavlm-base-aux-arousal|main_task=arousal name=iemocap-wavlm-base-arousal|"
+        r"emotion_target=soft name=iemocap-wavlm-base-soft)",
+        append=(*TRAIN, replica("wavlm-base")),
+        needs=("iemocap-manifest", "replicas"),
+        reason="arousal as an aux task, as the main task, and soft emotion targets, on the wavlm-base replica",
     ),
     Rule(
         r"metaser cv configs/iemocap/wav2vec2-base\.yaml",
