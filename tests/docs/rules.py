@@ -229,7 +229,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"metaser cv configs/iemocap/wavlm-base\.yaml ('aux_tasks=\{gender: 1\.0, speaker: 1\.0, style: 1\.0, "
-        r"asr: 1\.0, arousal: 1\.0\}' name=iemocap-wavlm-base-aux-arousal|main_task=arousal name=iemocap-wavlm-base-arousal|"
+        r"asr: 1\.0, arousal: 1\.0\}' name=iemocap-wavlm-base-aux-arousal|"
+        r"main_task=arousal name=iemocap-wavlm-base-arousal|"
         r"emotion_target=soft name=iemocap-wavlm-base-soft)",
         append=(*TRAIN, replica("wavlm-base")),
         needs=("iemocap-manifest", "replicas"),
