@@ -84,7 +84,8 @@ class RecognizerConfig:
     max_piece_seconds: the longest piece the encoder takes (its attention memory grows with
         the square of the length): longer stretches are cut into overlapping windows of this
         length, whatever ``segment.max_seconds`` asks (docs/serve.md: memory per second).
-    max_batch_seconds: padded audio per forward at most (memory grows with it).
+    max_batch_seconds: padded audio per forward at most (memory grows with it: about 25 MB per
+        second of audio for a base-size encoder on CPU; docs/serve.md).
     """
 
     batch_size: int = 8
@@ -94,7 +95,7 @@ class RecognizerConfig:
     chunk_files: int | None = None
     max_input_seconds: float | None = None
     max_piece_seconds: float = 30.0
-    max_batch_seconds: float = 120.0
+    max_batch_seconds: float = 60.0
 
     def validate(self, min_samples: int = DEFAULT_MIN_SAMPLES) -> RecognizerConfig:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

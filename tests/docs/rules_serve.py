@@ -144,6 +144,18 @@ SERVE_RULES: tuple[Rule, ...] = (
         "commands is shown in docs/benchmarks.md and runs shrunk there",
     ),
     Rule(
+        r"PARTS=\"infer serve memory\" RUNS=3 bash scripts/cpu-bench\.sh",
+        how="skip",
+        reason="three base-size bench infer runs, base-size bench serve runs and two 20-minute predicts: about 50 "
+        "minutes on 2 cores; each of its commands is shown in docs/benchmarks.md and runs shrunk there",
+    ),
+    Rule(
+        r"python scripts/render_bench\.py bench",
+        how="bash",
+        needs=("bench-infer",),
+        reason="renders the bench/*.json that the bench infer command above wrote (the tiny /tmp/base)",
+    ),
+    Rule(
         r"bash scripts/gpu-bench\.sh",
         how="skip",
         reason="needs a CUDA GPU; its CPU check `SMOKE=1 bash scripts/gpu-bench.sh` runs",
@@ -184,21 +196,9 @@ SERVE_RULES: tuple[Rule, ...] = (
         subs=((r"bench/base-model", "{ws}/tmp/base"), (r"bench/infer-base\.json", "{ws}/tmp/infer-base.json")),
         append=("--threads", "1"),
         needs=("bench-onnx", "FILES"),
+        provides="bench-infer",
         reason="bench/base-model is what scripts/cpu-bench.sh builds with the python shown in docs/benchmarks.md: "
         "that one (/tmp/base, tiny encoder); one thread (two spin-wait on a shared 2-core machine)",
-    ),
-    Rule(
-        r"metaser bench serve /tmp/base \$\(echo \$FILES \| tr ' ' '\\n' \| head -16\) --clients 8 --requests 200 "
-        r"--backend (onnx|torch)",
-        append=("--requests", "16"),
-        needs=("bench-onnx", "FILES"),
-        reason="16 requests",
-    ),
-    Rule(
-        r"metaser bench serve demo/model demo/corpus/Session1/sentences/wav/\*/\*\.wav --clients 8 --requests 32",
-        append=("--requests", "16"),
-        needs=("demo",),
-        reason="16 requests",
     ),
     # ------------------------------------------------- serve benchmarks: long uploads, memory
     Rule(
@@ -214,6 +214,29 @@ SERVE_RULES: tuple[Rule, ...] = (
         append=("--requests", "8"),
         needs=("demo", "long-wav"),
         reason="8 short requests while the 40-s file is uploaded again and again",
+    ),
+    Rule(
+        r"SHORT=\$\(echo \$FILES \| tr ' ' '\\n' \| head -16\)",
+        how="bash",
+        needs=("FILES",),
+        provides="SHORT",
+    ),
+    Rule(
+        r"metaser bench serve (bench/base-model|demo/model) \$SHORT --clients (1|4) --requests \d+ "
+        r"--long bench/rec600\.wav",
+        subs=((r"bench/base-model", "{ws}/tmp/base"), (r"bench/rec600\.wav", "long.wav")),
+        append=("--requests", "4"),
+        needs=("bench-onnx", "demo", "SHORT", "long-wav"),
+        reason="bench/base-model is the tiny /tmp/base of the python block above, bench/rec600.wav the 40-s long.wav "
+        "of docs/serve.md; 4 short requests",
+    ),
+    Rule(
+        r"metaser bench serve (bench/base-model|demo/model) \$FILES --clients 8 --requests 1000 --warmup 100 "
+        r"--max-rss-growth 0\.05",
+        subs=((r"bench/base-model", "{ws}/tmp/base"),),
+        append=("--requests", "200"),
+        needs=("bench-onnx", "demo", "FILES"),
+        reason="200 requests after the warm-up of 100 (as docs/serve.md's command); the tiny /tmp/base",
     ),
     Rule(
         r"metaser bench serve demo/model --requests 1000 --warmup 100 --max-rss-growth 0\.05",
