@@ -4,7 +4,7 @@ Exit codes: 0 success; 1 the command ran but some inputs failed (e.g. predict on
 2 usage or input error (bad config key, missing corpus directory, ...). Errors print one
 clear message, never a traceback (set METASER_DEBUG=1 to see one).
 
-Why one file of ~500 lines: it holds only the click declarations (options, help texts) of
+Why one file of ~1100 lines: it holds only the click declarations (options, help texts) of
 every command and hands each to a function in the layers below; read top to bottom it is the
 command reference, and splitting it would scatter the shared options (--folds, --resume, the
 launcher options) over several modules.
