@@ -91,7 +91,10 @@ def finish_task(cfg: RunConfig, fold: int) -> dict[str, Any]:
         m = json.loads(done.read_text())
     else:
         m = finish_fold(_context(cfg, fold))
-    return {"metric": "test/ua", "value": m["test"]["ua"], "wa": m["test"]["wa"]}
+    t = m["test"]
+    if "ua" not in t:  # a regression main task (main_task: arousal, ...): its CCC and MAE
+        return {"metric": "test/ccc", "value": t["ccc"], "mae": t.get("mae")}
+    return {"metric": "test/ua", "value": t["ua"], "wa": t["wa"]}
 
 
 def grid_tasks(runs: list[GridRun], folds: dict[str, list[int]], *, resume: bool = False) -> list:

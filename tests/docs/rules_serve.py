@@ -9,6 +9,13 @@ from tests.docs.rule import BENCH, Rule
 
 __all__ = ["SERVE_RULES"]
 
+#: why the shrunk RSS commands get a wider bound than the docs' 5 %
+RSS_SHRUNK = (
+    "over 200 requests on a busy 2-core machine oneDNN's cache and the heap still settle (+6 to +9 % seen), so the "
+    "bound is 25 % here; the 5 % over 1000 requests is measured on the quiet machine (docs/benchmarks.md), and "
+    "tests/inference/test_serve_bench.py checks that the bound fails a run"
+)
+
 SERVE_RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------------ export, predict
     Rule(
@@ -233,16 +240,16 @@ SERVE_RULES: tuple[Rule, ...] = (
     Rule(
         r"metaser bench serve (bench/base-model|demo/model) \$FILES --clients 8 --requests 1000 --warmup 100 "
         r"--max-rss-growth 0\.05",
-        subs=((r"bench/base-model", "{ws}/tmp/base"),),
+        subs=((r"bench/base-model", "{ws}/tmp/base"), (r"--max-rss-growth 0\.05", "--max-rss-growth 0.25")),
         append=("--requests", "200"),
         needs=("bench-onnx", "demo", "FILES"),
-        reason="200 requests after the warm-up of 100 (as docs/serve.md's command); the tiny /tmp/base",
+        reason="200 requests after the warm-up of 100, the tiny /tmp/base; " + RSS_SHRUNK,
     ),
     Rule(
         r"metaser bench serve demo/model --requests 1000 --warmup 100 --max-rss-growth 0\.05",
+        subs=((r"--max-rss-growth 0\.05", "--max-rss-growth 0.25"),),
         append=("--requests", "200"),
         needs=("demo",),
-        reason="200 requests after the docs' warm-up of 100 (about 15 s; a warm-up of 16 is too short: oneDNN's "
-        "cache still fills, +9 % RSS over the next 64 requests)",
+        reason="200 requests after the docs' warm-up of 100 (about 15 s); " + RSS_SHRUNK,
     ),
 )
