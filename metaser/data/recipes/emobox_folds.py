@@ -16,7 +16,7 @@ from typing import Any
 
 from metaser.errors import DataError
 
-__all__ = ["EmoboxRecord", "EmoboxFolds", "read_emobox_folds"]
+__all__ = ["EmoboxRecord", "EmoboxFolds", "read_emobox_folds", "parse_json_lines"]
 
 _FILE_RE = re.compile(r"^(?P<corpus>.+)_(?P<part>train|test|valid)_fold_(?P<num>\d+)\.jsonl$")
 _LEGACY_RE = re.compile(r"^.+_(train|test|valid)_fold\d+\.jsonl$")
@@ -48,12 +48,10 @@ class EmoboxFolds:
     notes: list[str] = field(default_factory=list)
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+def parse_json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-empty line of ``text`` (read from ``path``); DataError
+    names the line that is not a JSON object."""
     out = []
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -65,6 +63,14 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
         out.append((lineno, obj))
     return out
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    return parse_json_lines(path, text)
 
 
 def _label_map(root: Path) -> dict[str, str]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from pathlib import Path
 
 from metaser.data.prepare import PrepareResult, SkippedItem, finish_prepare, probe_or_skip
 from metaser.data.recipes.audio_index import AudioIndex
 from metaser.data.recipes.emobox import emobox_cut
+from metaser.data.recipes.emobox_folds import parse_json_lines
 from metaser.errors import DataError
 
 __all__ = ["prepare_emobox_track2", "read_track2_list", "TRACK2_COLUMNS"]
@@ -77,14 +77,8 @@ def read_track2_list(path: str | Path) -> list[tuple[int, dict[str, str]]]:
     if not text.lstrip().startswith("{"):
         return _from_table(path, text)
     out = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not a JSON object ({e.msg})") from None
-        if not isinstance(obj, dict) or not obj.get("wav_filename") or obj.get("label") in (None, ""):
+    for lineno, obj in parse_json_lines(path, text):
+        if not obj.get("wav_filename") or obj.get("label") in (None, ""):
             raise DataError(f"{path}:{lineno}: needs 'wav_filename' and 'label'")
         out.append((lineno, {k: str(v) for k, v in obj.items() if v is not None}))
     return out
