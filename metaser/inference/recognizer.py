@@ -84,7 +84,7 @@ class RecognizerConfig:
     max_piece_seconds: the longest piece the encoder takes (its attention memory grows with
         the square of the length): longer stretches are cut into overlapping windows of this
         length, whatever ``segment.max_seconds`` asks (docs/serve.md: memory per second).
-    max_batch_seconds: padded audio per forward at most (memory grows with it: about 25 MB per
+    max_batch_seconds: padded audio per forward at most (memory grows with it: about 30 MB per
         second of audio for a base-size encoder on CPU; docs/serve.md).
     """
 
